@@ -1,0 +1,19 @@
+//! The small traits that separate the platforms (`kvm`, `hosted`) from the layers above.
+//!
+//! Everything an application or service needs from the machine goes through one of
+//! these traits: [`Platform`] (console, clocks, entropy, sleeping, exit), [`NetDevice`]
+//! (Ethernet frames) and [`BlockDevice`] (sectors). Drivers implement them; services
+//! consume them; tests use the in-memory implementations behind the `test-utils`
+//! feature. This crate holds no driver code and does no I/O itself.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod block;
+pub mod net;
+pub mod platform;
+
+pub use block::{BlockDevice, BlockError, Geometry};
+pub use net::{NetDevice, NetInfo};
+pub use platform::{EntropyError, Platform};

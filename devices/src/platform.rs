@@ -1,0 +1,56 @@
+//! The machine services every platform provides: console, time, entropy, idling, exit.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Why the platform could not produce random bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EntropyError {
+    /// The CPU offers neither RDSEED nor RDRAND and no other source (virtio-rng,
+    /// the host kernel) exists.
+    #[error("no hardware entropy source: the CPU offers neither RDSEED nor RDRAND (run QEMU with `-cpu max` or `-cpu host`)")]
+    NoSource,
+    /// The hardware source kept failing (RDRAND/RDSEED returned CF=0 on every retry).
+    #[error("the hardware entropy source failed {retries} times in a row")]
+    SourceFailed {
+        /// How many attempts were made.
+        retries: u32,
+    },
+}
+
+/// What the runtime and the `oasis` facade need from the machine.
+///
+/// Contract: one instance lives for the whole program (`&'static`); all methods may be
+/// called from task context only (never from interrupt context). Times are nanoseconds.
+pub trait Platform: Sync {
+    /// Writes bytes to the console (serial port or stdout). Never fails: a console
+    /// that cannot take output drops it.
+    fn console_write(&self, bytes: &[u8]);
+
+    /// Monotonic time since an arbitrary origin fixed at boot, in nanoseconds.
+    fn monotonic_nanos(&self) -> u64;
+
+    /// Wall-clock time as nanoseconds since the Unix epoch, if the platform knows it.
+    fn wall_clock_nanos(&self) -> Option<u64>;
+
+    /// Fills `buf` with bytes from the platform's entropy source, suitable for seeding
+    /// a CSPRNG.
+    fn entropy(&self, buf: &mut [u8]) -> Result<(), EntropyError>;
+
+    /// Sleeps until an event arrives (a device interrupt, a signal, readiness of a
+    /// host file descriptor) or until `deadline` (monotonic nanoseconds) passes,
+    /// whichever comes first. Returns at once if an event arrived since the last call.
+    /// Spurious returns are allowed.
+    fn wait_for_event(&self, deadline: Option<u64>);
+
+    /// The program's arguments (the kernel command line, split; or argv[1..]).
+    fn args(&self) -> Vec<String>;
+
+    /// Nanoseconds from the first instruction of the program (PVH entry, process
+    /// start) to the call of the application's `main`, when the platform measured it.
+    fn boot_nanos(&self) -> Option<u64>;
+
+    /// Ends the program with `status` (0 is success). On a VMM the status reaches the
+    /// monitor's exit code when the VMM supports it (`isa-debug-exit`).
+    fn exit(&self, status: u8) -> !;
+}

@@ -1,0 +1,2 @@
+//! `#[oasis::main]`.
+#![forbid(unsafe_code)]

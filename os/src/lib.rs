@@ -1,0 +1,3 @@
+//! The Oasis facade.
+#![no_std]
+#![forbid(unsafe_code)]
