@@ -1,0 +1,744 @@
+//! The sans-IO connection state machine: bytes in, requests to a [`Handler`], response
+//! bytes out, in order, with keep-alive, pipelining and every limit enforced.
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use crate::chunked::{ChunkedDecoder, ChunkedError};
+use crate::date::format_imf_fixdate;
+use crate::limits::{Limits, MAX_HEADERS_CAP};
+use crate::request::{Method, Request, Version, list_contains};
+use crate::response::{ResponseWriter, VecWriter};
+use crate::status::StatusCode;
+
+/// Value of the `Server` header on every response.
+pub const SERVER_NAME: &str = "oasis";
+
+/// Answers requests. Called once per complete request, in arrival order.
+pub trait Handler {
+    /// Fills in `resp` for `req`. Runs synchronously: the connection's caller does the I/O.
+    fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter);
+
+    /// Whether request bodies should be kept and passed in [`Request::body`]. When
+    /// `false`, bodies are still read (and limited) but discarded as they arrive.
+    fn wants_body(&self) -> bool {
+        true
+    }
+}
+
+impl<F: FnMut(&Request<'_>, &mut ResponseWriter)> Handler for F {
+    fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter) {
+        self(req, resp)
+    }
+}
+
+/// What the caller should do next, as returned by [`Connection::poll`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Write [`Connection::output`] to the peer, then report it with [`Connection::advance`].
+    Write,
+    /// Read more bytes from the peer into [`Connection::read_buf`] (or pass them to
+    /// [`Connection::feed`]); call [`Connection::eof`] when the peer has closed.
+    Read,
+    /// Close the connection: everything owed has been written.
+    Close,
+}
+
+/// The bytes still to be written for the current response: first `head`, then `body`.
+/// `body` is often a `&'static` slice of the image, so writing it copies nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Output<'a> {
+    /// Remaining status line and header bytes.
+    pub head: &'a [u8],
+    /// Remaining body bytes.
+    pub body: &'a [u8],
+}
+
+impl Output<'_> {
+    /// Total bytes remaining.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    /// Whether nothing remains.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Why a request was refused by the connection itself (before or instead of the handler).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The head is not valid HTTP/1.x syntax.
+    #[error("malformed request head: {0}")]
+    Malformed(httparse::Error),
+    /// The request line is longer than the limit.
+    #[error("request line longer than {limit} bytes")]
+    RequestLineTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The head is longer than the limit.
+    #[error("request head longer than {limit} bytes")]
+    HeadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// More header fields than the limit.
+    #[error("more than {limit} header fields")]
+    TooManyHeaders {
+        /// The limit.
+        limit: usize,
+    },
+    /// A well-formed `HTTP/x.y` version other than 1.0 and 1.1.
+    #[error("HTTP version other than 1.0 or 1.1")]
+    UnsupportedVersion,
+    /// A syntactically valid method token this server does not know.
+    #[error("unknown method")]
+    UnknownMethod,
+    /// A request target that is neither origin-form, absolute-form, `*` (OPTIONS) nor
+    /// authority-form (CONNECT).
+    #[error("invalid request target")]
+    InvalidTarget,
+    /// HTTP/1.1 without a Host header, or any request with several.
+    #[error("request has {count} Host header fields, expected exactly one")]
+    Host {
+        /// How many Host fields arrived.
+        count: usize,
+    },
+    /// A Content-Length that is not a decimal number, or conflicting values.
+    #[error("invalid or conflicting Content-Length")]
+    InvalidContentLength,
+    /// Both Content-Length and Transfer-Encoding (request smuggling risk).
+    #[error("both Content-Length and Transfer-Encoding present")]
+    ConflictingFraming,
+    /// Transfer-Encoding on an HTTP/1.0 request.
+    #[error("Transfer-Encoding in an HTTP/1.0 request")]
+    TransferEncodingInHttp10,
+    /// A Transfer-Encoding other than exactly `chunked`.
+    #[error("unsupported Transfer-Encoding")]
+    UnsupportedTransferEncoding,
+    /// A Content-Length above the body limit.
+    #[error("Content-Length {length} exceeds the {limit}-byte body limit")]
+    BodyTooLarge {
+        /// The announced length.
+        length: u64,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A malformed or oversized chunked body.
+    #[error("bad chunked body: {0}")]
+    Chunked(#[from] ChunkedError),
+    /// The caller's header-read timer fired with a request partly received.
+    #[error("request not received in time")]
+    Timeout,
+}
+
+impl RequestError {
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RequestError::Malformed(httparse::Error::TooManyHeaders)
+            | RequestError::HeadTooLarge { .. }
+            | RequestError::TooManyHeaders { .. } => StatusCode::RequestHeaderFieldsTooLarge,
+            RequestError::RequestLineTooLong { .. } => StatusCode::UriTooLong,
+            RequestError::UnsupportedVersion => StatusCode::HttpVersionNotSupported,
+            RequestError::UnknownMethod | RequestError::UnsupportedTransferEncoding => {
+                StatusCode::NotImplemented
+            }
+            RequestError::BodyTooLarge { .. }
+            | RequestError::Chunked(ChunkedError::BodyTooLarge { .. }) => {
+                StatusCode::ContentTooLarge
+            }
+            RequestError::Timeout => StatusCode::RequestTimeout,
+            RequestError::Malformed(_)
+            | RequestError::InvalidTarget
+            | RequestError::Host { .. }
+            | RequestError::InvalidContentLength
+            | RequestError::ConflictingFraming
+            | RequestError::TransferEncodingInHttp10
+            | RequestError::Chunked(_) => StatusCode::BadRequest,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// What the connection learned from a complete head.
+#[derive(Clone, Copy, Debug)]
+struct HeadInfo {
+    len: usize,
+    is_head: bool,
+    keep_alive: bool,
+    framing: Framing,
+    expect_continue: bool,
+}
+
+#[derive(Debug)]
+enum BodyState {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+#[derive(Debug)]
+enum State {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// Reading the body of the request whose head is at the front of the buffer.
+    Body { info: HeadInfo, body: BodyState },
+    /// Done; only [`Action::Close`] from now on.
+    Closed,
+}
+
+/// One HTTP/1.1 server connection, without I/O.
+///
+/// The caller loops on [`poll`](Connection::poll) and does what it says: on
+/// [`Action::Read`] it reads from the socket into [`read_buf`](Connection::read_buf)
+/// and calls [`commit`](Connection::commit) (or passes bytes to
+/// [`feed`](Connection::feed)); on [`Action::Write`] it writes
+/// [`output`](Connection::output) and calls [`advance`](Connection::advance); on
+/// [`Action::Close`] it closes the socket. Responses come out one at a time in request
+/// order, so pipelined requests are answered in order and only one response is buffered.
+///
+/// Buffers are allocated once in [`new`](Connection::new): the input buffer
+/// ([`Limits::input_buffer_len`]), the response head and handler buffers grow to their
+/// working size on the first requests and are reused. A request body is kept (up to
+/// [`Limits::body`]) only when the handler [wants it](Handler::wants_body).
+#[derive(Debug)]
+pub struct Connection {
+    limits: Limits,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    state: State,
+    body: Vec<u8>,
+    deliver_body: bool,
+    writer: ResponseWriter,
+    head: Vec<u8>,
+    head_pos: usize,
+    body_pos: usize,
+    body_len: usize,
+    close_after_output: bool,
+    eof: bool,
+    timed_out: bool,
+    last_error: Option<RequestError>,
+    requests: u64,
+}
+
+impl Connection {
+    /// A fresh connection with `limits` (normalised, see [`Limits::normalized`]).
+    pub fn new(limits: Limits) -> Self {
+        let limits = limits.normalized();
+        Connection {
+            limits,
+            buf: vec![0; limits.input_buffer_len()].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            state: State::Head,
+            body: Vec::new(),
+            deliver_body: true,
+            writer: ResponseWriter::new(),
+            head: Vec::with_capacity(256),
+            head_pos: 0,
+            body_pos: 0,
+            body_len: 0,
+            close_after_output: false,
+            eof: false,
+            timed_out: false,
+            last_error: None,
+            requests: 0,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The most recent error the connection answered itself (for logging).
+    pub fn last_error(&self) -> Option<RequestError> {
+        self.last_error
+    }
+
+    /// Requests answered so far (by the handler or with an error).
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Whether the connection sits between requests: no request bytes buffered and no
+    /// output pending. Callers use it to pick the keep-alive timeout rather than the
+    /// header timeout.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Head) && self.start == self.end && !self.output_pending()
+    }
+
+    /// Whether the connection is finished.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed) && !self.output_pending()
+    }
+
+    /// Copies as much of `input` as fits into the input buffer and returns how many bytes
+    /// were taken; the caller keeps the rest and offers it again after the next
+    /// [`Action::Write`]. Takes nothing once closed.
+    pub fn feed(&mut self, input: &[u8]) -> usize {
+        let room = self.read_buf();
+        let n = room.len().min(input.len());
+        if let (Some(dst), Some(src)) = (room.get_mut(..n), input.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.commit(n);
+        n
+    }
+
+    /// Free space at the end of the input buffer, to read socket bytes straight into;
+    /// follow with [`commit`](Connection::commit). Never empty when [`poll`] last said
+    /// [`Action::Read`]. Empty once closed.
+    ///
+    /// [`poll`]: Connection::poll
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        if matches!(self.state, State::Closed) {
+            return &mut [];
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        self.buf.get_mut(self.end..).unwrap_or_default()
+    }
+
+    /// Records that `n` bytes were written into [`read_buf`](Connection::read_buf).
+    pub fn commit(&mut self, n: usize) {
+        self.end = self.end.saturating_add(n).min(self.buf.len());
+    }
+
+    /// Records that the peer closed its sending side. Requests already complete are
+    /// still answered; a partial one is dropped and the connection closes.
+    pub fn eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Tells the connection that the caller's header timer fired. If a request was partly
+    /// received, the next [`poll`](Connection::poll) writes a 408 and then closes; if the
+    /// connection was idle it just closes (as nginx does for keep-alive timeouts).
+    pub fn timeout(&mut self) {
+        self.timed_out = true;
+    }
+
+    /// The unwritten part of the current response.
+    pub fn output(&self) -> Output<'_> {
+        let body = self.writer.body().get(..self.body_len).unwrap_or_default();
+        Output {
+            head: self.head.get(self.head_pos..).unwrap_or_default(),
+            body: body.get(self.body_pos..).unwrap_or_default(),
+        }
+    }
+
+    /// Records that `n` bytes of [`output`](Connection::output) were written (head first).
+    pub fn advance(&mut self, n: usize) {
+        let head_left = self.head.len().saturating_sub(self.head_pos);
+        let from_head = n.min(head_left);
+        self.head_pos += from_head;
+        self.body_pos = self.body_pos.saturating_add(n - from_head).min(self.body_len);
+    }
+
+    fn output_pending(&self) -> bool {
+        self.head_pos < self.head.len() || self.body_pos < self.body_len
+    }
+
+    /// Advances the state machine. `now` is the wall-clock time in unix seconds, used for
+    /// the `Date` header. Calls `handler` for each request completed by buffered input.
+    pub fn poll<H: Handler + ?Sized>(&mut self, handler: &mut H, now: u64) -> Action {
+        loop {
+            if self.output_pending() {
+                return Action::Write;
+            }
+            if self.close_after_output {
+                self.state = State::Closed;
+            }
+            if matches!(self.state, State::Closed) {
+                return Action::Close;
+            }
+            if self.timed_out {
+                self.timed_out = false;
+                let partial = matches!(self.state, State::Body { .. }) || self.start < self.end;
+                if partial {
+                    self.respond_error(RequestError::Timeout, false, now);
+                    continue;
+                }
+                self.state = State::Closed;
+                return Action::Close;
+            }
+            let progressed = match self.state {
+                State::Head => self.step_head(handler, now),
+                State::Body { .. } => self.step_body(handler, now),
+                State::Closed => false,
+            };
+            if !progressed {
+                if self.eof {
+                    self.state = State::Closed;
+                    return Action::Close;
+                }
+                return Action::Read;
+            }
+        }
+    }
+
+    /// Tries to parse a head; dispatches it at once when it has no body. Returns whether
+    /// anything happened (false: need more input).
+    fn step_head<H: Handler + ?Sized>(&mut self, handler: &mut H, now: u64) -> bool {
+        // RFC 9112 §2.2: ignore empty lines before a request line.
+        while self.start < self.end && matches!(self.buf.get(self.start), Some(b'\r' | b'\n')) {
+            self.start += 1;
+        }
+        let data = self.buf.get(self.start..self.end).unwrap_or_default();
+        if data.is_empty() {
+            return false;
+        }
+        let limits = self.limits;
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+        let headers = headers.get_mut(..limits.headers).unwrap_or_default();
+        let mut req = httparse::Request::new(headers);
+        let parsed = match analyze_head(&mut req, data, &limits) {
+            Ok(Some(p)) => p,
+            Ok(None) => return false,
+            Err((err, is_head)) => {
+                self.respond_error(err, is_head, now);
+                return true;
+            }
+        };
+        let info = parsed.info;
+        if let Framing::None = info.framing {
+            self.writer.reset(now);
+            let request = Request {
+                method: parsed.method,
+                target: parsed.target,
+                version: parsed.version,
+                headers: req.headers,
+                body: &[],
+            };
+            handler.handle(&request, &mut self.writer);
+            self.start += info.len;
+            self.finish_response(info, now);
+            return true;
+        }
+        self.deliver_body = handler.wants_body();
+        self.body.clear();
+        let body = match info.framing {
+            Framing::Chunked => {
+                BodyState::Chunked(ChunkedDecoder::new(limits.body, limits.header_bytes))
+            }
+            Framing::Length(n) => BodyState::Length(n),
+            Framing::None => BodyState::Length(0),
+        };
+        let body_buffered = self.end > self.start + info.len;
+        self.state = State::Body { info, body };
+        if info.expect_continue && !body_buffered {
+            self.head.clear();
+            self.head.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.head_pos = 0;
+            self.body_pos = 0;
+            self.body_len = 0;
+        }
+        true
+    }
+
+    /// Consumes buffered body bytes; dispatches the request when the body is complete.
+    fn step_body<H: Handler + ?Sized>(&mut self, handler: &mut H, now: u64) -> bool {
+        let State::Body { info, body } = &mut self.state else { return false };
+        let info = *info;
+        let body_start = self.start + info.len;
+        let raw = self.buf.get(body_start..self.end).unwrap_or_default();
+        let deliver = self.deliver_body;
+        let sink = &mut self.body;
+        let (consumed, done) = match body {
+            BodyState::Length(remaining) => {
+                let take = usize::try_from(*remaining).map_or(raw.len(), |r| r.min(raw.len()));
+                if deliver {
+                    sink.extend_from_slice(raw.get(..take).unwrap_or_default());
+                }
+                *remaining -= take as u64;
+                (take, *remaining == 0)
+            }
+            BodyState::Chunked(decoder) => {
+                let mut push = |data: &[u8]| {
+                    if deliver {
+                        sink.extend_from_slice(data);
+                    }
+                };
+                match decoder.decode(raw, &mut push) {
+                    Ok(p) => (p.consumed, p.done),
+                    Err(e) => {
+                        self.respond_error(e.into(), info.is_head, now);
+                        return true;
+                    }
+                }
+            }
+        };
+        // Drop the consumed body bytes so the buffer keeps room for more.
+        self.buf.copy_within(body_start + consumed..self.end, body_start);
+        self.end -= consumed;
+        if !done {
+            return consumed > 0;
+        }
+        self.state = State::Head;
+        self.dispatch_buffered(handler, info, now);
+        true
+    }
+
+    /// Re-parses the head at the front of the buffer and calls the handler with the
+    /// collected body.
+    fn dispatch_buffered<H: Handler + ?Sized>(&mut self, handler: &mut H, info: HeadInfo, now: u64) {
+        let head = self.buf.get(self.start..self.start + info.len).unwrap_or_default();
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+        let headers = headers.get_mut(..self.limits.headers).unwrap_or_default();
+        let mut req = httparse::Request::new(headers);
+        let parsed = match analyze_head(&mut req, head, &self.limits) {
+            Ok(Some(p)) => p,
+            // The same bytes parsed before; this is unreachable but must not panic.
+            Ok(None) | Err(_) => {
+                self.respond_error(RequestError::Malformed(httparse::Error::Token), info.is_head, now);
+                return;
+            }
+        };
+        self.writer.reset(now);
+        let request = Request {
+            method: parsed.method,
+            target: parsed.target,
+            version: parsed.version,
+            headers: req.headers,
+            body: &self.body,
+        };
+        handler.handle(&request, &mut self.writer);
+        self.start += info.len;
+        self.finish_response(info, now);
+    }
+
+    /// Answers a request the connection refuses, then closes.
+    fn respond_error(&mut self, err: RequestError, is_head: bool, now: u64) {
+        self.last_error = Some(err);
+        self.writer.reset(now);
+        let status = err.status();
+        write_canned(&mut self.writer, status);
+        self.writer.close();
+        let info = HeadInfo {
+            len: 0,
+            is_head,
+            keep_alive: false,
+            framing: Framing::None,
+            expect_continue: false,
+        };
+        self.finish_response(info, now);
+    }
+
+    /// Builds the response head from the writer and arms the output.
+    fn finish_response(&mut self, info: HeadInfo, now: u64) {
+        self.requests += 1;
+        if self.writer.is_invalid() {
+            self.writer.reset(now);
+            write_canned(&mut self.writer, StatusCode::InternalServerError);
+        }
+        let status = self.writer.status();
+        let close = !info.keep_alive || self.writer.wants_close();
+        let head = &mut self.head;
+        head.clear();
+        let _ = write!(VecWriter(head), "HTTP/1.1 {} {}\r\n", status.code(), status.reason());
+        head.extend_from_slice(b"Server: ");
+        head.extend_from_slice(SERVER_NAME.as_bytes());
+        head.extend_from_slice(b"\r\nDate: ");
+        head.extend_from_slice(&format_imf_fixdate(now));
+        head.extend_from_slice(b"\r\n");
+        head.extend_from_slice(self.writer.header_block());
+        let bodiless = status.is_bodiless();
+        if !bodiless {
+            let _ = write!(VecWriter(head), "Content-Length: {}\r\n", self.writer.body().len());
+        }
+        head.extend_from_slice(if close {
+            b"Connection: close\r\n\r\n"
+        } else {
+            b"Connection: keep-alive\r\n\r\n"
+        });
+        self.head_pos = 0;
+        self.body_pos = 0;
+        self.body_len = if info.is_head || bodiless { 0 } else { self.writer.body().len() };
+        self.close_after_output = close;
+    }
+}
+
+/// Sets status, type and nginx-style HTML body for a status with a canned page.
+pub(crate) fn write_canned(w: &mut ResponseWriter, status: StatusCode) {
+    w.set_status(status);
+    if let Some(body) = status.canned_body() {
+        w.header("Content-Type", b"text/html");
+        w.body_static(body);
+    }
+}
+
+struct Parsed<'b> {
+    info: HeadInfo,
+    method: Method,
+    target: &'b str,
+    version: Version,
+}
+
+/// Parses and validates a head. `Ok(None)`: incomplete. `Err((error, is_head))`.
+fn analyze_head<'h, 'b>(
+    req: &mut httparse::Request<'h, 'b>,
+    data: &'b [u8],
+    limits: &Limits,
+) -> Result<Option<Parsed<'b>>, (RequestError, bool)> {
+    // The request line limit is checked first, complete head or not.
+    let scan = data.get(..limits.request_line.saturating_add(2)).unwrap_or(data);
+    match scan.iter().position(|&b| b == b'\n') {
+        Some(i) => {
+            let line = scan.get(..i).unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > limits.request_line {
+                return Err((RequestError::RequestLineTooLong { limit: limits.request_line }, false));
+            }
+        }
+        None if scan.len() > limits.request_line + 1 => {
+            return Err((RequestError::RequestLineTooLong { limit: limits.request_line }, false));
+        }
+        None => {}
+    }
+    let len = match req.parse(data) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            if data.len() > limits.header_bytes {
+                return Err((RequestError::HeadTooLarge { limit: limits.header_bytes }, false));
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err((RequestError::TooManyHeaders { limit: limits.headers }, false));
+        }
+        Err(httparse::Error::Version) if looks_like_http_version(data) => {
+            return Err((RequestError::UnsupportedVersion, false));
+        }
+        Err(e) => return Err((RequestError::Malformed(e), false)),
+    };
+    if len > limits.header_bytes {
+        return Err((RequestError::HeadTooLarge { limit: limits.header_bytes }, false));
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err((RequestError::Malformed(httparse::Error::Token), false));
+    };
+    let Some(method) = Method::from_token(method) else {
+        return Err((RequestError::UnknownMethod, false));
+    };
+    let is_head = method == Method::Head;
+    let fail = |e| Err((e, is_head));
+    let version = if version == 0 { Version::Http10 } else { Version::Http11 };
+    let target_ok = target.starts_with('/')
+        || starts_with_ignore_case(target, "http://")
+        || starts_with_ignore_case(target, "https://")
+        || (method == Method::Options && target == "*")
+        || (method == Method::Connect && !target.is_empty() && !target.contains('/'));
+    if !target_ok {
+        return fail(RequestError::InvalidTarget);
+    }
+    let headers: &[httparse::Header<'b>] = req.headers;
+    let hosts = headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host")).count();
+    if hosts > 1 || (hosts == 0 && version == Version::Http11) {
+        return fail(RequestError::Host { count: hosts });
+    }
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut chunked_only = true;
+    let mut te_items = 0usize;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut expect_continue = false;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            for item in h.value.split(|&b| b == b',') {
+                let Some(n) = parse_decimal(crate::date::trim_ows(item)) else {
+                    return fail(RequestError::InvalidContentLength);
+                };
+                if content_length.is_some_and(|c| c != n) {
+                    return fail(RequestError::InvalidContentLength);
+                }
+                content_length = Some(n);
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = true;
+            for item in h.value.split(|&b| b == b',') {
+                let item = crate::date::trim_ows(item);
+                if item.is_empty() {
+                    continue;
+                }
+                te_items += 1;
+                if !item.eq_ignore_ascii_case(b"chunked") {
+                    chunked_only = false;
+                }
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            close |= list_contains(h.value, "close");
+            keep_alive_token |= list_contains(h.value, "keep-alive");
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            expect_continue = crate::date::trim_ows(h.value).eq_ignore_ascii_case(b"100-continue");
+        }
+    }
+    // HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive" (RFC 9112 §9.3).
+    let keep_alive = !close && (version == Version::Http11 || keep_alive_token);
+    let framing = if transfer_encoding {
+        if version == Version::Http10 {
+            return fail(RequestError::TransferEncodingInHttp10);
+        }
+        if content_length.is_some() {
+            return fail(RequestError::ConflictingFraming);
+        }
+        if !chunked_only || te_items != 1 {
+            return fail(RequestError::UnsupportedTransferEncoding);
+        }
+        Framing::Chunked
+    } else {
+        match content_length {
+            Some(n) if n > limits.body as u64 => {
+                return fail(RequestError::BodyTooLarge { length: n, limit: limits.body });
+            }
+            Some(0) | None => Framing::None,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    let expect_continue = expect_continue && version == Version::Http11;
+    let info = HeadInfo { len, is_head, keep_alive, framing, expect_continue };
+    Ok(Some(Parsed { info, method, target, version }))
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
+/// Digits only, no sign, no overflow.
+fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &b| {
+        b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
+    })
+}
+
+/// Whether the request line ends in a well-formed `HTTP/<digits>.<digits>` token, so
+/// that httparse's version error means "unsupported" (505) rather than "garbage" (400).
+fn looks_like_http_version(data: &[u8]) -> bool {
+    let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+    let line = data.get(..line_end).unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(space) = line.iter().rposition(|&b| b == b' ') else { return false };
+    let Some(version) = line.get(space + 1..).and_then(|v| v.strip_prefix(b"HTTP/")) else {
+        return false;
+    };
+    let mut parts = version.split(|&b| b == b'.');
+    let digits = |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+}
