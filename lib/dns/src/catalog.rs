@@ -403,7 +403,7 @@ impl Catalog {
             let f = Flags((qflags.0 | Flags::QR) & !Flags::AD & !0xf);
             write_header(out, id, f, [1, 0, 0, 1]);
             out.extend_from_slice(&query[HEADER_LEN..question_end]);
-            emit_opt(out, 1, e.dnssec_ok);
+            emit_opt(out, 1, e.dnssec_ok, None);
             return true;
         }
         let limit = match transport {
@@ -419,14 +419,19 @@ impl Catalog {
         if qclass != Class::IN && qclass != Class::ANY {
             let mut f = flags;
             f.set_rcode(Rcode::REFUSED);
+            let mut code = ede::NOT_SUPPORTED;
             if qclass == Class::CH {
-                // NSD answers id.server and friends here; we have nothing to say.
+                // NSD would answer id.server and version.bind here; we behave like
+                // NSD with hide-identity and hide-version.
+                if (qtype == Rtype::TXT || qtype == Rtype::ANY) && is_server_info_name(qname) {
+                    code = ede::PROHIBITED;
+                }
                 write_header(out, id, f, [1, 0, 0, 0]);
                 out.extend_from_slice(&query[HEADER_LEN..question_end]);
             } else {
                 write_header(out, id, f, [0; 4]);
             }
-            finish_opt(out, base, &q);
+            finish_opt(out, base, &q, Some(code));
             return true;
         }
         if qtype == Rtype::AXFR || qtype == Rtype::IXFR {
@@ -439,7 +444,7 @@ impl Catalog {
             });
             write_header(out, id, f, [1, 0, 0, 0]);
             out.extend_from_slice(&query[HEADER_LEN..question_end]);
-            finish_opt(out, base, &q);
+            finish_opt(out, base, &q, None);
             return true;
         }
         self.answer_query(&q, query, flags, limit, base, out);
@@ -490,7 +495,11 @@ impl Catalog {
         out.extend_from_slice(&query[HEADER_LEN..q.question_end]);
         let mut comp = Compressor::new(base);
         comp.remember(base + HEADER_LEN, q.qname);
-        let reserved = if q.edns.is_some() { Edns::BASE_LEN } else { 0 };
+        let ede = (ans.rcode == Rcode::REFUSED).then_some(ede::NOT_AUTHORITATIVE);
+        let reserved = match q.edns {
+            Some(_) => Edns::BASE_LEN + if ede.is_some() { ede::LEN } else { 0 },
+            None => 0,
+        };
         let max = limit.saturating_sub(reserved);
         let mut counts = [0u16; 3];
         let mut truncated = false;
@@ -540,7 +549,7 @@ impl Catalog {
         set_u16_at(out, base + 6, counts[0]);
         set_u16_at(out, base + 8, counts[1]);
         set_u16_at(out, base + 10, counts[2]);
-        finish_opt(out, base, q);
+        finish_opt(out, base, q, ede);
     }
 
     /// NSD's `answer_lookup_zone`: find the zone, then delegate or answer.
@@ -719,26 +728,59 @@ fn write_header(out: &mut Vec<u8>, id: u16, flags: Flags, counts: [u16; 4]) {
     }
 }
 
-fn emit_opt(out: &mut Vec<u8>, ext_rcode: u8, dnssec_ok: bool) {
+/// Extended DNS Error info codes we send (RFC 8914 §4), as NSD does.
+mod ede {
+    /// 4.19: the server is configured not to answer (hidden version/identity).
+    pub const PROHIBITED: u16 = 18;
+    /// 4.21: the name is not in any zone we serve.
+    pub const NOT_AUTHORITATIVE: u16 = 20;
+    /// 4.22: the class is not supported.
+    pub const NOT_SUPPORTED: u16 = 21;
+    /// EDNS option code of Extended DNS Error.
+    pub const OPTION_CODE: u16 = 15;
+    /// Bytes the option adds: code, length, info code.
+    pub const LEN: usize = 6;
+}
+
+fn emit_opt(out: &mut Vec<u8>, ext_rcode: u8, dnssec_ok: bool, ede: Option<u16>) {
     out.push(0);
     out.extend_from_slice(&Rtype::OPT.0.to_be_bytes());
     out.extend_from_slice(&DEFAULT_UDP_PAYLOAD.to_be_bytes());
     out.push(ext_rcode);
     out.push(0);
     out.extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
+    match ede {
+        Some(code) => {
+            out.extend_from_slice(&(ede::LEN as u16).to_be_bytes());
+            out.extend_from_slice(&ede::OPTION_CODE.to_be_bytes());
+            out.extend_from_slice(&2u16.to_be_bytes());
+            out.extend_from_slice(&code.to_be_bytes());
+        }
+        None => out.extend_from_slice(&[0, 0]),
+    }
 }
 
 /// Appends our OPT record when the query had one, and counts it.
-fn finish_opt(out: &mut Vec<u8>, base: usize, q: &Query<'_>) {
+fn finish_opt(out: &mut Vec<u8>, base: usize, q: &Query<'_>, ede: Option<u16>) {
     if let Some(e) = q.edns {
-        emit_opt(out, 0, e.dnssec_ok);
+        emit_opt(out, 0, e.dnssec_ok, ede);
         let at = base + 10;
         if let Some(b) = out.get_mut(at..at + 2) {
             let n = u16::from_be_bytes([b[0], b[1]]).saturating_add(1);
             b.copy_from_slice(&n.to_be_bytes());
         }
     }
+}
+
+/// `id.server.`, `hostname.bind.`, `version.server.`, `version.bind.` (RFC 4892).
+fn is_server_info_name(qname: &[u8]) -> bool {
+    const NAMES: [&[u8]; 4] = [
+        b"\x02id\x06server\x00",
+        b"\x08hostname\x04bind\x00",
+        b"\x07version\x06server\x00",
+        b"\x07version\x04bind\x00",
+    ];
+    NAMES.iter().any(|n| name::eq_ignore_case(n, qname))
 }
 
 /// Reads an OPT record at `pos`: `None` if there is none or it is malformed.
