@@ -742,3 +742,442 @@ fn looks_like_http_version(data: &[u8]) -> bool {
     let digits = |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
     digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use alloc::string::String;
+
+    pub(crate) const NOW: u64 = 784_111_777; // Sun, 06 Nov 1994 08:49:37 GMT
+
+    /// Feeds `input` (as much as fits each time), writes everything out, and stops at
+    /// the first Read with no input left, or at Close.
+    pub(crate) fn drive<H: Handler + ?Sized>(conn: &mut Connection, h: &mut H, input: &[u8]) -> (String, Action) {
+        let mut rest = input;
+        let mut out = Vec::new();
+        loop {
+            match conn.poll(h, NOW) {
+                Action::Write => {
+                    let o = conn.output();
+                    out.extend_from_slice(o.head);
+                    out.extend_from_slice(o.body);
+                    let n = o.len();
+                    conn.advance(n);
+                }
+                Action::Read => {
+                    if rest.is_empty() {
+                        return (String::from_utf8_lossy(&out).into_owned(), Action::Read);
+                    }
+                    let n = conn.feed(rest);
+                    assert!(n > 0, "Read with a full buffer");
+                    rest = &rest[n..];
+                }
+                Action::Close => return (String::from_utf8_lossy(&out).into_owned(), Action::Close),
+            }
+        }
+    }
+
+    pub(crate) fn run<H: Handler + ?Sized>(h: &mut H, input: &[u8]) -> (String, Action) {
+        drive(&mut Connection::new(Limits::default()), h, input)
+    }
+
+    /// Echoes method, path and body length.
+    fn echo(req: &Request<'_>, resp: &mut ResponseWriter) {
+        resp.header("Content-Type", b"text/plain");
+        let body = resp.body_mut();
+        let _ = write!(VecWriter(body), "{} {} {}", req.method().as_str(), req.path(), req.body().len());
+    }
+
+    fn status_of(resp: &str) -> &str {
+        resp.get(9..12).unwrap_or("")
+    }
+
+    #[test]
+    fn simple_get() {
+        let (out, action) = run(&mut echo, b"GET /x?y HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(action, Action::Read);
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nServer: oasis\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+             Content-Type: text/plain\r\nContent-Length: 8\r\nConnection: keep-alive\r\n\r\nGET /x 0"
+        );
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order() {
+        let input = b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n\
+                      POST /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /4 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n\
+                      GET /5 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut conn = Connection::new(Limits::default());
+        let (out, action) = drive(&mut conn, &mut echo, input);
+        assert_eq!(action, Action::Close);
+        let bodies: Vec<&str> = out.split("\r\n\r\n").skip(1).map(|s| s.split("HTTP/1.1").next().unwrap()).collect();
+        assert_eq!(bodies, ["GET /1 0", "GET /2 0", "POST /3 3", "GET /4 0"]);
+        assert_eq!(conn.requests(), 4);
+        assert!(out.ends_with("Connection: close\r\n\r\nGET /4 0"));
+    }
+
+    #[test]
+    fn byte_at_a_time_and_partial_writes() {
+        let input = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        let mut conn = Connection::new(Limits::default());
+        let mut out = Vec::new();
+        let mut i = 0;
+        loop {
+            match conn.poll(&mut echo, NOW) {
+                Action::Write => {
+                    let o = conn.output();
+                    let one = o.head.first().or(o.body.first()).copied().unwrap();
+                    out.push(one);
+                    conn.advance(1);
+                }
+                Action::Read if i < input.len() => {
+                    conn.read_buf()[0] = input[i];
+                    conn.commit(1);
+                    i += 1;
+                }
+                _ => break,
+            }
+        }
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 2, "{out}");
+        assert!(out.ends_with("POST /b 3"));
+        assert!(conn.is_idle());
+    }
+
+    #[test]
+    fn leading_empty_lines_are_ignored() {
+        let (out, _) = run(&mut echo, b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(status_of(&out), "200");
+    }
+
+    #[test]
+    fn http10_closes_by_default() {
+        let (out, action) = run(&mut echo, b"GET / HTTP/1.0\r\n\r\nGET /2 HTTP/1.0\r\n\r\n");
+        assert_eq!(action, Action::Close);
+        assert_eq!(out.matches("HTTP/1.1 200").count(), 1);
+        assert!(out.contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn http10_keep_alive_persists() {
+        let (out, action) =
+            run(&mut echo, b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n");
+        assert_eq!(action, Action::Close);
+        assert_eq!(out.matches("HTTP/1.1 200").count(), 2);
+        assert!(out.contains("Connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn connection_close_wins() {
+        let (out, action) =
+            run(&mut echo, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n");
+        assert_eq!(action, Action::Close);
+        assert!(out.contains("Connection: close"));
+    }
+
+    #[test]
+    fn head_keeps_length_drops_body() {
+        let (out, _) = run(&mut echo, b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(out.contains("Content-Length: 9\r\n"), "{out}");
+        assert!(out.ends_with("\r\n\r\n"));
+    }
+
+    fn expect_error(input: &[u8], status: &str) -> Option<RequestError> {
+        let mut conn = Connection::new(Limits::default());
+        let (out, action) = drive(&mut conn, &mut echo, input);
+        assert_eq!(status_of(&out), status, "{out}");
+        assert_eq!(action, Action::Close, "{out}");
+        assert!(out.contains("Connection: close\r\n"));
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "nothing answered after an error");
+        conn.last_error()
+    }
+
+    #[test]
+    fn malformed_heads_are_400() {
+        assert!(matches!(expect_error(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", "400"), Some(RequestError::Malformed(_))));
+        expect_error(b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", "400");
+        expect_error(b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", "400");
+        expect_error(b"GET /\r\n\r\n", "400");
+        expect_error(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", "400");
+        expect_error(b"GET / HTTP/1.x\r\nHost: a\r\n\r\n", "400");
+        expect_error(b"GET x HTTP/1.1\r\nHost: a\r\n\r\n", "400");
+        expect_error(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", "400");
+    }
+
+    #[test]
+    fn host_rules() {
+        assert_eq!(expect_error(b"GET / HTTP/1.1\r\n\r\n", "400"), Some(RequestError::Host { count: 0 }));
+        assert_eq!(
+            expect_error(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"),
+            Some(RequestError::Host { count: 2 })
+        );
+        let (out, _) = run(&mut echo, b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(status_of(&out), "200");
+    }
+
+    #[test]
+    fn framing_conflicts_are_400() {
+        assert_eq!(
+            expect_error(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", "400"),
+            Some(RequestError::ConflictingFraming)
+        );
+        assert_eq!(
+            expect_error(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", "400"),
+            Some(RequestError::InvalidContentLength)
+        );
+        expect_error(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "400");
+        expect_error(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", "400");
+        assert_eq!(
+            expect_error(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "400"),
+            Some(RequestError::TransferEncodingInHttp10)
+        );
+        // Equal duplicates are allowed (RFC 9112 §6.3).
+        let (out, _) = run(&mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\nx");
+        assert!(out.ends_with("POST / 1"), "{out}");
+    }
+
+    #[test]
+    fn timeout_mid_request_is_408() {
+        let mut conn = Connection::new(Limits::default());
+        let (out, action) = drive(&mut conn, &mut echo, b"GET / HTTP/1.1\r\nHo");
+        assert_eq!((out.as_str(), action), ("", Action::Read));
+        assert!(!conn.is_idle());
+        conn.timeout();
+        let (out, action) = drive(&mut conn, &mut echo, b"");
+        assert_eq!(status_of(&out), "408");
+        assert_eq!(action, Action::Close);
+        assert_eq!(conn.last_error(), Some(RequestError::Timeout));
+    }
+
+    #[test]
+    fn timeout_mid_body_is_408_and_idle_timeout_is_silent() {
+        let mut conn = Connection::new(Limits::default());
+        drive(&mut conn, &mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+        conn.timeout();
+        assert_eq!(status_of(&drive(&mut conn, &mut echo, b"").0), "408");
+
+        let mut conn = Connection::new(Limits::default());
+        let (out, _) = drive(&mut conn, &mut echo, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(status_of(&out), "200");
+        assert!(conn.is_idle());
+        conn.timeout();
+        assert_eq!(drive(&mut conn, &mut echo, b""), (String::new(), Action::Close));
+        assert!(conn.is_closed());
+        assert_eq!(conn.feed(b"GET"), 0);
+    }
+
+    #[test]
+    fn body_limits_are_413() {
+        let limits = Limits { body: 4, ..Limits::default() };
+        let mut conn = Connection::new(limits);
+        let (out, action) = drive(&mut conn, &mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!((status_of(&out), action), ("413", Action::Close));
+        assert_eq!(conn.last_error(), Some(RequestError::BodyTooLarge { length: 5, limit: 4 }));
+        let mut conn = Connection::new(limits);
+        let (out, _) = drive(
+            &mut conn,
+            &mut echo,
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\nabc\r\n",
+        );
+        assert_eq!(status_of(&out), "413");
+        let (out, _) = drive(&mut Connection::new(limits), &mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nabcd");
+        assert!(out.ends_with("POST / 4"));
+    }
+
+    #[test]
+    fn long_request_line_is_414() {
+        let limits = Limits { request_line: 64, ..Limits::default() };
+        let mut long = Vec::from(&b"GET /"[..]);
+        long.resize(100, b'a');
+        // Incomplete line already past the limit.
+        let (out, _) = drive(&mut Connection::new(limits), &mut echo, &long);
+        assert_eq!(status_of(&out), "414");
+        long.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut conn = Connection::new(limits);
+        let (out, _) = drive(&mut conn, &mut echo, &long);
+        assert_eq!(status_of(&out), "414");
+        assert_eq!(conn.last_error(), Some(RequestError::RequestLineTooLong { limit: 64 }));
+        // Exactly at the limit is fine.
+        let mut ok = Vec::from(&b"GET /"[..]);
+        ok.resize(64 - 9, b'a');
+        ok.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(status_of(&drive(&mut Connection::new(limits), &mut echo, &ok).0), "200");
+    }
+
+    #[test]
+    fn large_heads_are_431() {
+        let limits = Limits { header_bytes: 256, headers: 4, ..Limits::default() };
+        let (out, _) = drive(
+            &mut Connection::new(limits),
+            &mut echo,
+            b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n",
+        );
+        assert_eq!(status_of(&out), "431");
+        let mut big = Vec::from(&b"GET / HTTP/1.1\r\nHost: a\r\nX: "[..]);
+        big.resize(300, b'x');
+        let mut conn = Connection::new(limits);
+        let (out, _) = drive(&mut conn, &mut echo, &big);
+        assert_eq!(status_of(&out), "431");
+        assert_eq!(conn.last_error(), Some(RequestError::HeadTooLarge { limit: 256 }));
+        // Complete head over the limit in one read.
+        big.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(status_of(&drive(&mut Connection::new(limits), &mut echo, &big).0), "431");
+    }
+
+    #[test]
+    fn unknown_methods_and_codings_are_501() {
+        assert_eq!(expect_error(b"BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", "501"), Some(RequestError::UnknownMethod));
+        expect_error(b"get / HTTP/1.1\r\nHost: a\r\n\r\n", "501");
+        assert_eq!(
+            expect_error(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "501"),
+            Some(RequestError::UnsupportedTransferEncoding)
+        );
+        expect_error(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", "501");
+    }
+
+    #[test]
+    fn other_versions_are_505() {
+        assert_eq!(expect_error(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", "505"), Some(RequestError::UnsupportedVersion));
+        expect_error(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", "505");
+        expect_error(b"GET / HTTP/0.9\r\n\r\n", "505");
+    }
+
+    #[test]
+    fn chunked_bodies_are_delivered() {
+        let (out, _) = run(
+            &mut echo,
+            b"POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n",
+        );
+        assert!(out.ends_with("POST /u 11"), "{out}");
+        let mut got = Vec::new();
+        let mut keep = |req: &Request<'_>, _: &mut ResponseWriter| got.extend_from_slice(req.body());
+        run(&mut keep, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n");
+        assert_eq!(got, b"abcd");
+    }
+
+    #[test]
+    fn bad_chunks_are_400() {
+        for body in [&b"zz\r\n"[..], b"ffffffffffffffffff\r\n", b"3\r\nabcd\r\n", b"3\nabc\n0\n\n", b"-3\r\n"] {
+            let mut req = Vec::from(&b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"[..]);
+            req.extend_from_slice(body);
+            let err = expect_error(&req, "400");
+            assert!(matches!(err, Some(RequestError::Chunked(_))), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn huge_chunk_size_within_u64_is_413() {
+        let err = expect_error(
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff0\r\n",
+            "413",
+        );
+        assert!(matches!(err, Some(RequestError::Chunked(ChunkedError::BodyTooLarge { .. }))));
+    }
+
+    #[test]
+    fn bodies_larger_than_the_input_buffer_stream_through() {
+        let limits = Limits { header_bytes: 64, body: 100_000, ..Limits::default() };
+        let mut req = Vec::from(&b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 50000\r\n\r\n"[..]);
+        req.resize(req.len() + 50_000, b'z');
+        req.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (out, _) = drive(&mut Connection::new(limits), &mut echo, &req);
+        assert!(out.contains("POST / 50000"));
+        assert!(out.ends_with("GET /next 0"));
+    }
+
+    #[test]
+    fn discarded_bodies() {
+        struct Discard;
+        impl Handler for Discard {
+            fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter) {
+                echo(req, resp)
+            }
+            fn wants_body(&self) -> bool {
+                false
+            }
+        }
+        let (out, _) = run(&mut Discard, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(out.contains("POST / 0"));
+        assert!(out.ends_with("GET / 0"));
+    }
+
+    #[test]
+    fn expect_continue_gets_an_interim_response() {
+        let mut conn = Connection::new(Limits::default());
+        let (out, _) = drive(&mut conn, &mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+        assert_eq!(out, "HTTP/1.1 100 Continue\r\n\r\n");
+        let (out, _) = drive(&mut conn, &mut echo, b"ok");
+        assert!(out.starts_with("HTTP/1.1 200 OK") && out.ends_with("POST / 2"));
+        // Body already sent: no interim response.
+        let (out, _) = run(&mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok");
+        assert!(out.starts_with("HTTP/1.1 200 OK"));
+    }
+
+    #[test]
+    fn invalid_handler_headers_become_500() {
+        let mut bad = |_: &Request<'_>, resp: &mut ResponseWriter| {
+            resp.header("X-Evil", b"a\r\nSet-Cookie: b");
+            resp.body_static(b"secret");
+        };
+        let (out, _) = run(&mut bad, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(status_of(&out), "500");
+        assert!(!out.contains("Set-Cookie") && !out.contains("secret"));
+    }
+
+    #[test]
+    fn handler_can_close_and_bodiless_statuses_have_no_length() {
+        let mut h = |_: &Request<'_>, resp: &mut ResponseWriter| {
+            resp.set_status(StatusCode::NoContent);
+            resp.body_static(b"ignored");
+            resp.close();
+        };
+        let (out, action) = run(&mut h, b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(action, Action::Close);
+        assert!(!out.contains("Content-Length") && out.ends_with("Connection: close\r\n\r\n"), "{out}");
+    }
+
+    #[test]
+    fn eof_answers_complete_requests_then_closes() {
+        let mut conn = Connection::new(Limits::default());
+        let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /partial HT";
+        assert_eq!(conn.feed(input), input.len());
+        conn.eof();
+        let (out, action) = drive(&mut conn, &mut echo, b"");
+        assert_eq!(out.matches("HTTP/1.1 200").count(), 1);
+        assert_eq!(action, Action::Close);
+    }
+
+    #[test]
+    fn feed_takes_only_what_fits() {
+        let limits = Limits { header_bytes: 64, ..Limits::default() };
+        let mut conn = Connection::new(limits);
+        let big = [b'a'; 10_000];
+        let n = conn.feed(&big);
+        assert_eq!(n, limits.input_buffer_len());
+        assert!(conn.read_buf().is_empty());
+        // A request line this long is over the limit: 414, not a stall.
+        assert_eq!(conn.poll(&mut echo, NOW), Action::Write);
+        assert_eq!(status_of(core::str::from_utf8(conn.output().head).unwrap()), "414");
+    }
+
+    #[test]
+    fn absolute_form_and_options_star() {
+        let (out, _) = run(&mut echo, b"GET http://a/x?q HTTP/1.1\r\nHost: a\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(out.contains("GET /x 0"));
+        assert!(out.ends_with("OPTIONS * 0"));
+    }
+
+    #[test]
+    fn response_buffers_are_reused() {
+        let mut conn = Connection::new(Limits::default());
+        let req = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+        drive(&mut conn, &mut echo, req);
+        let cap = conn.head.capacity();
+        for _ in 0..100 {
+            drive(&mut conn, &mut echo, req);
+        }
+        assert_eq!(conn.head.capacity(), cap);
+        assert_eq!(conn.requests(), 101);
+    }
+}

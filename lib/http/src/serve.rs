@@ -192,3 +192,268 @@ impl fmt::Display for PercentEncoded<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::tests::{NOW, run};
+    use crate::pack::{NewEntry, PackBuilder};
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    const LM: u64 = 1_700_000_000; // Tue, 14 Nov 2023 22:13:20 GMT
+    const LM_STR: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
+
+    fn site() -> StaticSite<'static> {
+        let big: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let mut b = PackBuilder::new();
+        let mut add = |path, content_type, body: &[u8], gzip: Option<&[u8]>, compressible| {
+            b.add(NewEntry { path, content_type, body, gzip, last_modified: LM, compressible }).unwrap()
+        };
+        add("/index.html", "text/html", b"<h1>home</h1>", Some(b"GZ-HOME"), true);
+        add("/docs/index.html", "text/html", b"docs", None, true);
+        add("/docs/guide.html", "text/html", b"guide", None, true);
+        add("/my docs/index.html", "text/html", b"spaced", None, true);
+        add("/assets/logo.png", "image/png", b"PNG", None, false);
+        add("/big.bin", "application/octet-stream", &big, None, false);
+        add("/empty.txt", "text/plain", b"", None, true);
+        add("/style.css", "text/css", b"a{}", None, true);
+        add("/a b.txt", "text/plain", b"space", None, true);
+        let pack: &'static [u8] = Vec::leak(b.finish().unwrap());
+        StaticSite::parse(pack).unwrap()
+    }
+
+    fn get(target: &str, headers: &str) -> String {
+        request("GET", target, headers)
+    }
+
+    fn request(method: &str, target: &str, headers: &str) -> String {
+        let raw = alloc::format!("{method} {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n");
+        run(&mut site(), raw.as_bytes()).0
+    }
+
+    fn status(resp: &str) -> &str {
+        &resp[9..12]
+    }
+
+    fn body(resp: &str) -> &str {
+        resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+    }
+
+    fn etag(path: &str, gzip: bool) -> String {
+        let e = site().get(path).unwrap().etag(gzip);
+        alloc::format!("{e}")
+    }
+
+    #[test]
+    fn serves_index_with_full_headers() {
+        let r = get("/", "");
+        assert_eq!(status(&r), "200");
+        let expected = alloc::format!(
+            "HTTP/1.1 200 OK\r\nServer: oasis\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+             Content-Type: text/html\r\nLast-Modified: {LM_STR}\r\nETag: {}\r\n\
+             Accept-Ranges: bytes\r\nVary: Accept-Encoding\r\nContent-Length: 13\r\n\
+             Connection: keep-alive\r\n\r\n<h1>home</h1>",
+            etag("/index.html", false)
+        );
+        assert_eq!(r, expected);
+        assert_eq!(body(&get("/index.html", "")), "<h1>home</h1>");
+    }
+
+    #[test]
+    fn head_has_get_headers_without_body() {
+        let g = get("/big.bin", "");
+        let h = request("HEAD", "/big.bin", "");
+        assert_eq!(h, g.split_once("\r\n\r\n").map(|(h, _)| alloc::format!("{h}\r\n\r\n")).unwrap());
+        assert!(h.contains("Content-Length: 1000\r\n"));
+    }
+
+    #[test]
+    fn other_methods_are_405_with_allow() {
+        for m in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+            let r = request(m, "/", "Content-Length: 0\r\n");
+            assert_eq!(status(&r), "405", "{m}");
+            assert!(r.contains("Allow: GET, HEAD\r\n"));
+        }
+    }
+
+    #[test]
+    fn directories() {
+        let r = get("/docs", "");
+        assert_eq!(status(&r), "301");
+        assert!(r.contains("Location: /docs/\r\n"));
+        assert!(get("/docs?a=1", "").contains("Location: /docs/?a=1\r\n"));
+        assert!(get("/my%20docs", "").contains("Location: /my%20docs/\r\n"));
+        assert_eq!(body(&get("/docs/", "")), "docs");
+        assert_eq!(body(&get("/my%20docs/", "")), "spaced");
+        assert_eq!(status(&get("/assets/", "")), "403");
+        assert_eq!(status(&get("/assets", "")), "301");
+        assert_eq!(status(&get("/nodir/", "")), "404");
+        assert_eq!(body(&get("/docs/./guide.html", "")), "guide");
+    }
+
+    #[test]
+    fn missing_is_404_with_small_body_and_keeps_alive() {
+        let r = get("/nope.html", "");
+        assert_eq!(status(&r), "404");
+        assert!(r.contains("Content-Type: text/html\r\n"));
+        assert!(body(&r).contains("404 Not Found"));
+        assert!(r.contains("Connection: keep-alive"));
+        assert_eq!(status(&get("/index.html/", "")), "404");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(body(&get("/a%20b.txt", "")), "space");
+        assert_eq!(body(&get("/%69ndex.html", "")), "<h1>home</h1>");
+        assert_eq!(body(&get("/docs%2Fguide.html", "")), "guide");
+    }
+
+    #[test]
+    fn traversal_attempts() {
+        for bad in ["/../etc/passwd", "/%2e%2e/etc/passwd", "/%2E%2E%2Fetc%2Fpasswd", "/docs/../../etc/passwd", "/.."] {
+            let r = get(bad, "");
+            assert_eq!(status(&r), "400", "{bad}");
+            assert!(r.contains("Connection: close"));
+        }
+        assert_eq!(status(&get("/index.html%00.txt", "")), "400");
+        assert_eq!(status(&get("/bad%zzescape", "")), "400");
+        assert_eq!(status(&get("/..\\..\\etc\\passwd", "")), "404");
+        assert_eq!(status(&get("/%5c..%5cetc%5cpasswd", "")), "404");
+        // `..` inside the root resolves, like nginx.
+        assert_eq!(body(&get("/docs/../index.html", "")), "<h1>home</h1>");
+        let long = alloc::format!("/{}", "a".repeat(3000));
+        assert_eq!(status(&get(&long, "")), "404");
+    }
+
+    #[test]
+    fn if_none_match() {
+        let tag = etag("/index.html", false);
+        let r = get("/index.html", &alloc::format!("If-None-Match: {tag}\r\n"));
+        assert_eq!(status(&r), "304");
+        assert!(r.contains(&alloc::format!("ETag: {tag}\r\n")));
+        assert!(r.contains("Vary: Accept-Encoding"));
+        assert!(!r.contains("Content-Length") && body(&r).is_empty());
+        let weak = get("/index.html", &alloc::format!("If-None-Match: \"x\", W/{tag}\r\n"));
+        assert_eq!(status(&weak), "304");
+        assert_eq!(status(&get("/index.html", "If-None-Match: *\r\n")), "304");
+        assert_eq!(status(&get("/index.html", "If-None-Match: \"other\"\r\n")), "200");
+        // If-None-Match wins over a matching If-Modified-Since.
+        let both = alloc::format!("If-None-Match: \"other\"\r\nIf-Modified-Since: {LM_STR}\r\n");
+        assert_eq!(status(&get("/index.html", &both)), "200");
+        // The identity tag does not match the gzip representation.
+        let gz = alloc::format!("If-None-Match: {tag}\r\nAccept-Encoding: gzip\r\n");
+        assert_eq!(status(&get("/index.html", &gz)), "200");
+    }
+
+    #[test]
+    fn if_modified_since() {
+        let r = get("/style.css", &alloc::format!("If-Modified-Since: {LM_STR}\r\n"));
+        assert_eq!(status(&r), "304");
+        assert!(r.contains(&alloc::format!("Last-Modified: {LM_STR}")));
+        assert_eq!(status(&get("/style.css", "If-Modified-Since: Wed, 15 Nov 2023 00:00:00 GMT\r\n")), "304");
+        assert_eq!(status(&get("/style.css", "If-Modified-Since: Tue, 14 Nov 2023 22:13:19 GMT\r\n")), "200");
+        assert_eq!(status(&get("/style.css", "If-Modified-Since: yesterday\r\n")), "200");
+        assert_eq!(status(&request("HEAD", "/style.css", &alloc::format!("If-Modified-Since: {LM_STR}\r\n"))), "304");
+    }
+
+    #[test]
+    fn preconditions_412() {
+        assert_eq!(status(&get("/style.css", "If-Match: \"nope\"\r\n")), "412");
+        let tag = etag("/style.css", false);
+        assert_eq!(status(&get("/style.css", &alloc::format!("If-Match: {tag}\r\n"))), "200");
+        assert_eq!(status(&get("/style.css", &alloc::format!("If-Match: W/{tag}\r\n"))), "412");
+        assert_eq!(status(&get("/style.css", "If-Unmodified-Since: Mon, 13 Nov 2023 00:00:00 GMT\r\n")), "412");
+        assert_eq!(status(&get("/style.css", &alloc::format!("If-Unmodified-Since: {LM_STR}\r\n"))), "200");
+    }
+
+    #[test]
+    fn single_ranges() {
+        let r = get("/big.bin", "Range: bytes=0-9\r\n");
+        assert_eq!(status(&r), "206");
+        assert!(r.contains("Content-Range: bytes 0-9/1000\r\n"));
+        assert!(r.contains("Content-Length: 10\r\n"));
+        assert_eq!(body(&r).as_bytes(), (0u8..10).collect::<Vec<_>>());
+        let r = get("/big.bin", "Range: bytes=-500\r\n");
+        assert!(r.contains("Content-Range: bytes 500-999/1000\r\n") && r.contains("Content-Length: 500\r\n"));
+        let r = get("/big.bin", "Range: bytes=500-\r\n");
+        assert!(r.contains("Content-Range: bytes 500-999/1000\r\n"));
+        let r = get("/big.bin", "Range: bytes=990-2000\r\n");
+        assert!(r.contains("Content-Range: bytes 990-999/1000\r\n"));
+    }
+
+    #[test]
+    fn unsatisfiable_and_multiple_ranges() {
+        let r = get("/big.bin", "Range: bytes=1000-\r\n");
+        assert_eq!(status(&r), "416");
+        assert!(r.contains("Content-Range: bytes */1000\r\n"));
+        let r = get("/empty.txt", "Range: bytes=0-\r\n");
+        assert_eq!(status(&r), "416");
+        assert!(r.contains("Content-Range: bytes */0\r\n"));
+        let r = get("/big.bin", "Range: bytes=0-1,5-6\r\n");
+        assert_eq!(status(&r), "200");
+        assert!(r.contains("Content-Length: 1000\r\n"));
+        assert_eq!(status(&get("/big.bin", "Range: lines=1-2\r\n")), "200");
+        // Range is ignored on HEAD (RFC 9110 §14.2).
+        assert_eq!(status(&request("HEAD", "/big.bin", "Range: bytes=0-1\r\n")), "200");
+    }
+
+    #[test]
+    fn if_range() {
+        let tag = etag("/big.bin", false);
+        let hit = get("/big.bin", &alloc::format!("Range: bytes=0-1\r\nIf-Range: {tag}\r\n"));
+        assert_eq!(status(&hit), "206");
+        assert_eq!(status(&get("/big.bin", "Range: bytes=0-1\r\nIf-Range: \"stale\"\r\n")), "200");
+        assert_eq!(status(&get("/big.bin", &alloc::format!("Range: bytes=0-1\r\nIf-Range: W/{tag}\r\n"))), "200");
+        assert_eq!(status(&get("/big.bin", &alloc::format!("Range: bytes=0-1\r\nIf-Range: {LM_STR}\r\n"))), "206");
+        assert_eq!(
+            status(&get("/big.bin", "Range: bytes=0-1\r\nIf-Range: Mon, 13 Nov 2023 00:00:00 GMT\r\n")),
+            "200"
+        );
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        let r = get("/index.html", "Accept-Encoding: deflate, gzip;q=0.8\r\n");
+        assert!(r.contains("Content-Encoding: gzip\r\n"));
+        assert!(r.contains("Vary: Accept-Encoding\r\n"));
+        assert!(r.contains(&alloc::format!("ETag: {}\r\n", etag("/index.html", true))));
+        assert_eq!(body(&r), "GZ-HOME");
+        let r = get("/index.html", "Accept-Encoding: gzip;q=0\r\n");
+        assert!(!r.contains("Content-Encoding") && r.contains("Vary: Accept-Encoding"));
+        assert_eq!(body(&r), "<h1>home</h1>");
+        let r = get("/index.html", "");
+        assert!(!r.contains("Content-Encoding") && r.contains("Vary: Accept-Encoding"));
+        // Compressible without a variant: Vary but identity; not compressible: neither.
+        let r = get("/style.css", "Accept-Encoding: gzip\r\n");
+        assert!(!r.contains("Content-Encoding") && r.contains("Vary: Accept-Encoding"));
+        let r = get("/big.bin", "Accept-Encoding: gzip\r\n");
+        assert!(!r.contains("Content-Encoding") && !r.contains("Vary"));
+        // Ranges apply to the selected (gzip) representation.
+        let r = get("/index.html", "Accept-Encoding: gzip\r\nRange: bytes=0-1\r\n");
+        assert!(r.contains("Content-Range: bytes 0-1/7\r\n") && r.contains("Content-Encoding: gzip"));
+        assert_eq!(body(&r), "GZ");
+        let tag = etag("/index.html", true);
+        let r = get("/index.html", &alloc::format!("Accept-Encoding: gzip\r\nIf-None-Match: {tag}\r\n"));
+        assert_eq!(status(&r), "304");
+    }
+
+    #[test]
+    fn static_site_discards_request_bodies() {
+        let raw = b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhelloGET /style.css HTTP/1.1\r\nHost: t\r\n\r\n";
+        let (out, _) = run(&mut site(), raw);
+        assert!(out.ends_with("a{}"), "{out}");
+        assert_eq!(out.matches("HTTP/1.1 200").count(), 2);
+    }
+
+    #[test]
+    fn respond_directly_without_a_connection() {
+        let mut w = ResponseWriter::new();
+        w.reset(NOW);
+        let headers = [httparse::Header { name: "Range", value: b"bytes=-3" }];
+        let req = Request::new(Method::Get, "/big.bin", crate::Version::Http11, &headers, b"");
+        site().respond(&req, &mut w);
+        assert_eq!(w.status(), StatusCode::PartialContent);
+        assert_eq!(w.body(), &[229, 230, 231]);
+    }
+}
