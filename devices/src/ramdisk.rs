@@ -6,7 +6,9 @@
 //! cache, exactly like a disk whose write cache has no battery.
 //!
 //! For crash testing, [`RamDisk::fail_after_writes`] arms a fuse: after `n` more
-//! device writes, the next write cuts the power instead of completing. From then on
+//! device writes, the next write cuts the power instead of completing
+//! ([`RamDisk::fail_after_writes_or_flush`]: the next write *or flush*, to cut between
+//! a write and the flush that would make it durable). From then on
 //! every request fails with [`BlockError::Io`] until the test calls
 //! [`RamDisk::power_cut`] (which here means "power back on after the cut"). With
 //! [`RamDisk::set_torn_writes`] the cut is adversarial: the interrupted write lands
@@ -45,6 +47,8 @@ struct Inner {
     torn: Option<u64>,
     /// Writes still allowed before the power goes out.
     fuse: Option<u64>,
+    /// The blown fuse also cuts at a flush.
+    fuse_on_flush: bool,
     /// The power is out: every request fails until `power_cut` restores it.
     dead: bool,
     writes: u64,
@@ -86,6 +90,7 @@ impl RamDisk {
                 read_only: false,
                 torn: None,
                 fuse: None,
+                fuse_on_flush: false,
                 dead: false,
                 writes: 0,
                 flushes: 0,
@@ -109,7 +114,17 @@ impl RamDisk {
     /// Arms the fuse: `Some(n)` lets `n` more device writes complete; the one after
     /// that cuts the power. `None` disarms it.
     pub fn fail_after_writes(&self, n: Option<u64>) {
-        self.inner.borrow_mut().fuse = n;
+        let mut inner = self.inner.borrow_mut();
+        inner.fuse = n;
+        inner.fuse_on_flush = false;
+    }
+
+    /// Like [`RamDisk::fail_after_writes`], but once `n` writes have completed, a
+    /// flush cuts the power too (before making anything durable).
+    pub fn fail_after_writes_or_flush(&self, n: Option<u64>) {
+        let mut inner = self.inner.borrow_mut();
+        inner.fuse = n;
+        inner.fuse_on_flush = true;
     }
 
     /// Cuts the power and turns it back on: unflushed writes are lost (or, in torn
@@ -256,6 +271,12 @@ impl BlockDevice for RamDisk {
         if inner.dead {
             return Err(BlockError::Io);
         }
+        if inner.fuse_on_flush && inner.fuse == Some(0) {
+            inner.lose_cache();
+            inner.dead = true;
+            inner.fuse = None;
+            return Err(BlockError::Io);
+        }
         let ss = self.sector_size as usize;
         let cache = core::mem::take(&mut inner.cache);
         for (sector, data) in cache {
@@ -321,6 +342,16 @@ mod tests {
         let mut buf = [9; 1024];
         now(d.read(0, &mut buf)).unwrap();
         assert_eq!(buf, [0; 1024], "nothing was flushed");
+    }
+
+    #[test]
+    fn fuse_can_cut_before_the_flush() {
+        let d = RamDisk::new(4, 512);
+        d.fail_after_writes_or_flush(Some(1));
+        now(d.write(0, &[1; 512])).unwrap();
+        assert_eq!(now(d.flush()), Err(BlockError::Io));
+        d.power_cut();
+        assert_eq!(d.durable_image(), [0; 2048]);
     }
 
     #[test]
