@@ -1,3 +1,189 @@
-//! The Oasis facade.
+//! Oasis: what an application imports.
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! use oasis::prelude::*;
+//!
+//! #[oasis::main]
+//! async fn main(os: Os) -> Result<(), AppError> {
+//!     let mut args = os.args();
+//!     let name: String = args.value_or("name", "world".into(), "NAME", "who to greet");
+//!     args.finish();
+//!     println!("hello, {name}");
+//!     sleep(Duration::from_millis(100)).await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The same source builds for the `kvm` target (`x86_64-unknown-none`, a PVH
+//! unikernel) and for the host (a Linux process). The platform is picked in
+//! `platform.rs`, the only place that names a target. Applications are `#![no_std]`
+//! `#![no_main]`: `alloc` types come from [`prelude`], the entry point from
+//! [`main`](macro@main).
+//!
+//! Exit statuses: `Ok` → 0; `Err(e)` → prints `error: {e}`, 1; a panic → message,
+//! location and backtrace, 101; bad arguments → 64; `--help` → usage, 0.
 #![no_std]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod args;
+mod console;
+mod logger;
+mod platform;
+mod rng;
+
+pub use args::Args;
+pub use console::{_print, Console};
+pub use oasis_macros::main;
+pub use rng::Rng;
+
+use alloc::string::String;
+use core::future::Future;
+use core::time::Duration;
+
+/// Time: monotonic instants, sleeping, timeouts.
+pub mod time {
+    pub use core::time::Duration;
+    pub use oasis_runtime::{Elapsed, Instant, Sleep, now, sleep, sleep_until, timeout};
+}
+
+/// Tasks.
+pub mod task {
+    pub use oasis_runtime::{JoinHandle, spawn, yield_now};
+}
+
+/// The usual imports for an application.
+pub mod prelude {
+    pub use crate::time::{Duration, Instant, sleep, timeout};
+    pub use crate::{Os, print, println};
+    pub use alloc::borrow::ToOwned;
+    pub use alloc::boxed::Box;
+    pub use alloc::format;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec;
+    pub use alloc::vec::Vec;
+}
+
+/// Re-exported for applications (`oasis::log::info!`).
+pub use log;
+
+/// Exit status for a usage error.
+pub const EXIT_USAGE: u8 = oasis_bootargs::EXIT_USAGE;
+/// Exit status when `main` returns `Err`.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// The application's handle to the machine.
+#[derive(Clone)]
+pub struct Os {
+    args: alloc::sync::Arc<spin::Mutex<Option<oasis_bootargs::ArgParser>>>,
+}
+
+impl Os {
+    /// The application's arguments. Call once, before the first `.await`, then
+    /// [`Args::finish`]; an application that never asks gets its arguments checked
+    /// (and rejected if any were given) after its first step.
+    pub fn args(&self) -> Args {
+        let parser = self.args.lock().take();
+        Args::new(parser)
+    }
+
+    /// Monotonic time since boot.
+    pub fn now(&self) -> time::Instant {
+        time::now()
+    }
+
+    /// Wall-clock time as a duration since the Unix epoch, when the machine knows it.
+    pub fn wall_clock(&self) -> Option<Duration> {
+        platform::get().wall_clock_nanos().map(Duration::from_nanos)
+    }
+
+    /// Time from the first instruction (PVH entry or process start) to `main`.
+    pub fn boot_time(&self) -> Option<Duration> {
+        platform::get().boot_nanos().map(Duration::from_nanos)
+    }
+
+    /// Runs `future` as a separate task.
+    pub fn spawn<F>(&self, future: F) -> task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        task::spawn(future)
+    }
+
+    /// A cryptographically secure random generator (ChaCha12 seeded from the
+    /// hardware). Exits with a clear message if the machine has no entropy source.
+    pub fn rng(&self) -> Rng {
+        Rng::get()
+    }
+
+    /// Ends the program now with `status`.
+    pub fn exit(&self, status: u8) -> ! {
+        platform::get().exit(status)
+    }
+
+    /// A short description of the platform (for logs).
+    pub fn platform_report(&self) -> String {
+        platform::report()
+    }
+}
+
+/// Called by `#[oasis::main]`; not for applications.
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+    use core::fmt::Display;
+    use core::pin::pin;
+
+    /// Sets up logging and arguments, runs `main` on the executor, exits with its status.
+    pub fn start<F, Fut, E>(main: F) -> !
+    where
+        F: FnOnce(Os) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: Display,
+    {
+        let p = platform::get();
+        let argv = p.args();
+        let mut parser = match oasis_bootargs::ArgParser::new(platform::PROGRAM, &argv) {
+            Ok(parser) => parser,
+            Err(e) => usage_error(&e),
+        };
+        let filters = parser
+            .values::<logger::Filter>("log", Some('l'), "LEVEL", "log filter: LEVEL or TARGET:LEVEL, repeatable (error warn info debug trace off)")
+            .unwrap_or_else(|e| usage_error(&e));
+        logger::init(filters);
+        platform::take_platform_args(&mut parser);
+        let shared = alloc::sync::Arc::new(spin::Mutex::new(Some(parser)));
+        let os = Os { args: shared.clone() };
+        let result = oasis_runtime::block_on(p, async move {
+            let mut fut = pin!(main(os));
+            let mut first = true;
+            core::future::poll_fn(|cx| {
+                let r = fut.as_mut().poll(cx);
+                if core::mem::take(&mut first) {
+                    // The app never asked for its arguments: none may be given.
+                    if let Some(parser) = shared.lock().take() {
+                        Args::new(Some(parser)).finish();
+                    }
+                }
+                r
+            })
+            .await
+        });
+        match result {
+            Ok(()) => p.exit(0),
+            Err(e) => {
+                console::_print(format_args!("error: {e}\n"));
+                p.exit(EXIT_FAILURE)
+            }
+        }
+    }
+
+    pub(crate) fn usage_error(e: &dyn Display) -> ! {
+        console::_print(format_args!("{}: {e}\n", platform::PROGRAM));
+        platform::get().exit(EXIT_USAGE)
+    }
+}
