@@ -12,7 +12,11 @@ pub(crate) const MAX_SECTORS_PER_REQUEST: u64 = 128;
 
 /// Reads `buf.len()` bytes at byte `offset`. Whole aligned sectors go straight into
 /// `buf`; only a partial first or last sector passes through a bounce buffer.
-pub(crate) async fn read_bytes<D: BlockDevice>(dev: &D, offset: u64, buf: &mut [u8]) -> Result<(), KvError> {
+pub(crate) async fn read_bytes<D: BlockDevice>(
+    dev: &D,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<(), KvError> {
     let ss = u64::from(dev.geometry().sector_size);
     let mut bounce: Vec<u8> = Vec::new();
     let mut pos = offset;

@@ -117,7 +117,10 @@ pub fn check_key(key: &str) -> Result<(), KvError> {
         return Err(KvError::EmptyKey);
     }
     if key.len() > MAX_KEY_LEN {
-        return Err(KvError::KeyTooLong { len: key.len(), max: MAX_KEY_LEN });
+        return Err(KvError::KeyTooLong {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
     }
     Ok(())
 }
@@ -154,7 +157,10 @@ impl Batch {
 
     /// Adds a set.
     pub fn set(&mut self, key: &str, value: &[u8]) -> &mut Self {
-        self.ops.push(Op::Set { key: key.into(), value: value.to_vec() });
+        self.ops.push(Op::Set {
+            key: key.into(),
+            value: value.to_vec(),
+        });
         self
     }
 
@@ -218,19 +224,30 @@ pub trait KvRead {
 
     /// The whole value of `key`.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let Some(meta) = self.meta(key) else { return Ok(None) };
+        let Some(meta) = self.meta(key) else {
+            return Ok(None);
+        };
         self.get_range(key, 0..meta.size).await
     }
 
     /// Bytes `range` of the value of `key`; [`KvError::BadRange`] if the range
     /// reaches past the value or is reversed.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Vec<u8>>, KvError> {
-        let Some(meta) = self.meta(key) else { return Ok(None) };
+        let Some(meta) = self.meta(key) else {
+            return Ok(None);
+        };
         if range.start > range.end || range.end > meta.size {
-            return Err(KvError::BadRange { start: range.start, end: range.end, size: meta.size });
+            return Err(KvError::BadRange {
+                start: range.start,
+                end: range.end,
+                size: meta.size,
+            });
         }
-        let len = usize::try_from(range.end - range.start)
-            .map_err(|_| KvError::BadRange { start: range.start, end: range.end, size: meta.size })?;
+        let len = usize::try_from(range.end - range.start).map_err(|_| KvError::BadRange {
+            start: range.start,
+            end: range.end,
+            size: meta.size,
+        })?;
         let mut out = vec![0; len];
         let n = self.read_at(key, range.start, &mut out).await?;
         out.truncate(n);
@@ -267,7 +284,10 @@ pub trait KvWrite: KvRead {
     async fn rename(&mut self, from: &str, to: &str) -> Result<(), KvError> {
         check_key(from)?;
         check_key(to)?;
-        let value = self.get(from).await?.ok_or_else(|| KvError::NotFound { key: from.into() })?;
+        let value = self
+            .get(from)
+            .await?
+            .ok_or_else(|| KvError::NotFound { key: from.into() })?;
         if from == to {
             return Ok(());
         }

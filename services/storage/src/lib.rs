@@ -57,7 +57,9 @@ pub mod kv;
 pub mod log;
 pub mod tar_store;
 
-pub use kv::{Batch, KvError, KvRead, KvWrite, MAX_BATCH_BYTES, MAX_KEY_LEN, MAX_VALUE_LEN, Meta, Op};
+pub use kv::{
+    Batch, KvError, KvRead, KvWrite, MAX_BATCH_BYTES, MAX_KEY_LEN, MAX_VALUE_LEN, Meta, Op,
+};
 pub use log::{LogStats, LogStore};
 pub use tar_store::TarStore;
 

@@ -48,16 +48,26 @@ impl<D: BlockDevice> TarStore<D> {
                 Want::Header { offset } => {
                     if offset >= end {
                         if offset > end {
-                            return Err(TarError::Truncated { offset: end, needed: offset - end }.into());
+                            return Err(TarError::Truncated {
+                                offset: end,
+                                needed: offset - end,
+                            }
+                            .into());
                         }
                         scanner.feed_eof()?;
                         continue;
                     }
                     if end - offset < BLOCK_SIZE as u64 {
-                        return Err(TarError::Truncated { offset, needed: BLOCK_SIZE as u64 }.into());
+                        return Err(TarError::Truncated {
+                            offset,
+                            needed: BLOCK_SIZE as u64,
+                        }
+                        .into());
                     }
                     read_bytes(&dev, offset, &mut block).await?;
-                    let Some(entry) = scanner.feed_header(&block)? else { continue };
+                    let Some(entry) = scanner.feed_header(&block)? else {
+                        continue;
+                    };
                     if entry.size > end.saturating_sub(entry.data_offset) {
                         return Err(TarError::Truncated {
                             offset: end,
@@ -102,12 +112,18 @@ impl<D: BlockDevice> TarStore<D> {
 
 impl<D: BlockDevice> KvRead for TarStore<D> {
     fn meta(&self, key: &str) -> Option<Meta> {
-        self.files.get(key).map(|f| Meta { size: f.size, mtime: f.mtime })
+        self.files.get(key).map(|f| Meta {
+            size: f.size,
+            mtime: f.mtime,
+        })
     }
 
     fn list(&self, prefix: &str) -> Vec<String> {
         self.files
-            .range::<str, _>((core::ops::Bound::Included(prefix), core::ops::Bound::Unbounded))
+            .range::<str, _>((
+                core::ops::Bound::Included(prefix),
+                core::ops::Bound::Unbounded,
+            ))
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, _)| k.clone())
             .collect()
@@ -118,7 +134,10 @@ impl<D: BlockDevice> KvRead for TarStore<D> {
     }
 
     async fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<usize, KvError> {
-        let f = self.files.get(key).ok_or_else(|| KvError::NotFound { key: key.into() })?;
+        let f = self
+            .files
+            .get(key)
+            .ok_or_else(|| KvError::NotFound { key: key.into() })?;
         let n = f.size.saturating_sub(offset).min(buf.len() as u64) as usize;
         if n > 0 {
             read_bytes(&self.dev, f.offset + offset, &mut buf[..n]).await?;
@@ -127,7 +146,9 @@ impl<D: BlockDevice> KvRead for TarStore<D> {
     }
 
     async fn digest(&self, key: &str) -> Result<Option<u32>, KvError> {
-        let Some(f) = self.files.get(key) else { return Ok(None) };
+        let Some(f) = self.files.get(key) else {
+            return Ok(None);
+        };
         if let Some(d) = f.digest.get() {
             return Ok(Some(d));
         }
@@ -156,11 +177,15 @@ mod tests {
     fn site() -> Vec<u8> {
         let mut b = Builder::new();
         b.append_dir("css", 1).unwrap();
-        b.append_file("index.html", b"<h1>home</h1>", 100, 0o644).unwrap();
-        b.append_file("css/site.css", &[b'c'; 3000], 200, 0o644).unwrap();
+        b.append_file("index.html", b"<h1>home</h1>", 100, 0o644)
+            .unwrap();
+        b.append_file("css/site.css", &[b'c'; 3000], 200, 0o644)
+            .unwrap();
         b.append_file("css/empty.css", b"", 300, 0o644).unwrap();
-        b.append_file(&"deep/".repeat(40), b"long path", 400, 0o644).unwrap();
-        b.append_file("index.html", b"<h1>newer</h1>", 500, 0o644).unwrap();
+        b.append_file(&"deep/".repeat(40), b"long path", 400, 0o644)
+            .unwrap();
+        b.append_file("index.html", b"<h1>newer</h1>", 500, 0o644)
+            .unwrap();
         b.finish()
     }
 
@@ -169,24 +194,43 @@ mod tests {
         for ss in [512, 4096] {
             let store = block_on(TarStore::mount(RamDisk::from_image(&site(), ss))).unwrap();
             assert_eq!(store.len(), 4);
-            assert_eq!(block_on(store.get("index.html")).unwrap().unwrap(), b"<h1>newer</h1>");
+            assert_eq!(
+                block_on(store.get("index.html")).unwrap().unwrap(),
+                b"<h1>newer</h1>"
+            );
             assert_eq!(store.last_modified("index.html"), Some(500));
             assert_eq!(store.size("css/site.css"), Some(3000));
             assert_eq!(block_on(store.get("css/empty.css")).unwrap().unwrap(), b"");
             assert_eq!(store.list("css/"), ["css/empty.css", "css/site.css"]);
             assert!(!store.exists("css"), "directories are not keys");
             let long = "deep/".repeat(40);
-            assert_eq!(block_on(store.get(long.trim_end_matches('/'))).unwrap().unwrap(), b"long path");
-            assert_eq!(block_on(store.get_range("css/site.css", 2990..3000)).unwrap().unwrap(), [b'c'; 10]);
+            assert_eq!(
+                block_on(store.get(long.trim_end_matches('/')))
+                    .unwrap()
+                    .unwrap(),
+                b"long path"
+            );
+            assert_eq!(
+                block_on(store.get_range("css/site.css", 2990..3000))
+                    .unwrap()
+                    .unwrap(),
+                [b'c'; 10]
+            );
             assert!(matches!(
                 block_on(store.get_range("css/site.css", 2990..3001)),
                 Err(KvError::BadRange { .. })
             ));
             let mut buf = [0; 64];
-            assert_eq!(block_on(store.read_at("index.html", 4, &mut buf)).unwrap(), 10);
+            assert_eq!(
+                block_on(store.read_at("index.html", 4, &mut buf)).unwrap(),
+                10
+            );
             assert_eq!(&buf[..10], b"newer</h1>");
             assert_eq!(block_on(store.get("missing")).unwrap(), None);
-            assert!(matches!(block_on(store.read_at("missing", 0, &mut buf)), Err(KvError::NotFound { .. })));
+            assert!(matches!(
+                block_on(store.read_at("missing", 0, &mut buf)),
+                Err(KvError::NotFound { .. })
+            ));
         }
     }
 
@@ -208,12 +252,18 @@ mod tests {
         let mut img = site();
         img[600] ^= 0xff; // inside the second header
         let err = block_on(TarStore::mount(RamDisk::from_image(&img, 512))).unwrap_err();
-        assert!(matches!(err, KvError::Tar(TarError::BadChecksum { offset: 512, .. })), "{err}");
+        assert!(
+            matches!(err, KvError::Tar(TarError::BadChecksum { offset: 512, .. })),
+            "{err}"
+        );
 
         let img = site();
         let cut = &img[..4 * 512 + 100]; // inside the data of css/site.css
         let err = block_on(TarStore::mount(RamDisk::from_image(cut, 512))).unwrap_err();
-        assert!(matches!(err, KvError::Tar(TarError::Truncated { .. })), "{err}");
+        assert!(
+            matches!(err, KvError::Tar(TarError::Truncated { .. })),
+            "{err}"
+        );
 
         let empty = block_on(TarStore::mount(RamDisk::new(4, 512))).unwrap();
         assert!(empty.is_empty());

@@ -143,13 +143,21 @@ fn cut_and_check(steps: &[Step], states: &[Model], k: u64, cut: Cut, torn: Optio
     };
     let got = contents(&store);
     let ok = got == states[acked] || got == states[acked + 1];
-    assert!(ok, "k={k} {cut:?} torn={torn:?}: recovered state matches neither step {acked} nor {}", acked + 1);
+    assert!(
+        ok,
+        "k={k} {cut:?} torn={torn:?}: recovered state matches neither step {acked} nor {}",
+        acked + 1
+    );
     // The recovered store keeps working, across another remount.
     block_on(store.set("after/cut", b"still writable")).unwrap();
     let mut expected = got;
     expected.insert("after/cut".into(), b"still writable".to_vec());
     let store = block_on(LogStore::mount(store.into_device())).unwrap();
-    assert_eq!(contents(&store), expected, "k={k}: write after recovery lost");
+    assert_eq!(
+        contents(&store),
+        expected,
+        "k={k}: write after recovery lost"
+    );
 }
 
 fn model_states(steps: &[Step]) -> Vec<Model> {
@@ -172,7 +180,11 @@ fn reference_run(steps: &[Step], states: &[Model]) -> u64 {
         }
     }
     assert_eq!(contents(&store), states[steps.len()]);
-    assert!(store.stats().compactions >= 2, "workload must compact: {:?}", store.stats());
+    assert!(
+        store.stats().compactions >= 2,
+        "workload must compact: {:?}",
+        store.stats()
+    );
     let total = store.device().write_count() - start;
     println!("workload: {} device writes, {:?}", total, store.stats());
     total
@@ -239,7 +251,10 @@ fn repeated_cuts(seed: u64, torn: bool) {
             Err(e) => panic!("seed {seed} cut {cuts} at step {i}: mount failed: {e}"),
         };
         let got = contents(&store);
-        assert!(got == model || got == after, "seed {seed} cut {cuts} at step {i}: wrong state");
+        assert!(
+            got == model || got == after,
+            "seed {seed} cut {cuts} at step {i}: wrong state"
+        );
         if got == after && got != model {
             i += 1;
         }

@@ -140,7 +140,10 @@ pub struct RecordHeader {
 impl RecordHeader {
     /// Parses a header sector; `None` unless magic and header CRC check out.
     pub fn parse(sector: &[u8]) -> Option<Self> {
-        if sector.len() < HDR_LEN || sector[0..4] != REC_MAGIC || u32_at(sector, 4) != crc32fast::hash(&sector[8..HDR_LEN]) {
+        if sector.len() < HDR_LEN
+            || sector[0..4] != REC_MAGIC
+            || u32_at(sector, 4) != crc32fast::hash(&sector[8..HDR_LEN])
+        {
             return None;
         }
         Some(Self {
@@ -232,7 +235,8 @@ pub fn decode_record(header: &RecordHeader, buf: &[u8], sector_size: u32) -> Opt
         let n = (header.payload_len as usize - payload.len()).min(ss - start);
         payload.extend_from_slice(&sector[start..start + n]);
     }
-    (payload.len() == header.payload_len as usize && crc32fast::hash(&payload) == header.payload_crc)
+    (payload.len() == header.payload_len as usize
+        && crc32fast::hash(&payload) == header.payload_crc)
         .then_some(payload)
 }
 
@@ -282,7 +286,10 @@ pub fn decode_ops(payload: &[u8], count: u32) -> Result<Vec<DecodedOp>, &'static
     let mut ops = Vec::new();
     let mut at = 0usize;
     let take = |at: &mut usize, n: usize| -> Result<core::ops::Range<usize>, &'static str> {
-        let end = at.checked_add(n).filter(|&e| e <= payload.len()).ok_or("op runs past the payload")?;
+        let end = at
+            .checked_add(n)
+            .filter(|&e| e <= payload.len())
+            .ok_or("op runs past the payload")?;
         let r = *at..end;
         *at = end;
         Ok(r)
@@ -305,7 +312,13 @@ pub fn decode_ops(payload: &[u8], count: u32) -> Result<Vec<DecodedOp>, &'static
                 if crc32fast::hash(&payload[value.clone()]) != crc {
                     return Err("value CRC mismatch");
                 }
-                ops.push(DecodedOp::Set { key: key.into(), value_at: value.start as u32, len, crc, mtime });
+                ops.push(DecodedOp::Set {
+                    key: key.into(),
+                    value_at: value.start as u32,
+                    len,
+                    crc,
+                    mtime,
+                });
             }
             OP_REMOVE => {
                 let key = take(&mut at, key_len)?;
@@ -327,7 +340,14 @@ mod tests {
 
     #[test]
     fn superblock_round_trips_and_detects_damage() {
-        let sb = Superblock { sector_size: 512, sectors: 100, seq: 7, active_gen: 3, max_gen: 4, active: 1 };
+        let sb = Superblock {
+            sector_size: 512,
+            sectors: 100,
+            seq: 7,
+            active_gen: 3,
+            max_gen: 4,
+            active: 1,
+        };
         let mut s = [0u8; 512];
         assert_eq!(Superblock::parse(&s), SbSlot::Blank);
         sb.emit(&mut s);
@@ -341,9 +361,20 @@ mod tests {
         for ss in [512u32, 4096] {
             for len in [0usize, 1, 463, 464, 465, 2000, 9000] {
                 let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
-                let h = RecordHeader { generation: 2, seq: 9, payload_len: 0, payload_crc: 0, sectors: 0, op_count: 0, flags: 0 };
+                let h = RecordHeader {
+                    generation: 2,
+                    seq: 9,
+                    payload_len: 0,
+                    payload_crc: 0,
+                    sectors: 0,
+                    op_count: 0,
+                    flags: 0,
+                };
                 let rec = encode_record(h, &payload, ss);
-                assert_eq!(rec.len() as u64, record_sectors(len as u64, ss) * u64::from(ss));
+                assert_eq!(
+                    rec.len() as u64,
+                    record_sectors(len as u64, ss) * u64::from(ss)
+                );
                 let hdr = RecordHeader::parse(&rec).unwrap();
                 assert_eq!(decode_record(&hdr, &rec, ss).unwrap(), payload);
                 for at in [0, len / 2, len.saturating_sub(1)] {
@@ -368,7 +399,15 @@ mod tests {
         encode_remove(&mut p, "gone");
         let ops = decode_ops(&p, 2).unwrap();
         assert_eq!(ops[1], DecodedOp::Remove { key: "gone".into() });
-        let DecodedOp::Set { value_at, len, mtime, .. } = &ops[0] else { panic!() };
+        let DecodedOp::Set {
+            value_at,
+            len,
+            mtime,
+            ..
+        } = &ops[0]
+        else {
+            panic!()
+        };
         assert_eq!(&p[*value_at as usize..][..*len as usize], b"value");
         assert_eq!(*mtime, 5);
         assert!(decode_ops(&p, 3).is_err());

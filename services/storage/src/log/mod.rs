@@ -39,12 +39,13 @@ use alloc::vec::Vec;
 
 use oasis_devices::{BlockDevice, BlockError};
 
+use crate::KvError;
 use crate::io::{MAX_SECTORS_PER_REQUEST, read_bytes};
 use crate::kv::{Batch, KvRead, KvWrite, MAX_BATCH_BYTES, MAX_VALUE_LEN, Meta, Op, check_key};
-use crate::KvError;
 use format::{
-    DecodedOp, FLAG_SNAPSHOT, RecordHeader, REMOVE_OVERHEAD, SET_OVERHEAD, SbSlot, Superblock, decode_ops,
-    decode_record, encode_record, encode_remove, encode_set, payload_position, record_sectors,
+    DecodedOp, FLAG_SNAPSHOT, REMOVE_OVERHEAD, RecordHeader, SET_OVERHEAD, SbSlot, Superblock,
+    decode_ops, decode_record, encode_record, encode_remove, encode_set, payload_position,
+    record_sectors,
 };
 
 /// Sectors before the regions (the two superblock slots).
@@ -111,7 +112,11 @@ impl<D> core::fmt::Debug for LogStore<D> {
 }
 
 fn region_sectors_for(dev_sectors: u64, sector_size: u32) -> Result<u64, KvError> {
-    let bad = |reason| KvError::BadGeometry { sectors: dev_sectors, sector_size, reason };
+    let bad = |reason| KvError::BadGeometry {
+        sectors: dev_sectors,
+        sector_size,
+        reason,
+    };
     if !(512..=65536).contains(&sector_size) || !sector_size.is_power_of_two() {
         return Err(bad("sector size must be a power of two in 512..=65536"));
     }
@@ -171,13 +176,24 @@ impl<D: BlockDevice> LogStore<D> {
             // superblock write, which was never acknowledged: the valid one holds.
             (SbSlot::Valid(a), SbSlot::Invalid) => a,
             (SbSlot::Blank | SbSlot::Invalid, SbSlot::Valid(b)) => b,
-            _ => return Err(KvError::Corrupt { offset: 0, reason: "no valid superblock" }),
+            _ => {
+                return Err(KvError::Corrupt {
+                    offset: 0,
+                    reason: "no valid superblock",
+                });
+            }
         };
         if sb.sector_size != g.sector_size || sb.sectors != g.sectors {
-            return Err(KvError::Corrupt { offset: 0, reason: "superblock geometry differs from the device" });
+            return Err(KvError::Corrupt {
+                offset: 0,
+                reason: "superblock geometry differs from the device",
+            });
         }
         if sb.active_gen == 0 || sb.active_gen > sb.max_gen {
-            return Err(KvError::Corrupt { offset: 0, reason: "superblock generations are inconsistent" });
+            return Err(KvError::Corrupt {
+                offset: 0,
+                reason: "superblock generations are inconsistent",
+            });
         }
         let mut store = Self::empty(dev, region_sectors, sb);
         store.recover().await?;
@@ -259,19 +275,26 @@ impl<D: BlockDevice> LogStore<D> {
         let mut sector = vec![0u8; ss];
         while pos < end {
             self.dev.read(pos, &mut sector).await?;
-            let Some(h) = RecordHeader::parse(&sector) else { break };
+            let Some(h) = RecordHeader::parse(&sector) else {
+                break;
+            };
             if h.generation != self.sb.active_gen
                 || h.seq != seq
-                || u64::from(h.sectors) != record_sectors(u64::from(h.payload_len), self.sector_size)
+                || u64::from(h.sectors)
+                    != record_sectors(u64::from(h.payload_len), self.sector_size)
                 || u64::from(h.sectors) > end - pos
             {
                 break;
             }
             let mut rec = vec![0u8; h.sectors as usize * ss];
             read_sectors(&self.dev, pos, &mut rec).await?;
-            let Some(payload) = decode_record(&h, &rec, self.sector_size) else { break };
-            let ops = decode_ops(&payload, h.op_count)
-                .map_err(|reason| KvError::Corrupt { offset: self.byte(pos), reason })?;
+            let Some(payload) = decode_record(&h, &rec, self.sector_size) else {
+                break;
+            };
+            let ops = decode_ops(&payload, h.op_count).map_err(|reason| KvError::Corrupt {
+                offset: self.byte(pos),
+                reason,
+            })?;
             apply(&mut self.index, pos, ops);
             pos += u64::from(h.sectors);
             seq += 1;
@@ -353,14 +376,24 @@ impl<D: BlockDevice> LogStore<D> {
                 _ => groups.push((vec![key.clone()], op)),
             }
         }
-        let needed: u64 = groups.iter().map(|(_, bytes)| record_sectors(*bytes as u64, self.sector_size)).sum();
+        let needed: u64 = groups
+            .iter()
+            .map(|(_, bytes)| record_sectors(*bytes as u64, self.sector_size))
+            .sum();
         if needed + reserve > self.region_sectors {
-            return Err(KvError::Full { needed: needed + reserve, available: self.region_sectors });
+            return Err(KvError::Full {
+                needed: needed + reserve,
+                available: self.region_sectors,
+            });
         }
         let target = 1 - self.sb.active;
         let generation = self.sb.max_gen + 1;
         // 1. Reserve the generation.
-        let reserved = Superblock { seq: self.sb.seq + 1, max_gen: generation, ..self.sb };
+        let reserved = Superblock {
+            seq: self.sb.seq + 1,
+            max_gen: generation,
+            ..self.sb
+        };
         self.write_superblock(reserved).await?;
         // 2. Write the snapshot.
         let mut pos = self.region_start(target);
@@ -369,11 +402,20 @@ impl<D: BlockDevice> LogStore<D> {
             let mut payload = Vec::new();
             let mut placed = Vec::new();
             for key in keys {
-                let Some(&loc) = self.index.get(key) else { continue };
+                let Some(&loc) = self.index.get(key) else {
+                    continue;
+                };
                 let value = self.read_value(loc).await?;
                 encode_set(&mut payload, key, &value, loc.mtime);
                 let at = (payload.len() - value.len()) as u32;
-                placed.push((key.clone(), Loc { record: pos, at, ..loc }));
+                placed.push((
+                    key.clone(),
+                    Loc {
+                        record: pos,
+                        at,
+                        ..loc
+                    },
+                ));
             }
             let header = RecordHeader {
                 generation,
@@ -393,7 +435,13 @@ impl<D: BlockDevice> LogStore<D> {
         let r = self.dev.flush().await.map_err(KvError::from);
         self.poison_on(r)?;
         // 3. Switch regions.
-        let switched = Superblock { seq: self.sb.seq + 1, active: target, active_gen: generation, max_gen: generation, ..self.sb };
+        let switched = Superblock {
+            seq: self.sb.seq + 1,
+            active: target,
+            active_gen: generation,
+            max_gen: generation,
+            ..self.sb
+        };
         self.write_superblock(switched).await?;
         self.index = new_index;
         self.tail = pos;
@@ -412,7 +460,10 @@ impl<D: BlockDevice> LogStore<D> {
         let mut value = vec![0; loc.len as usize];
         self.read_loc(loc, 0, &mut value).await?;
         if crc32fast::hash(&value) != loc.crc {
-            return Err(KvError::Corrupt { offset: self.byte(loc.record), reason: "value CRC mismatch" });
+            return Err(KvError::Corrupt {
+                offset: self.byte(loc.record),
+                reason: "value CRC mismatch",
+            });
         }
         Ok(value)
     }
@@ -422,7 +473,8 @@ impl<D: BlockDevice> LogStore<D> {
         let ss = u64::from(self.sector_size);
         let mut done = 0;
         while done < buf.len() {
-            let (sector, byte) = payload_position(u64::from(loc.at) + offset + done as u64, self.sector_size);
+            let (sector, byte) =
+                payload_position(u64::from(loc.at) + offset + done as u64, self.sector_size);
             let n = (ss as usize - byte).min(buf.len() - done);
             let at = (loc.record + sector) * ss + byte as u64;
             read_bytes(&self.dev, at, &mut buf[done..done + n]).await?;
@@ -436,8 +488,23 @@ impl<D: BlockDevice> LogStore<D> {
 fn apply(index: &mut BTreeMap<String, Loc>, record: u64, ops: Vec<DecodedOp>) {
     for op in ops {
         match op {
-            DecodedOp::Set { key, value_at, len, crc, mtime } => {
-                index.insert(key, Loc { record, at: value_at, len, crc, mtime });
+            DecodedOp::Set {
+                key,
+                value_at,
+                len,
+                crc,
+                mtime,
+            } => {
+                index.insert(
+                    key,
+                    Loc {
+                        record,
+                        at: value_at,
+                        len,
+                        crc,
+                        mtime,
+                    },
+                );
             }
             DecodedOp::Remove { key } => {
                 index.remove(&key);
@@ -456,28 +523,42 @@ async fn read_superblocks<D: BlockDevice>(dev: &D) -> Result<(SbSlot, SbSlot), K
 
 async fn read_sectors<D: BlockDevice>(dev: &D, sector: u64, buf: &mut [u8]) -> Result<(), KvError> {
     let ss = dev.geometry().sector_size as usize;
-    for (i, chunk) in buf.chunks_mut(MAX_SECTORS_PER_REQUEST as usize * ss).enumerate() {
-        dev.read(sector + i as u64 * MAX_SECTORS_PER_REQUEST, chunk).await?;
+    for (i, chunk) in buf
+        .chunks_mut(MAX_SECTORS_PER_REQUEST as usize * ss)
+        .enumerate()
+    {
+        dev.read(sector + i as u64 * MAX_SECTORS_PER_REQUEST, chunk)
+            .await?;
     }
     Ok(())
 }
 
 async fn write_sectors<D: BlockDevice>(dev: &D, sector: u64, buf: &[u8]) -> Result<(), KvError> {
     let ss = dev.geometry().sector_size as usize;
-    for (i, chunk) in buf.chunks(MAX_SECTORS_PER_REQUEST as usize * ss).enumerate() {
-        dev.write(sector + i as u64 * MAX_SECTORS_PER_REQUEST, chunk).await?;
+    for (i, chunk) in buf
+        .chunks(MAX_SECTORS_PER_REQUEST as usize * ss)
+        .enumerate()
+    {
+        dev.write(sector + i as u64 * MAX_SECTORS_PER_REQUEST, chunk)
+            .await?;
     }
     Ok(())
 }
 
 impl<D: BlockDevice> KvRead for LogStore<D> {
     fn meta(&self, key: &str) -> Option<Meta> {
-        self.index.get(key).map(|l| Meta { size: u64::from(l.len), mtime: l.mtime })
+        self.index.get(key).map(|l| Meta {
+            size: u64::from(l.len),
+            mtime: l.mtime,
+        })
     }
 
     fn list(&self, prefix: &str) -> Vec<String> {
         self.index
-            .range::<str, _>((core::ops::Bound::Included(prefix), core::ops::Bound::Unbounded))
+            .range::<str, _>((
+                core::ops::Bound::Included(prefix),
+                core::ops::Bound::Unbounded,
+            ))
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, _)| k.clone())
             .collect()
@@ -488,8 +569,13 @@ impl<D: BlockDevice> KvRead for LogStore<D> {
     }
 
     async fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<usize, KvError> {
-        let loc = *self.index.get(key).ok_or_else(|| KvError::NotFound { key: key.into() })?;
-        let n = u64::from(loc.len).saturating_sub(offset).min(buf.len() as u64) as usize;
+        let loc = *self
+            .index
+            .get(key)
+            .ok_or_else(|| KvError::NotFound { key: key.into() })?;
+        let n = u64::from(loc.len)
+            .saturating_sub(offset)
+            .min(buf.len() as u64) as usize;
         if n > 0 {
             self.read_loc(loc, offset, &mut buf[..n]).await?;
         }
@@ -522,7 +608,10 @@ impl<D: BlockDevice> KvWrite for LogStore<D> {
                 Op::Set { key, value } => {
                     check_key(key)?;
                     if value.len() > MAX_VALUE_LEN {
-                        return Err(KvError::ValueTooLarge { len: value.len(), max: MAX_VALUE_LEN });
+                        return Err(KvError::ValueTooLarge {
+                            len: value.len(),
+                            max: MAX_VALUE_LEN,
+                        });
                     }
                     if payload.len() + SET_OVERHEAD + key.len() + value.len() > MAX_BATCH_BYTES {
                         return Err(KvError::BatchTooLarge {
@@ -546,7 +635,10 @@ impl<D: BlockDevice> KvWrite for LogStore<D> {
         }
         let sectors = record_sectors(payload.len() as u64, self.sector_size);
         if sectors > self.region_sectors {
-            return Err(KvError::Full { needed: sectors, available: self.region_sectors });
+            return Err(KvError::Full {
+                needed: sectors,
+                available: self.region_sectors,
+            });
         }
         let region_end = self.region_start(self.sb.active) + self.region_sectors;
         if self.tail + sectors > region_end {
@@ -570,8 +662,10 @@ impl<D: BlockDevice> KvWrite for LogStore<D> {
         .await;
         self.poison_on(r)?;
         // Durable: acknowledge by applying it.
-        let ops = decode_ops(&payload, header.op_count)
-            .map_err(|reason| KvError::Corrupt { offset: self.byte(self.tail), reason })?;
+        let ops = decode_ops(&payload, header.op_count).map_err(|reason| KvError::Corrupt {
+            offset: self.byte(self.tail),
+            reason,
+        })?;
         apply(&mut self.index, self.tail, ops);
         self.tail += sectors;
         self.next_seq += 1;
@@ -604,27 +698,45 @@ mod tests {
         assert!(block_on(s.remove("b")).unwrap());
         assert!(!block_on(s.remove("b")).unwrap());
         let mut b = Batch::new();
-        b.set("x/1", b"one").set("x/2", b"two").remove("c").set("big", &[9; 5000]);
+        b.set("x/1", b"one")
+            .set("x/2", b"two")
+            .remove("c")
+            .set("big", &[9; 5000]);
         block_on(s.commit(&b)).unwrap();
         let mut s = remount(s).unwrap();
         assert_eq!(s.list(""), ["big", "x/1", "x/2"]);
         assert_eq!(s.list("x/"), ["x/1", "x/2"]);
         assert_eq!(block_on(s.get("x/2")).unwrap().unwrap(), b"two");
         assert_eq!(block_on(s.get("big")).unwrap().unwrap(), [9; 5000]);
-        assert_eq!(block_on(s.get_range("big", 4000..4010)).unwrap().unwrap(), [9; 10]);
+        assert_eq!(
+            block_on(s.get_range("big", 4000..4010)).unwrap().unwrap(),
+            [9; 10]
+        );
         assert_eq!(s.last_modified("x/1"), Some(1234));
-        assert_eq!(block_on(s.digest("x/1")).unwrap(), Some(crc32fast::hash(b"one")));
-        assert!(matches!(block_on(s.rename("nope", "z")), Err(KvError::NotFound { .. })));
+        assert_eq!(
+            block_on(s.digest("x/1")).unwrap(),
+            Some(crc32fast::hash(b"one"))
+        );
+        assert!(matches!(
+            block_on(s.rename("nope", "z")),
+            Err(KvError::NotFound { .. })
+        ));
     }
 
     #[test]
     fn limits_are_enforced() {
         let mut s = store(100);
         let long = "k".repeat(MAX_KEY_LEN + 1);
-        assert_eq!(block_on(s.set(&long, b"")), Err(KvError::KeyTooLong { len: 256, max: 255 }));
+        assert_eq!(
+            block_on(s.set(&long, b"")),
+            Err(KvError::KeyTooLong { len: 256, max: 255 })
+        );
         assert_eq!(block_on(s.set("", b"")), Err(KvError::EmptyKey));
         let big = vec![0; MAX_VALUE_LEN + 1];
-        assert!(matches!(block_on(s.set("k", &big)), Err(KvError::ValueTooLarge { .. })));
+        assert!(matches!(
+            block_on(s.set("k", &big)),
+            Err(KvError::ValueTooLarge { .. })
+        ));
         block_on(s.set(&"k".repeat(MAX_KEY_LEN), b"max key")).unwrap();
     }
 
@@ -647,13 +759,22 @@ mod tests {
 
     #[test]
     fn blank_bad_geometry_and_read_only() {
-        assert_eq!(block_on(LogStore::mount(RamDisk::new(100, 512))).unwrap_err(), KvError::NotFormatted);
-        assert!(matches!(block_on(LogStore::format(RamDisk::new(9, 512))), Err(KvError::BadGeometry { .. })));
+        assert_eq!(
+            block_on(LogStore::mount(RamDisk::new(100, 512))).unwrap_err(),
+            KvError::NotFormatted
+        );
+        assert!(matches!(
+            block_on(LogStore::format(RamDisk::new(9, 512))),
+            Err(KvError::BadGeometry { .. })
+        ));
         let s = block_on(LogStore::mount_or_format(RamDisk::new(100, 512))).unwrap();
         let disk = s.into_device();
         disk.set_read_only(true);
         let mut s = block_on(LogStore::mount(disk)).unwrap();
-        assert_eq!(block_on(s.set("a", b"b")), Err(KvError::Block(BlockError::ReadOnly)));
+        assert_eq!(
+            block_on(s.set("a", b"b")),
+            Err(KvError::Block(BlockError::ReadOnly))
+        );
     }
 
     #[test]
@@ -667,7 +788,10 @@ mod tests {
         // Record 2 (third commit) sits in sector 4: damage its payload.
         disk.poke(4 * 512 + 100, &[0xee]);
         let err = block_on(LogStore::mount(disk)).unwrap_err();
-        assert!(matches!(err, KvError::Corrupt { offset: 2048, .. }), "{err}");
+        assert!(
+            matches!(err, KvError::Corrupt { offset: 2048, .. }),
+            "{err}"
+        );
         // The same damage to the last record reads as a torn tail: it is dropped.
         let disk = RamDisk::from_image(&image, 512);
         disk.poke(6 * 512 + 100, &[0xee]);
