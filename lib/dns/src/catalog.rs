@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use crate::name::{self, Name};
 use crate::rdata::RData;
-use crate::wire::{self, Class, Compressor, Edns, Flags, Opcode, Rcode, Rtype, HEADER_LEN};
+use crate::wire::{self, Class, Compressor, Edns, Flags, HEADER_LEN, Opcode, Rcode, Rtype};
 use crate::zone::Zone;
 
 /// UDP payload size we advertise and cap responses at by default (NSD's
@@ -379,11 +379,11 @@ impl Catalog {
         }
         let mut arcount = header.arcount();
         let mut edns = None;
-        if arcount > 0 {
-            if let Some(e) = parse_opt(query, pos) {
-                edns = Some(e);
-                arcount -= 1;
-            }
+        if arcount > 0
+            && let Some(e) = parse_opt(query, pos)
+        {
+            edns = Some(e);
+            arcount -= 1;
         }
         if arcount > 0 {
             // TSIG and anything else in the additional section is not supported.
@@ -615,7 +615,13 @@ impl Catalog {
     }
 
     /// NSD's `answer_domain`, with `owner` the (possibly wildcard-expanded) name.
-    fn domain<'a>(&'a self, ans: &mut Answer<'a>, zone: &'a ZoneData, node: &'a Node, owner: &'a [u8]) {
+    fn domain<'a>(
+        &'a self,
+        ans: &mut Answer<'a>,
+        zone: &'a ZoneData,
+        node: &'a Node,
+        owner: &'a [u8],
+    ) {
         if ans.qtype == Rtype::ANY {
             // RFC 8482 §4.1: one RRset. Like NSD: the first "popular" one, else the
             // last other one, else a DNSSEC one.
@@ -641,11 +647,12 @@ impl Catalog {
         } else if let Some(set) = node.rrset(ans.qtype) {
             self.add(ans, zone, Section::Answer, owner, set);
         } else if let Some(set) = node.rrset(Rtype::CNAME) {
-            if self.add(ans, zone, Section::Answer, owner, set) && ans.cname_count < MAX_CNAME_CHAIN {
-                if let Some((_, RData::Cname(target))) = set.records.first() {
-                    ans.cname_count += 1;
-                    self.lookup(ans, target.as_wire());
-                }
+            if self.add(ans, zone, Section::Answer, owner, set)
+                && ans.cname_count < MAX_CNAME_CHAIN
+                && let Some((_, RData::Cname(target))) = set.records.first()
+            {
+                ans.cname_count += 1;
+                self.lookup(ans, target.as_wire());
             }
         } else {
             self.nodata(ans, zone);
@@ -866,7 +873,10 @@ big     TXT \"012345678901234567890123456789012345678901234567890123456789012345
         let zone = Zone::parse("example.org.zone", ZONE, &origin).unwrap();
         let mut c = Catalog::new();
         c.add_zone(zone.clone()).unwrap();
-        assert!(matches!(c.add_zone(zone), Err(CatalogError::DuplicateZone(_))));
+        assert!(matches!(
+            c.add_zone(zone),
+            Err(CatalogError::DuplicateZone(_))
+        ));
         c
     }
 
@@ -906,7 +916,15 @@ big     TXT \"012345678901234567890123456789012345678901234567890123456789012345
     fn texts(records: &[wire::Record]) -> Vec<alloc::string::String> {
         records
             .iter()
-            .map(|r| alloc::format!("{} {} {} {}", r.name.to_string().to_ascii_lowercase(), r.ttl, r.rtype(), r.rdata))
+            .map(|r| {
+                alloc::format!(
+                    "{} {} {} {}",
+                    r.name.to_string().to_ascii_lowercase(),
+                    r.ttl,
+                    r.rtype(),
+                    r.rdata
+                )
+            })
             .collect()
     }
 
@@ -947,7 +965,10 @@ big     TXT \"012345678901234567890123456789012345678901234567890123456789012345
         let r = ask(&c, "www.example.org.", Rtype::A);
         assert_eq!(
             texts(&r.answers),
-            ["www.example.org. 3600 CNAME web.example.org.", "web.example.org. 3600 A 192.0.2.3"]
+            [
+                "www.example.org. 3600 CNAME web.example.org.",
+                "web.example.org. 3600 A 192.0.2.3"
+            ]
         );
         let r = ask(&c, "loop1.example.org.", Rtype::A);
         assert_eq!(r.answers.len(), 2);
@@ -964,7 +985,10 @@ big     TXT \"012345678901234567890123456789012345678901234567890123456789012345
     fn wildcards() {
         let c = catalog();
         let r = ask(&c, "Foo.wild.example.org.", Rtype::TXT);
-        assert_eq!(texts(&r.answers), ["foo.wild.example.org. 3600 TXT \"wildcard\""]);
+        assert_eq!(
+            texts(&r.answers),
+            ["foo.wild.example.org. 3600 TXT \"wildcard\""]
+        );
         // Existing names are not covered by the wildcard.
         let r = ask(&c, "x.wild.example.org.", Rtype::TXT);
         assert!(r.answers.is_empty());
@@ -981,7 +1005,11 @@ big     TXT \"012345678901234567890123456789012345678901234567890123456789012345
     #[test]
     fn referral_with_glue() {
         let c = catalog();
-        for qname in ["sub.example.org.", "www.sub.example.org.", "deep.sub.example.org."] {
+        for qname in [
+            "sub.example.org.",
+            "www.sub.example.org.",
+            "deep.sub.example.org.",
+        ] {
             let r = ask(&c, qname, Rtype::A);
             assert!(!r.flags.has(Flags::AA), "{qname}");
             assert_eq!(r.rcode(), Rcode::NOERROR);
@@ -1024,13 +1052,25 @@ big     TXT \"012345678901234567890123456789012345678901234567890123456789012345
         let r = ask(&c, "big.example.org.", Rtype::TXT);
         assert!(r.flags.has(Flags::TC));
         assert!(r.answers.is_empty());
-        let r = ask_with(&c, &query("big.example.org.", Rtype::TXT, Some(4096)), Transport::udp());
+        let r = ask_with(
+            &c,
+            &query("big.example.org.", Rtype::TXT, Some(4096)),
+            Transport::udp(),
+        );
         assert!(!r.flags.has(Flags::TC));
         assert_eq!(r.answers.len(), 6);
         assert!(r.edns.is_some());
-        let r = ask_with(&c, &query("big.example.org.", Rtype::TXT, Some(512)), Transport::udp());
+        let r = ask_with(
+            &c,
+            &query("big.example.org.", Rtype::TXT, Some(512)),
+            Transport::udp(),
+        );
         assert!(r.flags.has(Flags::TC));
-        let r = ask_with(&c, &query("big.example.org.", Rtype::TXT, None), Transport::Tcp);
+        let r = ask_with(
+            &c,
+            &query("big.example.org.", Rtype::TXT, None),
+            Transport::Tcp,
+        );
         assert!(!r.flags.has(Flags::TC));
         assert_eq!(r.answers.len(), 6);
     }

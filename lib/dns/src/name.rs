@@ -42,7 +42,9 @@ pub enum NameError {
         len: usize,
     },
     /// A compression pointer does not point strictly backwards, or into the header.
-    #[error("compression pointer at offset {at} targets offset {target}, which is not an earlier name")]
+    #[error(
+        "compression pointer at offset {at} targets offset {target}, which is not an earlier name"
+    )]
     BadPointer {
         /// Offset of the pointer.
         at: usize,
@@ -83,7 +85,9 @@ pub struct Name {
 impl Name {
     /// The root name `.`.
     pub fn root() -> Self {
-        Name { wire: alloc::vec![0] }
+        Name {
+            wire: alloc::vec![0],
+        }
     }
 
     /// Takes an uncompressed wire-form name that must fill `wire` exactly.
@@ -347,7 +351,9 @@ pub(crate) fn decompress(
                 pos += 1 + len;
             }
             0xc0 => {
-                let low = *msg.get(pos + 1).ok_or(NameError::Truncated { offset: pos })?;
+                let low = *msg
+                    .get(pos + 1)
+                    .ok_or(NameError::Truncated { offset: pos })?;
                 let target = (usize::from(len & 0x3f) << 8) | usize::from(low);
                 if target >= floor || target < HEADER_LEN {
                     return Err(NameError::BadPointer { at: pos, target });
@@ -496,12 +502,27 @@ mod tests {
         assert_eq!(n("\\065\\000.").as_wire(), &[2, b'A', 0, 0]);
         assert_eq!(n(".").as_wire(), &[0]);
         let origin = n("example.org.");
-        assert_eq!(Name::parse_text("www", Some(&origin)).unwrap(), n("www.example.org."));
+        assert_eq!(
+            Name::parse_text("www", Some(&origin)).unwrap(),
+            n("www.example.org.")
+        );
         assert_eq!(Name::parse_text("@", Some(&origin)).unwrap(), origin);
-        assert!(matches!(Name::parse_text("www", None), Err(NameError::NoOrigin(_))));
-        assert!(matches!(Name::parse_text("a..b.", None), Err(NameError::EmptyLabel(_))));
-        assert!(matches!(Name::parse_text("a\\2", None), Err(NameError::BadEscape(_))));
-        assert!(matches!(Name::parse_text("\\256.", None), Err(NameError::BadEscape(_))));
+        assert!(matches!(
+            Name::parse_text("www", None),
+            Err(NameError::NoOrigin(_))
+        ));
+        assert!(matches!(
+            Name::parse_text("a..b.", None),
+            Err(NameError::EmptyLabel(_))
+        ));
+        assert!(matches!(
+            Name::parse_text("a\\2", None),
+            Err(NameError::BadEscape(_))
+        ));
+        assert!(matches!(
+            Name::parse_text("\\256.", None),
+            Err(NameError::BadEscape(_))
+        ));
     }
 
     #[test]
@@ -513,7 +534,10 @@ mod tests {
         ));
         let label = "a".repeat(63);
         let name = [label.as_str(); 4].join(".") + ".";
-        assert!(matches!(Name::parse_text(&name, None), Err(NameError::NameTooLong { .. })));
+        assert!(matches!(
+            Name::parse_text(&name, None),
+            Err(NameError::NameTooLong { .. })
+        ));
         let ok = [label.as_str(), &label, &label, &"b".repeat(61)].join(".") + ".";
         assert_eq!(Name::parse_text(&ok, None).unwrap().as_wire().len(), 255);
     }
@@ -533,7 +557,10 @@ mod tests {
             n("\\200.z.example."),
         ];
         names.sort();
-        let text: Vec<_> = names.iter().map(|x| x.to_string().to_ascii_lowercase()).collect();
+        let text: Vec<_> = names
+            .iter()
+            .map(|x| x.to_string().to_ascii_lowercase())
+            .collect();
         assert_eq!(
             text,
             [
@@ -576,16 +603,31 @@ mod tests {
         assert_eq!(end, 23);
         // Pointer to itself, forward, and into the header.
         let m = msg_with(&[0xc0, 12]);
-        assert!(matches!(Name::read(&m, 12), Err(NameError::BadPointer { .. })));
+        assert!(matches!(
+            Name::read(&m, 12),
+            Err(NameError::BadPointer { .. })
+        ));
         let m = msg_with(&[0xc0, 14, 0]);
-        assert!(matches!(Name::read(&m, 12), Err(NameError::BadPointer { .. })));
+        assert!(matches!(
+            Name::read(&m, 12),
+            Err(NameError::BadPointer { .. })
+        ));
         let m = msg_with(&[0xc0, 2]);
-        assert!(matches!(Name::read(&m, 12), Err(NameError::BadPointer { .. })));
+        assert!(matches!(
+            Name::read(&m, 12),
+            Err(NameError::BadPointer { .. })
+        ));
         // Truncated label, bad label type.
         let m = msg_with(&[5, b'a']);
-        assert!(matches!(Name::read(&m, 12), Err(NameError::Truncated { .. })));
+        assert!(matches!(
+            Name::read(&m, 12),
+            Err(NameError::Truncated { .. })
+        ));
         let m = msg_with(&[0x41, 0]);
-        assert!(matches!(Name::read(&m, 12), Err(NameError::BadLabelType(0x41))));
+        assert!(matches!(
+            Name::read(&m, 12),
+            Err(NameError::BadLabelType(0x41))
+        ));
     }
 
     #[test]
@@ -604,7 +646,10 @@ mod tests {
             prev = here;
         }
         let m = msg_with(&body);
-        assert!(matches!(Name::read(&m, prev), Err(NameError::NameTooLong { .. })));
+        assert!(matches!(
+            Name::read(&m, prev),
+            Err(NameError::NameTooLong { .. })
+        ));
     }
 
     #[test]

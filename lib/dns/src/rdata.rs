@@ -390,7 +390,15 @@ mod tests {
         let msg = [0u8; 40];
         assert!(RData::parse(Rtype::A, &msg, 12, 3).is_err());
         assert!(RData::parse(Rtype::AAAA, &msg, 12, 4).is_err());
-        assert!(RData::parse(Rtype::TXT, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, b'a'], 12, 2).is_err());
+        assert!(
+            RData::parse(
+                Rtype::TXT,
+                &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, b'a'],
+                12,
+                2
+            )
+            .is_err()
+        );
         assert!(RData::parse(Rtype::TXT, &msg, 12, 0).is_err());
         // NS whose name is shorter than RDLENGTH.
         assert!(RData::parse(Rtype::NS, &msg, 12, 2).is_err());

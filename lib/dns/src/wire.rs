@@ -557,7 +557,14 @@ impl Message {
             .chain(&self.authority)
             .chain(&self.additional)
         {
-            emit_record(out, &mut comp, rec.name.as_wire(), rec.class, rec.ttl, &rec.rdata);
+            emit_record(
+                out,
+                &mut comp,
+                rec.name.as_wire(),
+                rec.class,
+                rec.ttl,
+                &rec.rdata,
+            );
         }
         if let Some(edns) = &self.edns {
             edns.emit(out);
@@ -810,7 +817,10 @@ mod tests {
         assert!(h.flags().has(Flags::TC));
         assert_eq!(h.flags().rcode(), 3);
         assert_eq!(h.qdcount(), 1);
-        assert!(matches!(Header::new_checked(&buf[..11]), Err(WireError::ShortHeader(11))));
+        assert!(matches!(
+            Header::new_checked(&buf[..11]),
+            Err(WireError::ShortHeader(11))
+        ));
     }
 
     #[test]

@@ -147,7 +147,10 @@ impl Zone {
                     ));
                 }
                 // RFC 2181 §5: identical records collapse into one.
-                if !records.iter().any(|(r, _)| r.name == rec.0.name && r.rdata == rec.0.rdata) {
+                if !records
+                    .iter()
+                    .any(|(r, _)| r.name == rec.0.name && r.rdata == rec.0.rdata)
+                {
                     records.push(rec);
                 }
             }
@@ -305,13 +308,12 @@ fn tokenize(text: &str) -> Result<Vec<Entry>, Failure> {
                 let mut c = c;
                 loop {
                     s.push(c);
-                    if c == '\\' {
-                        if let Some(&e) = chars.peek() {
-                            if e != '\n' {
-                                s.push(e);
-                                chars.next();
-                            }
-                        }
+                    if c == '\\'
+                        && let Some(&e) = chars.peek()
+                        && e != '\n'
+                    {
+                        s.push(e);
+                        chars.next();
                     }
                     match chars.peek() {
                         Some(&n)
@@ -412,14 +414,12 @@ impl Parser {
                 );
                 continue;
             }
-            if !class_seen {
-                if let Some(class) = parse_class(&upper) {
-                    if class != Class::IN {
-                        return Err((tok.line, ZoneErrorKind::UnsupportedClass(tok.text.clone())));
-                    }
-                    class_seen = true;
-                    continue;
+            if !class_seen && let Some(class) = parse_class(&upper) {
+                if class != Class::IN {
+                    return Err((tok.line, ZoneErrorKind::UnsupportedClass(tok.text.clone())));
                 }
+                class_seen = true;
+                continue;
             }
             break parse_type(&upper)
                 .ok_or_else(|| (tok.line, ZoneErrorKind::UnknownType(tok.text.clone())))?;
@@ -457,10 +457,11 @@ impl Parser {
                 },
             )
         };
-        if let Some(first) = toks.first() {
-            if !first.quoted && first.text == "\\#" {
-                return generic(rtype, &toks[1..], line).map_err(|r| bad(line, &r));
-            }
+        if let Some(first) = toks.first()
+            && !first.quoted
+            && first.text == "\\#"
+        {
+            return generic(rtype, &toks[1..], line).map_err(|r| bad(line, &r));
         }
         let want = |n: usize| -> Result<(), Failure> {
             if toks.len() == n {
@@ -473,21 +474,30 @@ impl Parser {
             }
         };
         let num = |t: &Token| -> Result<u16, Failure> {
-            t.text
-                .parse::<u16>()
-                .map_err(|_| bad(t.line, &alloc::format!("{:?} is not a number 0..=65535", t.text)))
+            t.text.parse::<u16>().map_err(|_| {
+                bad(
+                    t.line,
+                    &alloc::format!("{:?} is not a number 0..=65535", t.text),
+                )
+            })
         };
         Ok(match rtype {
             Rtype::A => {
                 want(1)?;
                 RData::A(toks[0].text.parse::<Ipv4Addr>().map_err(|_| {
-                    bad(toks[0].line, &alloc::format!("{:?} is not an IPv4 address", toks[0].text))
+                    bad(
+                        toks[0].line,
+                        &alloc::format!("{:?} is not an IPv4 address", toks[0].text),
+                    )
                 })?)
             }
             Rtype::AAAA => {
                 want(1)?;
                 RData::Aaaa(toks[0].text.parse::<Ipv6Addr>().map_err(|_| {
-                    bad(toks[0].line, &alloc::format!("{:?} is not an IPv6 address", toks[0].text))
+                    bad(
+                        toks[0].line,
+                        &alloc::format!("{:?} is not an IPv6 address", toks[0].text),
+                    )
                 })?)
             }
             Rtype::NS => {
@@ -521,7 +531,10 @@ impl Parser {
             Rtype::SOA => {
                 want(7)?;
                 let serial = toks[2].text.parse::<u32>().map_err(|_| {
-                    bad(toks[2].line, &alloc::format!("serial {:?} is not a 32-bit number", toks[2].text))
+                    bad(
+                        toks[2].line,
+                        &alloc::format!("serial {:?} is not a 32-bit number", toks[2].text),
+                    )
                 })?;
                 let mut timers = [0u32; 4];
                 for (slot, t) in timers.iter_mut().zip(&toks[3..]) {
@@ -546,7 +559,10 @@ impl Parser {
                 for t in toks {
                     let s = unescape_string(&t.text).ok_or_else(|| bad(t.line, "bad escape"))?;
                     let len = u8::try_from(s.len()).map_err(|_| {
-                        bad(t.line, &alloc::format!("string of {} bytes exceeds 255", s.len()))
+                        bad(
+                            t.line,
+                            &alloc::format!("string of {} bytes exceeds 255", s.len()),
+                        )
                     })?;
                     data.push(len);
                     data.extend_from_slice(&s);
@@ -559,7 +575,10 @@ impl Parser {
             Rtype::CAA => {
                 want(3)?;
                 let flags = toks[0].text.parse::<u8>().map_err(|_| {
-                    bad(toks[0].line, &alloc::format!("flags {:?} are not a number 0..=255", toks[0].text))
+                    bad(
+                        toks[0].line,
+                        &alloc::format!("flags {:?} are not a number 0..=255", toks[0].text),
+                    )
                 })?;
                 let tag = toks[1].text.as_bytes();
                 if tag.is_empty() || tag.len() > 15 || !tag.iter().all(u8::is_ascii_alphanumeric) {
@@ -568,7 +587,8 @@ impl Parser {
                         &alloc::format!("tag {:?} must be 1-15 letters or digits", toks[1].text),
                     ));
                 }
-                let value = unescape_string(&toks[2].text).ok_or_else(|| bad(toks[2].line, "bad escape"))?;
+                let value = unescape_string(&toks[2].text)
+                    .ok_or_else(|| bad(toks[2].line, "bad escape"))?;
                 RData::Caa {
                     flags,
                     tag: tag.to_vec(),
@@ -599,7 +619,10 @@ fn generic(rtype: Rtype, toks: &[&Token], _line: usize) -> Result<RData, String>
     for t in hex {
         let b = t.text.as_bytes();
         if b.len() % 2 != 0 {
-            return Err(alloc::format!("hex field {:?} has an odd number of digits", t.text));
+            return Err(alloc::format!(
+                "hex field {:?} has an odd number of digits",
+                t.text
+            ));
         }
         for pair in b.chunks(2) {
             let hi = hex_val(pair[0]).ok_or_else(|| alloc::format!("{:?} is not hex", t.text))?;
@@ -608,7 +631,10 @@ fn generic(rtype: Rtype, toks: &[&Token], _line: usize) -> Result<RData, String>
         }
     }
     if data.len() != len {
-        return Err(alloc::format!("\\# length {len} does not match {} bytes of data", data.len()));
+        return Err(alloc::format!(
+            "\\# length {len} does not match {} bytes of data",
+            data.len()
+        ));
     }
     if rtype == Rtype::OPT {
         return Err("OPT cannot appear in a zone".to_string());
@@ -660,7 +686,10 @@ pub fn parse_ttl(text: &str) -> Option<u32> {
     let mut cur: Option<u64> = None;
     for c in text.bytes() {
         if c.is_ascii_digit() {
-            let v = cur.unwrap_or(0).checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+            let v = cur
+                .unwrap_or(0)
+                .checked_mul(10)?
+                .checked_add(u64::from(c - b'0'))?;
             if v > u64::from(MAX_TTL) {
                 return None;
             }
@@ -768,7 +797,10 @@ mod tests {
             find("txt.example.org.", Rtype::TXT).rdata.to_string(),
             "\"hello \\\"world\\\"\" \"plain\" \"AB\""
         );
-        assert_eq!(find("x.sub.example.org.", Rtype::A).rdata.to_string(), "192.0.2.9");
+        assert_eq!(
+            find("x.sub.example.org.", Rtype::A).rdata.to_string(),
+            "192.0.2.9"
+        );
         assert_eq!(
             find("unk.sub.example.org.", Rtype(65280)).rdata.to_string(),
             "\\# 3 abcd01"
@@ -793,19 +825,52 @@ mod tests {
         let e = parse(&alloc::format!("$TTL 60\n{SOA}www A 300.1.1.1\n")).unwrap_err();
         assert_eq!(e.line, 3);
         assert!(e.to_string().starts_with("test.zone:3: bad A RDATA"), "{e}");
-        assert!(matches!(kind("$TTL 60\n@ SOA a b (1 2 3 4 5\n"), (2, ZoneErrorKind::UnclosedParen)));
-        assert!(matches!(kind("$TTL 60\n)\n"), (2, ZoneErrorKind::UnexpectedCloseParen)));
-        assert!(matches!(kind("$TTL 60\nx TXT \"abc\n"), (2, ZoneErrorKind::UnterminatedQuote)));
-        assert!(matches!(kind("$INCLUDE other\n"), (1, ZoneErrorKind::UnsupportedDirective(_))));
-        assert!(matches!(kind("$FOO x\n"), (1, ZoneErrorKind::UnknownDirective(_))));
+        assert!(matches!(
+            kind("$TTL 60\n@ SOA a b (1 2 3 4 5\n"),
+            (2, ZoneErrorKind::UnclosedParen)
+        ));
+        assert!(matches!(
+            kind("$TTL 60\n)\n"),
+            (2, ZoneErrorKind::UnexpectedCloseParen)
+        ));
+        assert!(matches!(
+            kind("$TTL 60\nx TXT \"abc\n"),
+            (2, ZoneErrorKind::UnterminatedQuote)
+        ));
+        assert!(matches!(
+            kind("$INCLUDE other\n"),
+            (1, ZoneErrorKind::UnsupportedDirective(_))
+        ));
+        assert!(matches!(
+            kind("$FOO x\n"),
+            (1, ZoneErrorKind::UnknownDirective(_))
+        ));
         assert!(matches!(kind("$TTL 1x\n"), (1, ZoneErrorKind::BadTtl(_))));
-        assert!(matches!(kind(" A 192.0.2.1\n"), (1, ZoneErrorKind::MissingOwner)));
+        assert!(matches!(
+            kind(" A 192.0.2.1\n"),
+            (1, ZoneErrorKind::MissingOwner)
+        ));
         assert!(matches!(kind("x A 192.0.2.1\n"), (1, ZoneErrorKind::NoTtl)));
-        assert!(matches!(kind("$TTL 5\nx CH A 192.0.2.1\n"), (2, ZoneErrorKind::UnsupportedClass(_))));
-        assert!(matches!(kind("$TTL 5\nx HINFO a b\n"), (2, ZoneErrorKind::UnknownType(_))));
-        assert!(matches!(kind("$TTL 5\nx IN\n"), (2, ZoneErrorKind::MissingType)));
-        assert!(matches!(kind("$TTL 5\nx.example.com. A 192.0.2.1\n"), (2, ZoneErrorKind::OutOfZone { .. })));
-        assert!(matches!(kind("$TTL 5\nx A 192.0.2.1\n"), (2, ZoneErrorKind::MissingSoa(_))));
+        assert!(matches!(
+            kind("$TTL 5\nx CH A 192.0.2.1\n"),
+            (2, ZoneErrorKind::UnsupportedClass(_))
+        ));
+        assert!(matches!(
+            kind("$TTL 5\nx HINFO a b\n"),
+            (2, ZoneErrorKind::UnknownType(_))
+        ));
+        assert!(matches!(
+            kind("$TTL 5\nx IN\n"),
+            (2, ZoneErrorKind::MissingType)
+        ));
+        assert!(matches!(
+            kind("$TTL 5\nx.example.com. A 192.0.2.1\n"),
+            (2, ZoneErrorKind::OutOfZone { .. })
+        ));
+        assert!(matches!(
+            kind("$TTL 5\nx A 192.0.2.1\n"),
+            (2, ZoneErrorKind::MissingSoa(_))
+        ));
         assert!(matches!(
             kind(&alloc::format!("$TTL 5\n{SOA}x CNAME a\nx A 192.0.2.1\n")),
             (4, ZoneErrorKind::CnameAndOtherData(_))

@@ -234,14 +234,28 @@ fn corpus() -> Vec<Case> {
         "cout.diff.test.",
         "www.DELEG.diff.test.",
     ] {
-        for (edns, tag) in [(None, ""), (Some((1232, false)), " edns"), (Some((4096, true)), " edns+do")] {
-            add(format!("{name} A{tag}"), query_bytes(name, Rtype::A, edns, id), false);
+        for (edns, tag) in [
+            (None, ""),
+            (Some((1232, false)), " edns"),
+            (Some((4096, true)), " edns+do"),
+        ] {
+            add(
+                format!("{name} A{tag}"),
+                query_bytes(name, Rtype::A, edns, id),
+                false,
+            );
             id = id.wrapping_add(1);
         }
     }
     // Truncation: with and without EDNS, UDP and TCP.
     for name in ["big.diff.test.", "huge.diff.test.", "cbig.diff.test."] {
-        for edns in [None, Some((512, false)), Some((1232, false)), Some((4096, false)), Some((65535, true))] {
+        for edns in [
+            None,
+            Some((512, false)),
+            Some((1232, false)),
+            Some((4096, false)),
+            Some((65535, true)),
+        ] {
             add(
                 format!("{name} TXT {edns:?}"),
                 query_bytes(name, Rtype::TXT, edns, id),
@@ -256,15 +270,37 @@ fn corpus() -> Vec<Case> {
         }
     }
     // A sample over TCP.
-    for name in ["diff.test.", "c1.diff.test.", "nothere.diff.test.", "www.deleg.diff.test.", "example.com."] {
-        add(format!("{name} A tcp"), query_bytes(name, Rtype::A, None, id), true);
-        add(format!("{name} ANY tcp"), query_bytes(name, Rtype::ANY, None, id), true);
+    for name in [
+        "diff.test.",
+        "c1.diff.test.",
+        "nothere.diff.test.",
+        "www.deleg.diff.test.",
+        "example.com.",
+    ] {
+        add(
+            format!("{name} A tcp"),
+            query_bytes(name, Rtype::A, None, id),
+            true,
+        );
+        add(
+            format!("{name} ANY tcp"),
+            query_bytes(name, Rtype::ANY, None, id),
+            true,
+        );
         id = id.wrapping_add(1);
     }
     // Zone transfers.
     for tcp in [false, true] {
-        add(format!("AXFR tcp={tcp}"), query_bytes("diff.test.", Rtype::AXFR, None, 900), tcp);
-        add(format!("IXFR tcp={tcp}"), query_bytes("diff.test.", Rtype::IXFR, None, 901), tcp);
+        add(
+            format!("AXFR tcp={tcp}"),
+            query_bytes("diff.test.", Rtype::AXFR, None, 900),
+            tcp,
+        );
+        add(
+            format!("IXFR tcp={tcp}"),
+            query_bytes("diff.test.", Rtype::IXFR, None, 901),
+            tcp,
+        );
     }
     // Malformed and unusual queries.
     let good = query_bytes("diff.test.", Rtype::A, None, 0x4242);
@@ -276,7 +312,11 @@ fn corpus() -> Vec<Case> {
     m[5] = 0;
     add("qdcount 0 with question".into(), m, false);
     add("header only".into(), good[..12].to_vec(), false);
-    add("truncated question".into(), good[..good.len() - 2].to_vec(), false);
+    add(
+        "truncated question".into(),
+        good[..good.len() - 2].to_vec(),
+        false,
+    );
     let mut m = good.clone();
     m[7] = 1;
     add("ancount 1".into(), m, false);
@@ -318,7 +358,12 @@ fn corpus() -> Vec<Case> {
     m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
     add("pointer in qname".into(), m, false);
     // Classes.
-    for (class, tag) in [(Class::CH, "CH"), (Class::HS, "HS"), (Class::ANY, "ANY"), (Class(42), "CLASS42")] {
+    for (class, tag) in [
+        (Class::CH, "CH"),
+        (Class::HS, "HS"),
+        (Class::ANY, "ANY"),
+        (Class(42), "CLASS42"),
+    ] {
         for name in ["diff.test.", "nothere.diff.test.", "version.bind."] {
             let mut m = query_bytes(name, Rtype::TXT, Some((1232, false)), 0x5151);
             let at = 12 + Name::parse_text(name, None).unwrap().as_wire().len() + 2;
@@ -399,7 +444,9 @@ fn start_nsd(nsd: &Path) -> (NsdGuard, SocketAddr) {
     );
     for z in ZONES {
         std::fs::write(dir.join(format!("{z}.zone")), zone_text(z)).expect("write zone");
-        conf.push_str(&format!("zone:\n  name: {z}\n  zonefile: \"{d}/{z}.zone\"\n"));
+        conf.push_str(&format!(
+            "zone:\n  name: {z}\n  zonefile: \"{d}/{z}.zone\"\n"
+        ));
     }
     let conf_path = dir.join("nsd.conf");
     std::fs::write(&conf_path, conf).expect("write conf");
@@ -418,9 +465,13 @@ fn start_nsd(nsd: &Path) -> (NsdGuard, SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let ready = ZONES.iter().all(|z| {
-            udp_ask(addr, &query_bytes(&format!("{z}."), Rtype::SOA, None, 7), Duration::from_millis(200))
-                .and_then(|r| Message::parse(&r).ok())
-                .is_some_and(|m| m.answers.len() == 1)
+            udp_ask(
+                addr,
+                &query_bytes(&format!("{z}."), Rtype::SOA, None, 7),
+                Duration::from_millis(200),
+            )
+            .and_then(|r| Message::parse(&r).ok())
+            .is_some_and(|m| m.answers.len() == 1)
         });
         if ready {
             return (guard, addr);
@@ -449,7 +500,8 @@ fn udp_ask(addr: SocketAddr, q: &[u8], wait: Duration) -> Option<Vec<u8>> {
 
 fn tcp_ask_many(addr: SocketAddr, queries: &[&[u8]]) -> Vec<Option<Vec<u8>>> {
     let mut s = TcpStream::connect(addr).expect("tcp connect");
-    s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
     // Several queries pipelined on one connection (RFC 7766 §6.2.1.1).
     let mut all = Vec::new();
     for q in queries {
@@ -492,7 +544,11 @@ fn summary(resp: &[u8]) -> String {
         // The question is copied verbatim, so compare it with its case.
         s.push_str(&format!("question {} {} {}\n", q.name, q.qtype, q.qclass));
     }
-    for (tag, records) in [("an", &m.answers), ("ns", &m.authority), ("ar", &m.additional)] {
+    for (tag, records) in [
+        ("an", &m.answers),
+        ("ns", &m.authority),
+        ("ar", &m.additional),
+    ] {
         let mut lines: Vec<String> = records
             .iter()
             .map(|r| {
@@ -555,8 +611,14 @@ fn matches_nsd() {
     }
     let mut out = Vec::new();
     for (c, theirs) in results {
-        let transport = if c.tcp { Transport::Tcp } else { Transport::udp() };
-        let ours = c.answer_ok(&catalog, transport, &mut out).then(|| out.clone());
+        let transport = if c.tcp {
+            Transport::Tcp
+        } else {
+            Transport::udp()
+        };
+        let ours = c
+            .answer_ok(&catalog, transport, &mut out)
+            .then(|| out.clone());
         let (mut a, b) = (ours.as_deref().map(summary), theirs.as_deref().map(summary));
         if c.label == "EDNS version 1" {
             // Intentional: we copy the DO bit into BADVERS responses (RFC 3225 §3);
@@ -565,7 +627,11 @@ fn matches_nsd() {
         }
         if std::env::var_os("NSD_DIFF_DUMP").is_some() {
             // Debug aid: NSD_DIFF_DUMP=1 cargo test --test nsd_diff -- --nocapture
-            eprintln!("=== {}\n{}", c.label, b.as_deref().unwrap_or("no response\n"));
+            eprintln!(
+                "=== {}\n{}",
+                c.label,
+                b.as_deref().unwrap_or("no response\n")
+            );
         }
         if a != b {
             failures.push(format!(
