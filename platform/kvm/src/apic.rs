@@ -82,15 +82,17 @@ pub fn start_calibration() {
     }
 }
 
-/// Ends a calibration begun by [`start_calibration`] `elapsed_ns` ago.
-pub fn finish_calibration(elapsed_ns: u64) {
+/// LAPIC ticks counted since [`start_calibration`].
+pub fn calibration_ticks() -> u64 {
+    u64::from(u32::MAX - read(REG_TIMER_CURRENT))
+}
+
+/// Ends a calibration: `ticks` counted in `elapsed_ns`.
+pub fn finish_calibration(ticks: u64, elapsed_ns: u64) {
     if tsc_deadline_mode() || elapsed_ns == 0 {
         return;
     }
-    let ticks = u64::from(u32::MAX - read(REG_TIMER_CURRENT));
     write(REG_TIMER_INIT, 0);
-    // Compensate the ~2 register accesses between the TSC read and the count read:
-    // negligible on hardware, small under emulation; never worth a busy-wait.
     TICKS_PER_MS.store((ticks * 1_000_000 / elapsed_ns).max(1), Ordering::Relaxed);
 }
 

@@ -65,7 +65,8 @@ pub fn init(origin: u64) -> TscSource {
         while rdtsc().wrapping_sub(t0) < wait {
             core::hint::spin_loop();
         }
-        crate::apic::finish_calibration(ticks_to_ns(rdtsc().wrapping_sub(t0)));
+        let (t1, ticks) = bracketed(crate::apic::calibration_ticks);
+        crate::apic::finish_calibration(ticks, ticks_to_ns(t1.wrapping_sub(t0)));
     }
     src
 }
@@ -205,45 +206,71 @@ fn cpuid_hz() -> Option<u64> {
 /// the I/O APIC, so reprogramming it raises nothing.
 fn pit_measure() -> u64 {
     let want = PIT_HZ * PIT_CALIBRATION_MS / 1000;
-    // SAFETY: the PIT is ours (we never use it as a timer); its ports have no other
-    // effect.
-    let read_counter = || unsafe {
-        outb(0x43, 0x00); // latch channel 0
-        let lo = inb(0x40);
-        let hi = inb(0x40);
-        u64::from(u16::from_le_bytes([lo, hi]))
-    };
-    // SAFETY: as above: channel 0, lobyte/hibyte, mode 2 (rate generator), count 0 = 65536.
+    // SAFETY: channel 0, lobyte/hibyte, mode 2 (rate generator), count 0 = 65536. The
+    // PIT is ours (we never use it as a timer).
     unsafe {
         outb(0x43, 0x34);
         outb(0x40, 0);
         outb(0x40, 0);
     }
-    let first = read_counter();
+    let first = pit_sample();
     crate::apic::start_calibration();
-    let t0 = rdtsc();
-    let mut t1 = t0;
-    // Bounded: a missing PIT reads a constant; give up after ~50 ms of TSC at 4 GHz.
-    let mut elapsed = 0;
+    let lapic_t0 = rdtsc();
     let mut last = first;
+    let mut elapsed = 0;
+    // Bounded: a missing PIT reads a constant; give up after 2M reads.
     for _ in 0..2_000_000u32 {
-        let c = read_counter();
-        t1 = rdtsc();
+        let s = pit_sample();
         // The counter counts down and wraps from 1 to 65536 (0).
-        elapsed += (last + 65_536 - c) % 65_536;
-        last = c;
+        elapsed += (last.0 + 65_536 - s.0) % 65_536;
+        last = s;
         if elapsed >= want {
             break;
         }
     }
-    // The LAPIC ran over exactly [t0, now]: time it with the TSC, now calibrated.
-    let ticks = t1.wrapping_sub(t0);
     let elapsed_ns = (elapsed.max(1) * 1_000_000_000) / PIT_HZ;
-    let hz = (u128::from(ticks) * 1_000_000_000 / u128::from(elapsed_ns)) as u64;
+    let hz = (u128::from(last.1.wrapping_sub(first.1)) * 1_000_000_000 / u128::from(elapsed_ns)) as u64;
     set_hz(hz);
-    let lapic_end = rdtsc();
-    crate::apic::finish_calibration(ticks_to_ns(lapic_end.wrapping_sub(t0)));
+    let (count_tsc, ticks) = bracketed(crate::apic::calibration_ticks);
+    crate::apic::finish_calibration(ticks, ticks_to_ns(count_tsc.wrapping_sub(lapic_t0)));
     hz
+}
+
+/// The PIT channel 0 counter and the TSC at the moment it was read.
+fn pit_sample() -> (u64, u64) {
+    let (tsc, c) = bracketed(|| {
+        // SAFETY: latching and reading channel 0's count has no other effect.
+        unsafe {
+            outb(0x43, 0x00);
+            let lo = inb(0x40);
+            let hi = inb(0x40);
+            u64::from(u16::from_le_bytes([lo, hi]))
+        }
+    });
+    (c, tsc)
+}
+
+/// Runs `read` between two TSC reads and returns the midpoint with the value, retrying
+/// when the two are far apart: under emulation the vCPU can be descheduled mid-read,
+/// which would otherwise skew a calibration by milliseconds.
+fn bracketed<T>(mut read: impl FnMut() -> T) -> (u64, T) {
+    const MAX_GAP: u64 = 100_000; // TSC ticks: ~40 us at 2.5 GHz
+    let mut best = None;
+    for _ in 0..100 {
+        let a = rdtsc();
+        let v = read();
+        let b = rdtsc();
+        let gap = b.wrapping_sub(a);
+        let mid = a.wrapping_add(gap / 2);
+        if gap < MAX_GAP {
+            return (mid, v);
+        }
+        if best.as_ref().is_none_or(|(g, _, _)| gap < *g) {
+            best = Some((gap, mid, v));
+        }
+    }
+    let (_, mid, v) = best.expect("at least one sample");
+    (mid, v)
 }
 
 // ---- wall clock -------------------------------------------------------------------
