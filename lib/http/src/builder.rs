@@ -100,7 +100,9 @@ pub fn is_compressible(content_type: &str) -> bool {
 
 /// gzip (best compression, mtime 0 so builds are reproducible).
 pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut enc = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
     enc.write_all(data)?;
     enc.finish()
 }
@@ -115,12 +117,22 @@ pub fn add_file(
     let content_type = content_type_for(path);
     let compressible = is_compressible(content_type);
     let gz = if compressible {
-        let gz = gzip(body).map_err(|source| BuildError::Gzip { path: path.into(), source })?;
+        let gz = gzip(body).map_err(|source| BuildError::Gzip {
+            path: path.into(),
+            source,
+        })?;
         (gz.len() < body.len()).then_some(gz)
     } else {
         None
     };
-    builder.add(NewEntry { path, content_type, body, gzip: gz.as_deref(), last_modified, compressible })?;
+    builder.add(NewEntry {
+        path,
+        content_type,
+        body,
+        gzip: gz.as_deref(),
+        last_modified,
+        compressible,
+    })?;
     Ok(())
 }
 
@@ -137,11 +149,17 @@ fn walk(dir: &Path, prefix: String, builder: &mut PackBuilder) -> Result<(), Bui
         let path = path.to_path_buf();
         move |source| BuildError::Io { path, source }
     };
-    let mut names: Vec<_> = fs::read_dir(dir).map_err(io(dir))?.collect::<Result<_, _>>().map_err(io(dir))?;
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .map_err(io(dir))?
+        .collect::<Result<_, _>>()
+        .map_err(io(dir))?;
     names.sort_by_key(|e| e.file_name());
     for entry in names {
         let full = entry.path();
-        let name = entry.file_name().into_string().map_err(|_| BuildError::NonUtf8Name { path: full.clone() })?;
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|_| BuildError::NonUtf8Name { path: full.clone() })?;
         let site_path = std::format!("{prefix}/{name}");
         let meta = fs::metadata(&full).map_err(io(&full))?;
         if meta.is_dir() {

@@ -87,7 +87,10 @@ impl ChunkedDecoder {
     /// at most `max_trailer` bytes.
     pub fn new(max_body: usize, max_trailer: usize) -> Self {
         ChunkedDecoder {
-            state: State::Size { value: 0, digits: 0 },
+            state: State::Size {
+                value: 0,
+                digits: 0,
+            },
             total: 0,
             line: 0,
             trailer: 0,
@@ -123,14 +126,21 @@ impl ChunkedDecoder {
                 }
                 i += take;
                 let left = remaining - take as u64;
-                self.state = if left == 0 { State::DataCr } else { State::Data { remaining: left } };
+                self.state = if left == 0 {
+                    State::DataCr
+                } else {
+                    State::Data { remaining: left }
+                };
                 continue;
             }
             let Some(&b) = input.get(i) else { break };
             i += 1;
             self.step(b)?;
         }
-        Ok(Progress { consumed: i, done: self.state == State::Done })
+        Ok(Progress {
+            consumed: i,
+            done: self.state == State::Done,
+        })
     }
 
     fn count_line(&mut self) -> Result<(), ChunkedError> {
@@ -149,7 +159,10 @@ impl ChunkedDecoder {
                     if value >> 60 != 0 {
                         return Err(ChunkedError::SizeOverflow);
                     }
-                    State::Size { value: value << 4 | u64::from(d), digits: digits + 1 }
+                    State::Size {
+                        value: value << 4 | u64::from(d),
+                        digits: digits + 1,
+                    }
                 } else if digits == 0 {
                     return Err(if b == b'\r' || b == b'\n' {
                         ChunkedError::EmptySize
@@ -181,10 +194,16 @@ impl ChunkedDecoder {
                 self.line = 0;
                 let total = self.total.saturating_add(value);
                 if total > self.max_body as u64 {
-                    return Err(ChunkedError::BodyTooLarge { limit: self.max_body });
+                    return Err(ChunkedError::BodyTooLarge {
+                        limit: self.max_body,
+                    });
                 }
                 self.total = total;
-                if value == 0 { State::TrailerStart } else { State::Data { remaining: value } }
+                if value == 0 {
+                    State::TrailerStart
+                } else {
+                    State::Data { remaining: value }
+                }
             }
             State::Data { .. } => return Err(ChunkedError::InvalidSize(b)),
             State::DataCr => match b {
@@ -192,14 +211,19 @@ impl ChunkedDecoder {
                 _ => return Err(ChunkedError::BadLineEnding(b)),
             },
             State::DataLf => match b {
-                b'\n' => State::Size { value: 0, digits: 0 },
+                b'\n' => State::Size {
+                    value: 0,
+                    digits: 0,
+                },
                 _ => return Err(ChunkedError::BadLineEnding(b)),
             },
             State::TrailerStart | State::TrailerLine => {
                 let start = self.state == State::TrailerStart;
                 self.trailer += 1;
                 if self.trailer > self.max_trailer {
-                    return Err(ChunkedError::TrailerTooLarge { limit: self.max_trailer });
+                    return Err(ChunkedError::TrailerTooLarge {
+                        limit: self.max_trailer,
+                    });
                 }
                 self.count_line()?;
                 match b {
@@ -213,7 +237,11 @@ impl ChunkedDecoder {
                     return Err(ChunkedError::BadLineEnding(b));
                 }
                 self.line = 0;
-                if empty { State::Done } else { State::TrailerStart }
+                if empty {
+                    State::Done
+                } else {
+                    State::TrailerStart
+                }
             }
             State::Done => State::Done,
         };
@@ -263,7 +291,9 @@ mod tests {
         let mut d = ChunkedDecoder::new(100, 100);
         let mut out = Vec::new();
         for (n, b) in input.iter().enumerate() {
-            let p = d.decode(core::slice::from_ref(b), &mut |x| out.extend_from_slice(x)).unwrap();
+            let p = d
+                .decode(core::slice::from_ref(b), &mut |x| out.extend_from_slice(x))
+                .unwrap();
             assert_eq!(p.consumed, 1);
             assert_eq!(p.done, n == input.len() - 1);
         }
@@ -272,17 +302,35 @@ mod tests {
 
     #[test]
     fn rejects_bad_sizes() {
-        assert_eq!(decode_all(b"x\r\n", 10), Err(ChunkedError::InvalidSize(b'x')));
+        assert_eq!(
+            decode_all(b"x\r\n", 10),
+            Err(ChunkedError::InvalidSize(b'x'))
+        );
         assert_eq!(decode_all(b"\r\n", 10), Err(ChunkedError::EmptySize));
-        assert_eq!(decode_all(b"-1\r\n", 10), Err(ChunkedError::InvalidSize(b'-')));
-        assert_eq!(decode_all(b"0x5\r\n", 10), Err(ChunkedError::InvalidSize(b'x')));
-        assert_eq!(decode_all(b"5\n", 10), Err(ChunkedError::InvalidSize(b'\n')));
-        assert_eq!(decode_all(b"5\r\rx", 10), Err(ChunkedError::BadLineEnding(b'\r')));
+        assert_eq!(
+            decode_all(b"-1\r\n", 10),
+            Err(ChunkedError::InvalidSize(b'-'))
+        );
+        assert_eq!(
+            decode_all(b"0x5\r\n", 10),
+            Err(ChunkedError::InvalidSize(b'x'))
+        );
+        assert_eq!(
+            decode_all(b"5\n", 10),
+            Err(ChunkedError::InvalidSize(b'\n'))
+        );
+        assert_eq!(
+            decode_all(b"5\r\rx", 10),
+            Err(ChunkedError::BadLineEnding(b'\r'))
+        );
     }
 
     #[test]
     fn rejects_overflowing_and_oversized_chunks() {
-        assert_eq!(decode_all(b"10000000000000000\r\n", 10), Err(ChunkedError::SizeOverflow));
+        assert_eq!(
+            decode_all(b"10000000000000000\r\n", 10),
+            Err(ChunkedError::SizeOverflow)
+        );
         assert_eq!(
             decode_all(b"ffffffffffffffff\r\n", 10),
             Err(ChunkedError::BodyTooLarge { limit: 10 })
@@ -299,8 +347,14 @@ mod tests {
 
     #[test]
     fn rejects_missing_crlf_after_data() {
-        assert_eq!(decode_all(b"3\r\nabcX", 10), Err(ChunkedError::BadLineEnding(b'X')));
-        assert_eq!(decode_all(b"3\r\nabc\rX", 10), Err(ChunkedError::BadLineEnding(b'X')));
+        assert_eq!(
+            decode_all(b"3\r\nabcX", 10),
+            Err(ChunkedError::BadLineEnding(b'X'))
+        );
+        assert_eq!(
+            decode_all(b"3\r\nabc\rX", 10),
+            Err(ChunkedError::BadLineEnding(b'X'))
+        );
     }
 
     #[test]
@@ -315,6 +369,9 @@ mod tests {
 
     #[test]
     fn control_bytes_in_extensions_are_rejected() {
-        assert_eq!(decode_all(b"1;a\0b\r\n", 10), Err(ChunkedError::InvalidSize(0)));
+        assert_eq!(
+            decode_all(b"1;a\0b\r\n", 10),
+            Err(ChunkedError::InvalidSize(0))
+        );
     }
 }

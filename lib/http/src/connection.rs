@@ -346,7 +346,10 @@ impl Connection {
         let head_left = self.head.len().saturating_sub(self.head_pos);
         let from_head = n.min(head_left);
         self.head_pos += from_head;
-        self.body_pos = self.body_pos.saturating_add(n - from_head).min(self.body_len);
+        self.body_pos = self
+            .body_pos
+            .saturating_add(n - from_head)
+            .min(self.body_len);
     }
 
     fn output_pending(&self) -> bool {
@@ -442,7 +445,8 @@ impl Connection {
         self.state = State::Body { info, body };
         if info.expect_continue && !body_buffered {
             self.head.clear();
-            self.head.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.head
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.head_pos = 0;
             self.body_pos = 0;
             self.body_len = 0;
@@ -452,7 +456,9 @@ impl Connection {
 
     /// Consumes buffered body bytes; dispatches the request when the body is complete.
     fn step_body<H: Handler + ?Sized>(&mut self, handler: &mut H, now: u64) -> bool {
-        let State::Body { info, body } = &mut self.state else { return false };
+        let State::Body { info, body } = &mut self.state else {
+            return false;
+        };
         let info = *info;
         let body_start = self.start + info.len;
         let raw = self.buf.get(body_start..self.end).unwrap_or_default();
@@ -483,7 +489,8 @@ impl Connection {
             }
         };
         // Drop the consumed body bytes so the buffer keeps room for more.
-        self.buf.copy_within(body_start + consumed..self.end, body_start);
+        self.buf
+            .copy_within(body_start + consumed..self.end, body_start);
         self.end -= consumed;
         if !done {
             return consumed > 0;
@@ -495,8 +502,16 @@ impl Connection {
 
     /// Re-parses the head at the front of the buffer and calls the handler with the
     /// collected body.
-    fn dispatch_buffered<H: Handler + ?Sized>(&mut self, handler: &mut H, info: HeadInfo, now: u64) {
-        let head = self.buf.get(self.start..self.start + info.len).unwrap_or_default();
+    fn dispatch_buffered<H: Handler + ?Sized>(
+        &mut self,
+        handler: &mut H,
+        info: HeadInfo,
+        now: u64,
+    ) {
+        let head = self
+            .buf
+            .get(self.start..self.start + info.len)
+            .unwrap_or_default();
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
         let headers = headers.get_mut(..self.limits.headers).unwrap_or_default();
         let mut req = httparse::Request::new(headers);
@@ -504,7 +519,11 @@ impl Connection {
             Ok(Some(p)) => p,
             // The same bytes parsed before; this is unreachable but must not panic.
             Ok(None) | Err(_) => {
-                self.respond_error(RequestError::Malformed(httparse::Error::Token), info.is_head, now);
+                self.respond_error(
+                    RequestError::Malformed(httparse::Error::Token),
+                    info.is_head,
+                    now,
+                );
                 return;
             }
         };
@@ -549,7 +568,12 @@ impl Connection {
         let close = !info.keep_alive || self.writer.wants_close();
         let head = &mut self.head;
         head.clear();
-        let _ = write!(VecWriter(head), "HTTP/1.1 {} {}\r\n", status.code(), status.reason());
+        let _ = write!(
+            VecWriter(head),
+            "HTTP/1.1 {} {}\r\n",
+            status.code(),
+            status.reason()
+        );
         head.extend_from_slice(b"Server: ");
         head.extend_from_slice(SERVER_NAME.as_bytes());
         head.extend_from_slice(b"\r\nDate: ");
@@ -558,7 +582,11 @@ impl Connection {
         head.extend_from_slice(self.writer.header_block());
         let bodiless = status.is_bodiless();
         if !bodiless {
-            let _ = write!(VecWriter(head), "Content-Length: {}\r\n", self.writer.body().len());
+            let _ = write!(
+                VecWriter(head),
+                "Content-Length: {}\r\n",
+                self.writer.body().len()
+            );
         }
         head.extend_from_slice(if close {
             b"Connection: close\r\n\r\n"
@@ -567,7 +595,11 @@ impl Connection {
         });
         self.head_pos = 0;
         self.body_pos = 0;
-        self.body_len = if info.is_head || bodiless { 0 } else { self.writer.body().len() };
+        self.body_len = if info.is_head || bodiless {
+            0
+        } else {
+            self.writer.body().len()
+        };
         self.close_after_output = close;
     }
 }
@@ -595,17 +627,29 @@ fn analyze_head<'h, 'b>(
     limits: &Limits,
 ) -> Result<Option<Parsed<'b>>, (RequestError, bool)> {
     // The request line limit is checked first, complete head or not.
-    let scan = data.get(..limits.request_line.saturating_add(2)).unwrap_or(data);
+    let scan = data
+        .get(..limits.request_line.saturating_add(2))
+        .unwrap_or(data);
     match scan.iter().position(|&b| b == b'\n') {
         Some(i) => {
             let line = scan.get(..i).unwrap_or_default();
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.len() > limits.request_line {
-                return Err((RequestError::RequestLineTooLong { limit: limits.request_line }, false));
+                return Err((
+                    RequestError::RequestLineTooLong {
+                        limit: limits.request_line,
+                    },
+                    false,
+                ));
             }
         }
         None if scan.len() > limits.request_line + 1 => {
-            return Err((RequestError::RequestLineTooLong { limit: limits.request_line }, false));
+            return Err((
+                RequestError::RequestLineTooLong {
+                    limit: limits.request_line,
+                },
+                false,
+            ));
         }
         None => {}
     }
@@ -613,12 +657,22 @@ fn analyze_head<'h, 'b>(
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
             if data.len() > limits.header_bytes {
-                return Err((RequestError::HeadTooLarge { limit: limits.header_bytes }, false));
+                return Err((
+                    RequestError::HeadTooLarge {
+                        limit: limits.header_bytes,
+                    },
+                    false,
+                ));
             }
             return Ok(None);
         }
         Err(httparse::Error::TooManyHeaders) => {
-            return Err((RequestError::TooManyHeaders { limit: limits.headers }, false));
+            return Err((
+                RequestError::TooManyHeaders {
+                    limit: limits.headers,
+                },
+                false,
+            ));
         }
         Err(httparse::Error::Version) if looks_like_http_version(data) => {
             return Err((RequestError::UnsupportedVersion, false));
@@ -626,7 +680,12 @@ fn analyze_head<'h, 'b>(
         Err(e) => return Err((RequestError::Malformed(e), false)),
     };
     if len > limits.header_bytes {
-        return Err((RequestError::HeadTooLarge { limit: limits.header_bytes }, false));
+        return Err((
+            RequestError::HeadTooLarge {
+                limit: limits.header_bytes,
+            },
+            false,
+        ));
     }
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return Err((RequestError::Malformed(httparse::Error::Token), false));
@@ -636,7 +695,11 @@ fn analyze_head<'h, 'b>(
     };
     let is_head = method == Method::Head;
     let fail = |e| Err((e, is_head));
-    let version = if version == 0 { Version::Http10 } else { Version::Http11 };
+    let version = if version == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
     let target_ok = target.starts_with('/')
         || starts_with_ignore_case(target, "http://")
         || starts_with_ignore_case(target, "https://")
@@ -646,7 +709,10 @@ fn analyze_head<'h, 'b>(
         return fail(RequestError::InvalidTarget);
     }
     let headers: &[httparse::Header<'b>] = req.headers;
-    let hosts = headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host")).count();
+    let hosts = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"))
+        .count();
     if hosts > 1 || (hosts == 0 && version == Version::Http11) {
         return fail(RequestError::Host { count: hosts });
     }
@@ -703,19 +769,34 @@ fn analyze_head<'h, 'b>(
     } else {
         match content_length {
             Some(n) if n > limits.body as u64 => {
-                return fail(RequestError::BodyTooLarge { length: n, limit: limits.body });
+                return fail(RequestError::BodyTooLarge {
+                    length: n,
+                    limit: limits.body,
+                });
             }
             Some(0) | None => Framing::None,
             Some(n) => Framing::Length(n),
         }
     };
     let expect_continue = expect_continue && version == Version::Http11;
-    let info = HeadInfo { len, is_head, keep_alive, framing, expect_continue };
-    Ok(Some(Parsed { info, method, target, version }))
+    let info = HeadInfo {
+        len,
+        is_head,
+        keep_alive,
+        framing,
+        expect_continue,
+    };
+    Ok(Some(Parsed {
+        info,
+        method,
+        target,
+        version,
+    }))
 }
 
 fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
-    s.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    s.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 /// Digits only, no sign, no overflow.
@@ -734,12 +815,15 @@ fn looks_like_http_version(data: &[u8]) -> bool {
     let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
     let line = data.get(..line_end).unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Some(space) = line.iter().rposition(|&b| b == b' ') else { return false };
+    let Some(space) = line.iter().rposition(|&b| b == b' ') else {
+        return false;
+    };
     let Some(version) = line.get(space + 1..).and_then(|v| v.strip_prefix(b"HTTP/")) else {
         return false;
     };
     let mut parts = version.split(|&b| b == b'.');
-    let digits = |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+    let digits =
+        |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
     digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
 }
 
@@ -752,7 +836,11 @@ pub(crate) mod tests {
 
     /// Feeds `input` (as much as fits each time), writes everything out, and stops at
     /// the first Read with no input left, or at Close.
-    pub(crate) fn drive<H: Handler + ?Sized>(conn: &mut Connection, h: &mut H, input: &[u8]) -> (String, Action) {
+    pub(crate) fn drive<H: Handler + ?Sized>(
+        conn: &mut Connection,
+        h: &mut H,
+        input: &[u8],
+    ) -> (String, Action) {
         let mut rest = input;
         let mut out = Vec::new();
         loop {
@@ -772,7 +860,9 @@ pub(crate) mod tests {
                     assert!(n > 0, "Read with a full buffer");
                     rest = &rest[n..];
                 }
-                Action::Close => return (String::from_utf8_lossy(&out).into_owned(), Action::Close),
+                Action::Close => {
+                    return (String::from_utf8_lossy(&out).into_owned(), Action::Close);
+                }
             }
         }
     }
@@ -785,7 +875,13 @@ pub(crate) mod tests {
     fn echo(req: &Request<'_>, resp: &mut ResponseWriter) {
         resp.header("Content-Type", b"text/plain");
         let body = resp.body_mut();
-        let _ = write!(VecWriter(body), "{} {} {}", req.method().as_str(), req.path(), req.body().len());
+        let _ = write!(
+            VecWriter(body),
+            "{} {} {}",
+            req.method().as_str(),
+            req.path(),
+            req.body().len()
+        );
     }
 
     fn status_of(resp: &str) -> &str {
@@ -811,7 +907,11 @@ pub(crate) mod tests {
         let mut conn = Connection::new(Limits::default());
         let (out, action) = drive(&mut conn, &mut echo, input);
         assert_eq!(action, Action::Close);
-        let bodies: Vec<&str> = out.split("\r\n\r\n").skip(1).map(|s| s.split("HTTP/1.1").next().unwrap()).collect();
+        let bodies: Vec<&str> = out
+            .split("\r\n\r\n")
+            .skip(1)
+            .map(|s| s.split("HTTP/1.1").next().unwrap())
+            .collect();
         assert_eq!(bodies, ["GET /1 0", "GET /2 0", "POST /3 3", "GET /4 0"]);
         assert_eq!(conn.requests(), 4);
         assert!(out.ends_with("Connection: close\r\n\r\nGET /4 0"));
@@ -861,8 +961,10 @@ pub(crate) mod tests {
 
     #[test]
     fn http10_keep_alive_persists() {
-        let (out, action) =
-            run(&mut echo, b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n");
+        let (out, action) = run(
+            &mut echo,
+            b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
+        );
         assert_eq!(action, Action::Close);
         assert_eq!(out.matches("HTTP/1.1 200").count(), 2);
         assert!(out.contains("Connection: keep-alive\r\n"));
@@ -870,8 +972,10 @@ pub(crate) mod tests {
 
     #[test]
     fn connection_close_wins() {
-        let (out, action) =
-            run(&mut echo, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n");
+        let (out, action) = run(
+            &mut echo,
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n",
+        );
         assert_eq!(action, Action::Close);
         assert!(out.contains("Connection: close"));
     }
@@ -889,17 +993,27 @@ pub(crate) mod tests {
         assert_eq!(status_of(&out), status, "{out}");
         assert_eq!(action, Action::Close, "{out}");
         assert!(out.contains("Connection: close\r\n"));
-        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "nothing answered after an error");
+        assert_eq!(
+            out.matches("HTTP/1.1 ").count(),
+            1,
+            "nothing answered after an error"
+        );
         conn.last_error()
     }
 
     #[test]
     fn malformed_heads_are_400() {
-        assert!(matches!(expect_error(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", "400"), Some(RequestError::Malformed(_))));
+        assert!(matches!(
+            expect_error(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", "400"),
+            Some(RequestError::Malformed(_))
+        ));
         expect_error(b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", "400");
         expect_error(b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", "400");
         expect_error(b"GET /\r\n\r\n", "400");
-        expect_error(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", "400");
+        expect_error(
+            b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n",
+            "400",
+        );
         expect_error(b"GET / HTTP/1.x\r\nHost: a\r\n\r\n", "400");
         expect_error(b"GET x HTTP/1.1\r\nHost: a\r\n\r\n", "400");
         expect_error(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", "400");
@@ -907,7 +1021,10 @@ pub(crate) mod tests {
 
     #[test]
     fn host_rules() {
-        assert_eq!(expect_error(b"GET / HTTP/1.1\r\n\r\n", "400"), Some(RequestError::Host { count: 0 }));
+        assert_eq!(
+            expect_error(b"GET / HTTP/1.1\r\n\r\n", "400"),
+            Some(RequestError::Host { count: 0 })
+        );
         assert_eq!(
             expect_error(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"),
             Some(RequestError::Host { count: 2 })
@@ -923,17 +1040,32 @@ pub(crate) mod tests {
             Some(RequestError::ConflictingFraming)
         );
         assert_eq!(
-            expect_error(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", "400"),
+            expect_error(
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+                "400"
+            ),
             Some(RequestError::InvalidContentLength)
         );
-        expect_error(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "400");
-        expect_error(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", "400");
+        expect_error(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+            "400",
+        );
+        expect_error(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "400",
+        );
         assert_eq!(
-            expect_error(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "400"),
+            expect_error(
+                b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "400"
+            ),
             Some(RequestError::TransferEncodingInHttp10)
         );
         // Equal duplicates are allowed (RFC 9112 §6.3).
-        let (out, _) = run(&mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\nx");
+        let (out, _) = run(
+            &mut echo,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\nx",
+        );
         assert!(out.ends_with("POST / 1"), "{out}");
     }
 
@@ -953,7 +1085,11 @@ pub(crate) mod tests {
     #[test]
     fn timeout_mid_body_is_408_and_idle_timeout_is_silent() {
         let mut conn = Connection::new(Limits::default());
-        drive(&mut conn, &mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+        drive(
+            &mut conn,
+            &mut echo,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+        );
         conn.timeout();
         assert_eq!(status_of(&drive(&mut conn, &mut echo, b"").0), "408");
 
@@ -962,18 +1098,34 @@ pub(crate) mod tests {
         assert_eq!(status_of(&out), "200");
         assert!(conn.is_idle());
         conn.timeout();
-        assert_eq!(drive(&mut conn, &mut echo, b""), (String::new(), Action::Close));
+        assert_eq!(
+            drive(&mut conn, &mut echo, b""),
+            (String::new(), Action::Close)
+        );
         assert!(conn.is_closed());
         assert_eq!(conn.feed(b"GET"), 0);
     }
 
     #[test]
     fn body_limits_are_413() {
-        let limits = Limits { body: 4, ..Limits::default() };
+        let limits = Limits {
+            body: 4,
+            ..Limits::default()
+        };
         let mut conn = Connection::new(limits);
-        let (out, action) = drive(&mut conn, &mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n");
+        let (out, action) = drive(
+            &mut conn,
+            &mut echo,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+        );
         assert_eq!((status_of(&out), action), ("413", Action::Close));
-        assert_eq!(conn.last_error(), Some(RequestError::BodyTooLarge { length: 5, limit: 4 }));
+        assert_eq!(
+            conn.last_error(),
+            Some(RequestError::BodyTooLarge {
+                length: 5,
+                limit: 4
+            })
+        );
         let mut conn = Connection::new(limits);
         let (out, _) = drive(
             &mut conn,
@@ -981,13 +1133,20 @@ pub(crate) mod tests {
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\nabc\r\n",
         );
         assert_eq!(status_of(&out), "413");
-        let (out, _) = drive(&mut Connection::new(limits), &mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nabcd");
+        let (out, _) = drive(
+            &mut Connection::new(limits),
+            &mut echo,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nabcd",
+        );
         assert!(out.ends_with("POST / 4"));
     }
 
     #[test]
     fn long_request_line_is_414() {
-        let limits = Limits { request_line: 64, ..Limits::default() };
+        let limits = Limits {
+            request_line: 64,
+            ..Limits::default()
+        };
         let mut long = Vec::from(&b"GET /"[..]);
         long.resize(100, b'a');
         // Incomplete line already past the limit.
@@ -997,17 +1156,27 @@ pub(crate) mod tests {
         let mut conn = Connection::new(limits);
         let (out, _) = drive(&mut conn, &mut echo, &long);
         assert_eq!(status_of(&out), "414");
-        assert_eq!(conn.last_error(), Some(RequestError::RequestLineTooLong { limit: 64 }));
+        assert_eq!(
+            conn.last_error(),
+            Some(RequestError::RequestLineTooLong { limit: 64 })
+        );
         // Exactly at the limit is fine.
         let mut ok = Vec::from(&b"GET /"[..]);
         ok.resize(64 - 9, b'a');
         ok.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
-        assert_eq!(status_of(&drive(&mut Connection::new(limits), &mut echo, &ok).0), "200");
+        assert_eq!(
+            status_of(&drive(&mut Connection::new(limits), &mut echo, &ok).0),
+            "200"
+        );
     }
 
     #[test]
     fn large_heads_are_431() {
-        let limits = Limits { header_bytes: 256, headers: 4, ..Limits::default() };
+        let limits = Limits {
+            header_bytes: 256,
+            headers: 4,
+            ..Limits::default()
+        };
         let (out, _) = drive(
             &mut Connection::new(limits),
             &mut echo,
@@ -1019,18 +1188,30 @@ pub(crate) mod tests {
         let mut conn = Connection::new(limits);
         let (out, _) = drive(&mut conn, &mut echo, &big);
         assert_eq!(status_of(&out), "431");
-        assert_eq!(conn.last_error(), Some(RequestError::HeadTooLarge { limit: 256 }));
+        assert_eq!(
+            conn.last_error(),
+            Some(RequestError::HeadTooLarge { limit: 256 })
+        );
         // Complete head over the limit in one read.
         big.extend_from_slice(b"\r\n\r\n");
-        assert_eq!(status_of(&drive(&mut Connection::new(limits), &mut echo, &big).0), "431");
+        assert_eq!(
+            status_of(&drive(&mut Connection::new(limits), &mut echo, &big).0),
+            "431"
+        );
     }
 
     #[test]
     fn unknown_methods_and_codings_are_501() {
-        assert_eq!(expect_error(b"BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", "501"), Some(RequestError::UnknownMethod));
+        assert_eq!(
+            expect_error(b"BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", "501"),
+            Some(RequestError::UnknownMethod)
+        );
         expect_error(b"get / HTTP/1.1\r\nHost: a\r\n\r\n", "501");
         assert_eq!(
-            expect_error(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "501"),
+            expect_error(
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                "501"
+            ),
             Some(RequestError::UnsupportedTransferEncoding)
         );
         expect_error(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", "501");
@@ -1038,7 +1219,10 @@ pub(crate) mod tests {
 
     #[test]
     fn other_versions_are_505() {
-        assert_eq!(expect_error(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", "505"), Some(RequestError::UnsupportedVersion));
+        assert_eq!(
+            expect_error(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", "505"),
+            Some(RequestError::UnsupportedVersion)
+        );
         expect_error(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", "505");
         expect_error(b"GET / HTTP/0.9\r\n\r\n", "505");
     }
@@ -1051,15 +1235,23 @@ pub(crate) mod tests {
         );
         assert!(out.ends_with("POST /u 11"), "{out}");
         let mut got = Vec::new();
-        let mut keep = |req: &Request<'_>, _: &mut ResponseWriter| got.extend_from_slice(req.body());
+        let mut keep =
+            |req: &Request<'_>, _: &mut ResponseWriter| got.extend_from_slice(req.body());
         run(&mut keep, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n");
         assert_eq!(got, b"abcd");
     }
 
     #[test]
     fn bad_chunks_are_400() {
-        for body in [&b"zz\r\n"[..], b"ffffffffffffffffff\r\n", b"3\r\nabcd\r\n", b"3\nabc\n0\n\n", b"-3\r\n"] {
-            let mut req = Vec::from(&b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"[..]);
+        for body in [
+            &b"zz\r\n"[..],
+            b"ffffffffffffffffff\r\n",
+            b"3\r\nabcd\r\n",
+            b"3\nabc\n0\n\n",
+            b"-3\r\n",
+        ] {
+            let mut req =
+                Vec::from(&b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"[..]);
             req.extend_from_slice(body);
             let err = expect_error(&req, "400");
             assert!(matches!(err, Some(RequestError::Chunked(_))), "{err:?}");
@@ -1072,13 +1264,21 @@ pub(crate) mod tests {
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff0\r\n",
             "413",
         );
-        assert!(matches!(err, Some(RequestError::Chunked(ChunkedError::BodyTooLarge { .. }))));
+        assert!(matches!(
+            err,
+            Some(RequestError::Chunked(ChunkedError::BodyTooLarge { .. }))
+        ));
     }
 
     #[test]
     fn bodies_larger_than_the_input_buffer_stream_through() {
-        let limits = Limits { header_bytes: 64, body: 100_000, ..Limits::default() };
-        let mut req = Vec::from(&b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 50000\r\n\r\n"[..]);
+        let limits = Limits {
+            header_bytes: 64,
+            body: 100_000,
+            ..Limits::default()
+        };
+        let mut req =
+            Vec::from(&b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 50000\r\n\r\n"[..]);
         req.resize(req.len() + 50_000, b'z');
         req.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
         let (out, _) = drive(&mut Connection::new(limits), &mut echo, &req);
@@ -1105,12 +1305,19 @@ pub(crate) mod tests {
     #[test]
     fn expect_continue_gets_an_interim_response() {
         let mut conn = Connection::new(Limits::default());
-        let (out, _) = drive(&mut conn, &mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+        let (out, _) = drive(
+            &mut conn,
+            &mut echo,
+            b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+        );
         assert_eq!(out, "HTTP/1.1 100 Continue\r\n\r\n");
         let (out, _) = drive(&mut conn, &mut echo, b"ok");
         assert!(out.starts_with("HTTP/1.1 200 OK") && out.ends_with("POST / 2"));
         // Body already sent: no interim response.
-        let (out, _) = run(&mut echo, b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok");
+        let (out, _) = run(
+            &mut echo,
+            b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+        );
         assert!(out.starts_with("HTTP/1.1 200 OK"));
     }
 
@@ -1132,9 +1339,15 @@ pub(crate) mod tests {
             resp.body_static(b"ignored");
             resp.close();
         };
-        let (out, action) = run(&mut h, b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (out, action) = run(
+            &mut h,
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
         assert_eq!(action, Action::Close);
-        assert!(!out.contains("Content-Length") && out.ends_with("Connection: close\r\n\r\n"), "{out}");
+        assert!(
+            !out.contains("Content-Length") && out.ends_with("Connection: close\r\n\r\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -1150,7 +1363,10 @@ pub(crate) mod tests {
 
     #[test]
     fn feed_takes_only_what_fits() {
-        let limits = Limits { header_bytes: 64, ..Limits::default() };
+        let limits = Limits {
+            header_bytes: 64,
+            ..Limits::default()
+        };
         let mut conn = Connection::new(limits);
         let big = [b'a'; 10_000];
         let n = conn.feed(&big);
@@ -1158,12 +1374,18 @@ pub(crate) mod tests {
         assert!(conn.read_buf().is_empty());
         // A request line this long is over the limit: 414, not a stall.
         assert_eq!(conn.poll(&mut echo, NOW), Action::Write);
-        assert_eq!(status_of(core::str::from_utf8(conn.output().head).unwrap()), "414");
+        assert_eq!(
+            status_of(core::str::from_utf8(conn.output().head).unwrap()),
+            "414"
+        );
     }
 
     #[test]
     fn absolute_form_and_options_star() {
-        let (out, _) = run(&mut echo, b"GET http://a/x?q HTTP/1.1\r\nHost: a\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (out, _) = run(
+            &mut echo,
+            b"GET http://a/x?q HTTP/1.1\r\nHost: a\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
         assert!(out.contains("GET /x 0"));
         assert!(out.ends_with("OPTIONS * 0"));
     }

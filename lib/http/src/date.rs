@@ -8,8 +8,15 @@ pub const IMF_FIXDATE_LEN: usize = 29;
 pub const MAX_FORMATTABLE: u64 = 253_402_300_799;
 
 const DAY_NAMES: [&[u8; 3]; 7] = [b"Sun", b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat"];
-const LONG_DAY_NAMES: [&[u8]; 7] =
-    [b"Sunday", b"Monday", b"Tuesday", b"Wednesday", b"Thursday", b"Friday", b"Saturday"];
+const LONG_DAY_NAMES: [&[u8]; 7] = [
+    b"Sunday",
+    b"Monday",
+    b"Tuesday",
+    b"Wednesday",
+    b"Thursday",
+    b"Friday",
+    b"Saturday",
+];
 const MONTH_NAMES: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
@@ -158,8 +165,7 @@ fn parse_rfc850(s: &[u8]) -> Option<u64> {
 
 fn assemble(year: u64, month: u64, day: u64, h: u64, m: u64, s: u64) -> Option<u64> {
     // Leap second 60 is allowed by the grammar; it folds into the next minute.
-    if year < 1970 || day == 0 || day > days_in_month(year, month) || h > 23 || m > 59 || s > 60
-    {
+    if year < 1970 || day == 0 || day > days_in_month(year, month) || h > 23 || m > 59 || s > 60 {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
@@ -169,7 +175,11 @@ fn time(s: &[u8]) -> Option<(u64, u64, u64)> {
     if s.get(2) != Some(&b':') || s.get(5) != Some(&b':') || s.len() != 8 {
         return None;
     }
-    Some((digits(s.get(0..2)?)?, digits(s.get(3..5)?)?, digits(s.get(6..8)?)?))
+    Some((
+        digits(s.get(0..2)?)?,
+        digits(s.get(3..5)?)?,
+        digits(s.get(6..8)?)?,
+    ))
 }
 
 fn day_name(s: &[u8]) -> Option<()> {
@@ -177,7 +187,10 @@ fn day_name(s: &[u8]) -> Option<()> {
 }
 
 fn month(s: &[u8]) -> Option<u64> {
-    MONTH_NAMES.iter().position(|m| m.as_slice() == s).map(|i| i as u64 + 1)
+    MONTH_NAMES
+        .iter()
+        .position(|m| m.as_slice() == s)
+        .map(|i| i as u64 + 1)
 }
 
 fn expect(s: &[u8], at: usize, lit: &[u8]) -> Option<()> {
@@ -212,18 +225,42 @@ mod tests {
     #[test]
     fn formats_known_dates() {
         assert_eq!(&format_imf_fixdate(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(&format_imf_fixdate(RFC_EXAMPLE), b"Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(&format_imf_fixdate(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(&format_imf_fixdate(1_709_164_800), b"Thu, 29 Feb 2024 00:00:00 GMT");
-        assert_eq!(&format_imf_fixdate(u64::MAX), b"Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(
+            &format_imf_fixdate(RFC_EXAMPLE),
+            b"Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            &format_imf_fixdate(951_782_400),
+            b"Tue, 29 Feb 2000 00:00:00 GMT"
+        );
+        assert_eq!(
+            &format_imf_fixdate(1_709_164_800),
+            b"Thu, 29 Feb 2024 00:00:00 GMT"
+        );
+        assert_eq!(
+            &format_imf_fixdate(u64::MAX),
+            b"Fri, 31 Dec 9999 23:59:59 GMT"
+        );
     }
 
     #[test]
     fn parses_all_three_formats() {
-        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(RFC_EXAMPLE));
-        assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), Some(RFC_EXAMPLE));
-        assert_eq!(parse_http_date(b"Sun Nov  6 08:49:37 1994"), Some(RFC_EXAMPLE));
-        assert_eq!(parse_http_date(b"  Sun, 06 Nov 1994 08:49:37 GMT "), Some(RFC_EXAMPLE));
+        assert_eq!(
+            parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(RFC_EXAMPLE)
+        );
+        assert_eq!(
+            parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"),
+            Some(RFC_EXAMPLE)
+        );
+        assert_eq!(
+            parse_http_date(b"Sun Nov  6 08:49:37 1994"),
+            Some(RFC_EXAMPLE)
+        );
+        assert_eq!(
+            parse_http_date(b"  Sun, 06 Nov 1994 08:49:37 GMT "),
+            Some(RFC_EXAMPLE)
+        );
     }
 
     #[test]
@@ -250,13 +287,21 @@ mod tests {
             b"Sun Nov 6 08:49:37 1994",
             b"1994-11-06T08:49:37Z",
         ] {
-            assert_eq!(parse_http_date(bad), None, "{:?}", core::str::from_utf8(bad));
+            assert_eq!(
+                parse_http_date(bad),
+                None,
+                "{:?}",
+                core::str::from_utf8(bad)
+            );
         }
     }
 
     #[test]
     fn rfc850_two_digit_years() {
-        assert_eq!(parse_http_date(b"Thursday, 01-Jan-70 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_http_date(b"Thursday, 01-Jan-70 00:00:00 GMT"),
+            Some(0)
+        );
         assert_eq!(
             parse_http_date(b"Saturday, 01-Jan-00 00:00:00 GMT"),
             Some(946_684_800)

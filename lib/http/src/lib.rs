@@ -123,6 +123,8 @@ pub mod builder;
 pub mod chunked;
 pub mod connection;
 pub mod date;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod negotiate;
 pub mod pack;

@@ -71,11 +71,20 @@ mod tests {
 
     #[test]
     fn normalized_clamps_header_count_and_line() {
-        let l = Limits { request_line: 1 << 20, header_bytes: 100, headers: 10_000, body: 0 }
-            .normalized();
+        let l = Limits {
+            request_line: 1 << 20,
+            header_bytes: 100,
+            headers: 10_000,
+            body: 0,
+        }
+        .normalized();
         assert_eq!(l.headers, MAX_HEADERS_CAP);
         assert_eq!(l.request_line, 100);
-        let l = Limits { headers: 0, ..Limits::default() }.normalized();
+        let l = Limits {
+            headers: 0,
+            ..Limits::default()
+        }
+        .normalized();
         assert_eq!(l.headers, 1);
     }
 

@@ -81,7 +81,10 @@ pub fn accepts_gzip<'a>(values: impl Iterator<Item = &'a [u8]>) -> bool {
             let mut q = Some(1000);
             for param in parts {
                 let param = trim_ows(param);
-                if let Some(v) = param.strip_prefix(b"q=").or_else(|| param.strip_prefix(b"Q=")) {
+                if let Some(v) = param
+                    .strip_prefix(b"q=")
+                    .or_else(|| param.strip_prefix(b"Q="))
+                {
                     q = qvalue(v);
                 }
             }
@@ -121,7 +124,10 @@ fn qvalue(s: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
 
-    const T: ETag = ETag { digest: 0xabc, gzip: false };
+    const T: ETag = ETag {
+        digest: 0xabc,
+        gzip: false,
+    };
 
     #[test]
     fn weak_and_strong_matching() {
@@ -133,7 +139,10 @@ mod tests {
         assert!(!matches_weak(b"0000000000000abc", T));
         assert!(matches_strong(b"\"0000000000000abc\"", T));
         assert!(!matches_strong(b"W/\"0000000000000abc\"", T));
-        assert!(!matches_weak(b"\"0000000000000abc\"", ETag { gzip: true, ..T }));
+        assert!(!matches_weak(
+            b"\"0000000000000abc\"",
+            ETag { gzip: true, ..T }
+        ));
     }
 
     #[test]

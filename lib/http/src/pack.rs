@@ -93,7 +93,9 @@ pub enum PackError {
     },
     /// A path that is not `/`-prefixed UTF-8 of at most [`MAX_PATH_LEN`] bytes, or that
     /// contains NUL, a `.`/`..` segment or an empty segment.
-    #[error("entry {index}: path is not a normalized absolute path of at most {MAX_PATH_LEN} bytes")]
+    #[error(
+        "entry {index}: path is not a normalized absolute path of at most {MAX_PATH_LEN} bytes"
+    )]
     BadPath {
         /// Entry index.
         index: usize,
@@ -122,13 +124,19 @@ pub enum PackError {
 }
 
 fn u16_at(b: &[u8], r: core::ops::Range<usize>) -> u16 {
-    b.get(r).and_then(|s| s.try_into().ok()).map_or(0, u16::from_le_bytes)
+    b.get(r)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u16::from_le_bytes)
 }
 fn u32_at(b: &[u8], r: core::ops::Range<usize>) -> u32 {
-    b.get(r).and_then(|s| s.try_into().ok()).map_or(0, u32::from_le_bytes)
+    b.get(r)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
 }
 fn u64_at(b: &[u8], r: core::ops::Range<usize>) -> u64 {
-    b.get(r).and_then(|s| s.try_into().ok()).map_or(0, u64::from_le_bytes)
+    b.get(r)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
 }
 fn put(b: &mut [u8], r: core::ops::Range<usize>, v: &[u8]) {
     if let Some(dst) = b.get_mut(r) {
@@ -159,35 +167,61 @@ impl<T: AsRef<[u8]>> Pack<T> {
     pub fn check(&self) -> Result<(), PackError> {
         let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN {
-            return Err(PackError::Truncated { len: b.len(), need: HEADER_LEN });
+            return Err(PackError::Truncated {
+                len: b.len(),
+                need: HEADER_LEN,
+            });
         }
         if b.get(field::MAGIC) != Some(&MAGIC[..]) {
             return Err(PackError::BadMagic);
         }
         let header_len = u32_at(b, field::LENGTH);
         if header_len as usize != b.len() {
-            return Err(PackError::LengthMismatch { header: header_len, actual: b.len() });
+            return Err(PackError::LengthMismatch {
+                header: header_len,
+                actual: b.len(),
+            });
         }
         let count = self.entry_count();
-        let need = count.checked_mul(RECORD_LEN).and_then(|n| n.checked_add(HEADER_LEN));
+        let need = count
+            .checked_mul(RECORD_LEN)
+            .and_then(|n| n.checked_add(HEADER_LEN));
         match need {
             Some(need) if need <= b.len() => {}
-            _ => return Err(PackError::Truncated { len: b.len(), need: need.unwrap_or(usize::MAX) }),
+            _ => {
+                return Err(PackError::Truncated {
+                    len: b.len(),
+                    need: need.unwrap_or(usize::MAX),
+                });
+            }
         }
         let mut prev: Option<&[u8]> = None;
         for index in 0..count {
-            let record = self.record(index).ok_or(PackError::Truncated { len: b.len(), need: 0 })?;
+            let record = self.record(index).ok_or(PackError::Truncated {
+                len: b.len(),
+                need: 0,
+            })?;
             let repr = EntryRepr::parse(&record, index)?;
             let bound = |what, off: u32, len: u32| {
                 let end = u64::from(off) + u64::from(len);
                 if end > b.len() as u64 {
-                    Err(PackError::OutOfBounds { index, what, off, len, pack_len: b.len() })
+                    Err(PackError::OutOfBounds {
+                        index,
+                        what,
+                        off,
+                        len,
+                        pack_len: b.len(),
+                    })
                 } else {
                     Ok(b.get(off as usize..end as usize).unwrap_or_default())
                 }
             };
             let path = bound("path", repr.path_off, u32::from(repr.path_len))?;
-            let ctype = bound("content type", repr.content_type_off, u32::from(repr.content_type_len))?;
+            let ctype = bound(
+                "content type",
+                repr.content_type_off,
+                u32::from(repr.content_type_len),
+            )?;
             bound("body", repr.body_off, repr.body_len)?;
             bound("gzip", repr.gzip_off, repr.gzip_len)?;
             if !is_valid_path(path) {
@@ -212,7 +246,10 @@ impl<T: AsRef<[u8]>> Pack<T> {
     /// The record of entry `index`, if the buffer holds it.
     pub fn record(&self, index: usize) -> Option<EntryRecord<&[u8]>> {
         let start = index.checked_mul(RECORD_LEN)?.checked_add(HEADER_LEN)?;
-        let bytes = self.buffer.as_ref().get(start..start.checked_add(RECORD_LEN)?)?;
+        let bytes = self
+            .buffer
+            .as_ref()
+            .get(start..start.checked_add(RECORD_LEN)?)?;
         Some(EntryRecord::new_unchecked(bytes))
     }
 
@@ -240,7 +277,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Pack<T> {
     /// The mutable record of entry `index`.
     pub fn record_mut(&mut self, index: usize) -> Option<EntryRecord<&mut [u8]>> {
         let start = index.checked_mul(RECORD_LEN)?.checked_add(HEADER_LEN)?;
-        let bytes = self.buffer.as_mut().get_mut(start..start.checked_add(RECORD_LEN)?)?;
+        let bytes = self
+            .buffer
+            .as_mut()
+            .get_mut(start..start.checked_add(RECORD_LEN)?)?;
         Some(EntryRecord::new_unchecked(bytes))
     }
 }
@@ -249,11 +289,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Pack<T> {
 /// [`MAX_PATH_LEN`] bytes, no NUL, no empty, `.` or `..` segments (a trailing `/` is
 /// not allowed either: directories are served through their `index.html`).
 pub fn is_valid_path(path: &[u8]) -> bool {
-    let Some(rest) = path.strip_prefix(b"/") else { return false };
+    let Some(rest) = path.strip_prefix(b"/") else {
+        return false;
+    };
     path.len() <= MAX_PATH_LEN
         && core::str::from_utf8(path).is_ok()
         && !path.contains(&0)
-        && rest.split(|&b| b == b'/').all(|seg| !seg.is_empty() && seg != b"." && seg != b"..")
+        && rest
+            .split(|&b| b == b'/')
+            .all(|seg| !seg.is_empty() && seg != b"." && seg != b"..")
 }
 
 /// A zero-copy view of one 48-byte entry record.
@@ -272,7 +316,10 @@ impl<T: AsRef<[u8]>> EntryRecord<T> {
     pub fn new_checked(buffer: T) -> Result<Self, PackError> {
         let len = buffer.as_ref().len();
         if len < RECORD_LEN {
-            return Err(PackError::Truncated { len, need: RECORD_LEN });
+            return Err(PackError::Truncated {
+                len,
+                need: RECORD_LEN,
+            });
         }
         Ok(Self::new_unchecked(buffer))
     }
@@ -362,11 +409,17 @@ impl EntryRepr {
     /// (ranges are checked against the pack by [`Pack::check`]).
     pub fn parse<T: AsRef<[u8]>>(record: &EntryRecord<T>, index: usize) -> Result<Self, PackError> {
         if record.b().len() < RECORD_LEN {
-            return Err(PackError::Truncated { len: record.b().len(), need: RECORD_LEN });
+            return Err(PackError::Truncated {
+                len: record.b().len(),
+                need: RECORD_LEN,
+            });
         }
         let flags = record.flags();
         let gzip_flag = flags & FLAG_GZIP != 0;
-        if flags & !KNOWN_FLAGS != 0 || gzip_flag != (record.gzip_len() != 0) || record.reserved() != 0 {
+        if flags & !KNOWN_FLAGS != 0
+            || gzip_flag != (record.gzip_len() != 0)
+            || record.reserved() != 0
+        {
             return Err(PackError::BadFlags { index, flags });
         }
         Ok(EntryRepr {
@@ -394,7 +447,11 @@ impl EntryRepr {
         let b = record.buffer.as_mut();
         put(b, field::PATH_OFF, &self.path_off.to_le_bytes());
         put(b, field::PATH_LEN, &self.path_len.to_le_bytes());
-        put(b, field::CTYPE_LEN..field::CTYPE_LEN + 1, &[self.content_type_len]);
+        put(
+            b,
+            field::CTYPE_LEN..field::CTYPE_LEN + 1,
+            &[self.content_type_len],
+        );
         put(b, field::FLAGS..field::FLAGS + 1, &[self.flags]);
         put(b, field::CTYPE_OFF, &self.content_type_off.to_le_bytes());
         put(b, field::BODY_OFF, &self.body_off.to_le_bytes());
@@ -410,7 +467,9 @@ impl EntryRepr {
 /// FNV-1a, 64 bits: the content hash the builder stores as each entry's strong ETag.
 /// Not cryptographic: it only has to change when content changes.
 pub fn content_hash(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// One entry of a validated pack.
@@ -440,7 +499,10 @@ impl Entry<'_> {
 
     /// The strong ETag of the identity (`gzip == false`) or gzip representation.
     pub fn etag(&self, gzip: bool) -> ETag {
-        ETag { digest: self.digest, gzip }
+        ETag {
+            digest: self.digest,
+            gzip,
+        }
     }
 }
 
@@ -460,7 +522,10 @@ impl ETag {
         let mut out = [0u8; 19];
         for (i, slot) in out.iter_mut().take(16).enumerate() {
             let nibble = (self.digest >> (60 - 4 * i)) & 0xf;
-            *slot = b"0123456789abcdef".get(nibble as usize).copied().unwrap_or(b'0');
+            *slot = b"0123456789abcdef"
+                .get(nibble as usize)
+                .copied()
+                .unwrap_or(b'0');
         }
         if self.gzip {
             put(&mut out, 16..19, b"-gz");
@@ -474,7 +539,10 @@ impl ETag {
 impl core::fmt::Display for ETag {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let (bytes, len) = self.opaque();
-        let s = bytes.get(..len).and_then(|b| core::str::from_utf8(b).ok()).unwrap_or("");
+        let s = bytes
+            .get(..len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("");
         write!(f, "\"{s}\"")
     }
 }
@@ -489,7 +557,9 @@ pub struct StaticSite<'a> {
 impl<'a> StaticSite<'a> {
     /// Validates `bytes` as a pack.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, PackError> {
-        Ok(StaticSite { pack: Pack::new_checked(bytes)? })
+        Ok(StaticSite {
+            pack: Pack::new_checked(bytes)?,
+        })
     }
 
     /// Number of entries.
@@ -542,7 +612,9 @@ impl<'a> StaticSite<'a> {
     fn slice(&self, off: u32, len: u32) -> &'a [u8] {
         let bytes: &'a [u8] = self.pack.buffer;
         let start = off as usize;
-        bytes.get(start..start.saturating_add(len as usize)).unwrap_or_default()
+        bytes
+            .get(start..start.saturating_add(len as usize))
+            .unwrap_or_default()
     }
 
     fn path_at(&self, index: usize) -> Option<&'a [u8]> {
@@ -639,14 +711,20 @@ impl PackBuilder {
     pub fn add(&mut self, e: NewEntry<'_>) -> Result<(), PackBuildError> {
         use alloc::borrow::ToOwned;
         if !is_valid_path(e.path.as_bytes()) {
-            return Err(PackBuildError::InvalidPath { path: e.path.to_owned() });
+            return Err(PackBuildError::InvalidPath {
+                path: e.path.to_owned(),
+            });
         }
         let ct = e.content_type.as_bytes();
         if ct.is_empty() || ct.len() > 255 || !ct.iter().all(|&c| (0x20..0x7f).contains(&c)) {
-            return Err(PackBuildError::InvalidContentType { content_type: e.content_type.to_owned() });
+            return Err(PackBuildError::InvalidContentType {
+                content_type: e.content_type.to_owned(),
+            });
         }
         if self.entries.iter().any(|x| x.path == e.path) {
-            return Err(PackBuildError::DuplicatePath { path: e.path.to_owned() });
+            return Err(PackBuildError::DuplicatePath {
+                path: e.path.to_owned(),
+            });
         }
         self.entries.push(OwnedEntry {
             path: e.path.to_owned(),
@@ -661,14 +739,17 @@ impl PackBuilder {
 
     /// Lays out and emits the pack.
     pub fn finish(mut self) -> Result<alloc::vec::Vec<u8>, PackBuildError> {
-        self.entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        self.entries
+            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         let records = HEADER_LEN as u64 + RECORD_LEN as u64 * self.entries.len() as u64;
         let data: u64 = self
             .entries
             .iter()
             .map(|e| {
-                (e.path.len() + e.content_type.len() + e.body.len() + e.gzip.as_ref().map_or(0, |g| g.len()))
-                    as u64
+                (e.path.len()
+                    + e.content_type.len()
+                    + e.body.len()
+                    + e.gzip.as_ref().map_or(0, |g| g.len())) as u64
             })
             .sum();
         let total = records + data;
@@ -678,12 +759,13 @@ impl PackBuilder {
         }
         let mut out = alloc::vec![0u8; records as usize];
         let mut reprs = alloc::vec::Vec::with_capacity(self.entries.len());
-        let append = |out: &mut alloc::vec::Vec<u8>, bytes: &[u8]| -> Result<(u32, u32), PackBuildError> {
-            let off = u32::try_from(out.len()).map_err(|_| too_large.clone())?;
-            let len = u32::try_from(bytes.len()).map_err(|_| too_large.clone())?;
-            out.extend_from_slice(bytes);
-            Ok((off, len))
-        };
+        let append =
+            |out: &mut alloc::vec::Vec<u8>, bytes: &[u8]| -> Result<(u32, u32), PackBuildError> {
+                let off = u32::try_from(out.len()).map_err(|_| too_large.clone())?;
+                let len = u32::try_from(bytes.len()).map_err(|_| too_large.clone())?;
+                out.extend_from_slice(bytes);
+                Ok((off, len))
+            };
         for e in &self.entries {
             let (path_off, path_len) = append(&mut out, e.path.as_bytes())?;
             let (content_type_off, ct_len) = append(&mut out, e.content_type.as_bytes())?;
@@ -731,7 +813,11 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         let mut b = PackBuilder::new();
-        for (path, body) in [("/index.html", &b"<h1>hi</h1>"[..]), ("/a.css", b"a{}"), ("/docs/index.html", b"docs")] {
+        for (path, body) in [
+            ("/index.html", &b"<h1>hi</h1>"[..]),
+            ("/a.css", b"a{}"),
+            ("/docs/index.html", b"docs"),
+        ] {
             b.add(NewEntry {
                 path,
                 content_type: "text/html",
@@ -768,62 +854,114 @@ mod tests {
 
     #[test]
     fn etag_rendering() {
-        let t = ETag { digest: 0x0123_4567_89ab_cdef, gzip: false };
+        let t = ETag {
+            digest: 0x0123_4567_89ab_cdef,
+            gzip: false,
+        };
         assert_eq!(alloc::format!("{t}"), "\"0123456789abcdef\"");
-        let t = ETag { digest: 1, gzip: true };
+        let t = ETag {
+            digest: 1,
+            gzip: true,
+        };
         assert_eq!(alloc::format!("{t}"), "\"0000000000000001-gz\"");
     }
 
     #[test]
     fn builder_rejects_bad_input() {
         let mut b = PackBuilder::new();
-        let e = NewEntry { path: "/x", content_type: "text/plain", body: b"", gzip: None, last_modified: 0, compressible: false };
+        let e = NewEntry {
+            path: "/x",
+            content_type: "text/plain",
+            body: b"",
+            gzip: None,
+            last_modified: 0,
+            compressible: false,
+        };
         for bad in ["x", "/a/../b", "/a//b", "/dir/", "/a\0"] {
-            assert!(matches!(b.add(NewEntry { path: bad, ..e }), Err(PackBuildError::InvalidPath { .. })), "{bad}");
+            assert!(
+                matches!(
+                    b.add(NewEntry { path: bad, ..e }),
+                    Err(PackBuildError::InvalidPath { .. })
+                ),
+                "{bad}"
+            );
         }
-        assert!(matches!(b.add(NewEntry { content_type: "a\r\nb", ..e }), Err(PackBuildError::InvalidContentType { .. })));
+        assert!(matches!(
+            b.add(NewEntry {
+                content_type: "a\r\nb",
+                ..e
+            }),
+            Err(PackBuildError::InvalidContentType { .. })
+        ));
         b.add(e).unwrap();
-        assert!(matches!(b.add(e), Err(PackBuildError::DuplicatePath { .. })));
+        assert!(matches!(
+            b.add(e),
+            Err(PackBuildError::DuplicatePath { .. })
+        ));
     }
 
     #[test]
     fn rejects_corrupt_packs() {
         let good = sample();
-        assert!(matches!(StaticSite::parse(&good[..10]), Err(PackError::Truncated { .. })));
+        assert!(matches!(
+            StaticSite::parse(&good[..10]),
+            Err(PackError::Truncated { .. })
+        ));
         let mut bad = good.clone();
         bad[0] = b'X';
         assert_eq!(StaticSite::parse(&bad).err(), Some(PackError::BadMagic));
         let mut bad = good.clone();
         bad.push(0);
-        assert!(matches!(StaticSite::parse(&bad), Err(PackError::LengthMismatch { .. })));
+        assert!(matches!(
+            StaticSite::parse(&bad),
+            Err(PackError::LengthMismatch { .. })
+        ));
         // Entry count too large for the buffer.
         let mut bad = good.clone();
         bad[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(StaticSite::parse(&bad), Err(PackError::Truncated { .. })));
+        assert!(matches!(
+            StaticSite::parse(&bad),
+            Err(PackError::Truncated { .. })
+        ));
         // Body range out of bounds.
         let mut bad = good.clone();
         bad[HEADER_LEN + 16..HEADER_LEN + 20].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(StaticSite::parse(&bad), Err(PackError::OutOfBounds { what: "body", .. })));
+        assert!(matches!(
+            StaticSite::parse(&bad),
+            Err(PackError::OutOfBounds { what: "body", .. })
+        ));
         // Unknown flag.
         let mut bad = good.clone();
         bad[HEADER_LEN + 7] |= 0x80;
-        assert!(matches!(StaticSite::parse(&bad), Err(PackError::BadFlags { .. })));
+        assert!(matches!(
+            StaticSite::parse(&bad),
+            Err(PackError::BadFlags { .. })
+        ));
         // Swap first two records: order broken.
         let mut bad = good.clone();
         let (a, b) = (HEADER_LEN, HEADER_LEN + RECORD_LEN);
         let first: Vec<u8> = bad[a..b].to_vec();
         bad.copy_within(b..b + RECORD_LEN, a);
         bad[b..b + RECORD_LEN].copy_from_slice(&first);
-        assert!(matches!(StaticSite::parse(&bad), Err(PackError::NotSorted { index: 1 })));
+        assert!(matches!(
+            StaticSite::parse(&bad),
+            Err(PackError::NotSorted { index: 1 })
+        ));
     }
 
     #[test]
     fn content_type_with_crlf_is_rejected_in_packs() {
         let mut good = sample();
         let site = StaticSite::parse(&good).unwrap();
-        let off = site.get("/a.css").map(|e| e.content_type.as_ptr() as usize - good.as_ptr() as usize).unwrap();
+        let off = site
+            .get("/a.css")
+            .map(|e| e.content_type.as_ptr() as usize - good.as_ptr() as usize)
+            .unwrap();
         good[off] = b'\n';
-        assert!(matches!(StaticSite::parse(&good), Err(PackError::BadContentType { .. })));
+        assert!(matches!(
+            StaticSite::parse(&good),
+            Err(PackError::BadContentType { .. })
+        ));
     }
 
     #[test]

@@ -51,8 +51,14 @@ pub fn normalize(raw: &[u8], out: &mut [u8]) -> Result<usize, PathError> {
     let mut i = 0;
     while let Some(&b) = raw.get(i) {
         let byte = if b == b'%' {
-            let d = raw.get(i + 1).copied().and_then(hex).zip(raw.get(i + 2).copied().and_then(hex));
-            let Some((hi, lo)) = d else { return Err(PathError::BadEscape { at: i }) };
+            let d = raw
+                .get(i + 1)
+                .copied()
+                .and_then(hex)
+                .zip(raw.get(i + 2).copied().and_then(hex));
+            let Some((hi, lo)) = d else {
+                return Err(PathError::BadEscape { at: i });
+            };
             i += 3;
             hi << 4 | lo
         } else {
@@ -90,7 +96,10 @@ pub fn normalize(raw: &[u8], out: &mut [u8]) -> Result<usize, PathError> {
             if w == 0 {
                 return Err(PathError::EscapesRoot);
             }
-            w = out.get(..w).and_then(|o| o.iter().rposition(|&b| b == b'/')).unwrap_or(0);
+            w = out
+                .get(..w)
+                .and_then(|o| o.iter().rposition(|&b| b == b'/'))
+                .unwrap_or(0);
             trailing_dir = true;
         } else {
             if let Some(slot) = out.get_mut(w) {
@@ -154,7 +163,10 @@ mod tests {
 
     #[test]
     fn backslashes_are_plain_bytes() {
-        assert_eq!(norm("/..\\..\\etc\\passwd").unwrap(), "/..\\..\\etc\\passwd");
+        assert_eq!(
+            norm("/..\\..\\etc\\passwd").unwrap(),
+            "/..\\..\\etc\\passwd"
+        );
         assert_eq!(norm("/%5c..%5cetc").unwrap(), "/\\..\\etc");
     }
 
@@ -169,7 +181,13 @@ mod tests {
     #[test]
     fn too_long_is_reported() {
         let mut buf = [0u8; 4];
-        assert_eq!(normalize(b"/abcdef", &mut buf), Err(PathError::TooLong { limit: 4 }));
-        assert_eq!(normalize(b"/abc/", &mut buf), Err(PathError::TooLong { limit: 4 }));
+        assert_eq!(
+            normalize(b"/abcdef", &mut buf),
+            Err(PathError::TooLong { limit: 4 })
+        );
+        assert_eq!(
+            normalize(b"/abc/", &mut buf),
+            Err(PathError::TooLong { limit: 4 })
+        );
     }
 }

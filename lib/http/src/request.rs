@@ -86,7 +86,13 @@ impl<'a> Request<'a> {
         headers: &'a [httparse::Header<'a>],
         body: &'a [u8],
     ) -> Self {
-        Request { method, target, version, headers, body }
+        Request {
+            method,
+            target,
+            version,
+            headers,
+            body,
+        }
     }
 
     /// The method.
@@ -131,7 +137,10 @@ impl<'a> Request<'a> {
     where
         'a: 'n,
     {
-        self.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
     }
 
     /// All header fields as (name, value), in order of arrival.
@@ -149,7 +158,9 @@ impl<'a> Request<'a> {
 /// `http://host/p?q` → `/p?q`; `http://host` → `/`; anything else unchanged.
 fn strip_absolute_form(target: &str) -> &str {
     let lower_starts = |p: &str| {
-        target.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p))
+        target
+            .get(..p.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(p))
     };
     let rest = if lower_starts("http://") {
         target.get(7..)
@@ -204,8 +215,14 @@ mod tests {
     #[test]
     fn headers_are_case_insensitive() {
         let h = [
-            httparse::Header { name: "Accept", value: b"a" },
-            httparse::Header { name: "ACCEPT", value: b"b" },
+            httparse::Header {
+                name: "Accept",
+                value: b"a",
+            },
+            httparse::Header {
+                name: "ACCEPT",
+                value: b"b",
+            },
         ];
         let r = req("/", &h);
         assert_eq!(r.header("accept"), Some(&b"a"[..]));

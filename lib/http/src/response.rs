@@ -7,7 +7,13 @@ use core::fmt;
 use crate::status::StatusCode;
 
 /// Headers the connection writes itself; a handler's copies are ignored.
-const MANAGED: [&str; 5] = ["content-length", "transfer-encoding", "connection", "date", "server"];
+const MANAGED: [&str; 5] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "date",
+    "server",
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum BodySource {
@@ -117,12 +123,16 @@ impl ResponseWriter {
     /// Whether a header with this name was added (case-insensitive).
     pub fn has_header(&self, name: &str) -> bool {
         self.header_lines().any(|line| {
-            line.split(|&b| b == b':').next().is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+            line.split(|&b| b == b':')
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
         })
     }
 
     fn header_lines(&self) -> impl Iterator<Item = &[u8]> {
-        self.headers.split(|&b| b == b'\n').filter(|l| !l.is_empty())
+        self.headers
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
     }
 
     fn begin_header(&mut self, name: &str) -> bool {
@@ -140,7 +150,11 @@ impl ResponseWriter {
 
     fn end_header(&mut self, value_len: usize) {
         let start = self.headers.len() - value_len;
-        if self.headers.get(start..).is_some_and(|v| v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0))) {
+        if self
+            .headers
+            .get(start..)
+            .is_some_and(|v| v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)))
+        {
             self.invalid = true;
         }
         self.headers.extend_from_slice(b"\r\n");
@@ -191,7 +205,10 @@ mod tests {
         let mut w = ResponseWriter::new();
         w.header("Content-Type", b"text/plain");
         w.header_fmt("X-N", format_args!("{}-{}", 1, 2));
-        assert_eq!(w.header_block(), b"Content-Type: text/plain\r\nX-N: 1-2\r\n");
+        assert_eq!(
+            w.header_block(),
+            b"Content-Type: text/plain\r\nX-N: 1-2\r\n"
+        );
         assert!(w.has_header("content-type"));
         assert!(!w.has_header("x"));
         assert!(!w.is_invalid());

@@ -82,7 +82,12 @@ impl StaticSite<'static> {
                 let query = req.query();
                 resp.header_fmt(
                     "Location",
-                    format_args!("{}{}{}", PercentEncoded(dir), if query.is_some() { "?" } else { "" }, query.unwrap_or("")),
+                    format_args!(
+                        "{}{}{}",
+                        PercentEncoded(dir),
+                        if query.is_some() { "?" } else { "" },
+                        query.unwrap_or("")
+                    ),
                 );
                 return;
             }
@@ -111,7 +116,8 @@ fn serve_entry(entry: &Entry<'static>, req: &Request<'_>, resp: &mut ResponseWri
     // RFC 9110 §13.2.2 evaluation order.
     let date = |name| req.header(name).and_then(parse_http_date);
     let precondition_failed = if req.header("if-match").is_some() {
-        !req.header_values("if-match").any(|v| matches_strong(v, etag))
+        !req.header_values("if-match")
+            .any(|v| matches_strong(v, etag))
     } else {
         date("if-unmodified-since").is_some_and(|since| entry.last_modified > since)
     };
@@ -119,7 +125,8 @@ fn serve_entry(entry: &Entry<'static>, req: &Request<'_>, resp: &mut ResponseWri
         return write_canned(resp, StatusCode::PreconditionFailed);
     }
     let not_modified = if req.header("if-none-match").is_some() {
-        req.header_values("if-none-match").any(|v| matches_weak(v, etag))
+        req.header_values("if-none-match")
+            .any(|v| matches_weak(v, etag))
     } else {
         date("if-modified-since").is_some_and(|since| entry.last_modified <= since)
     };
@@ -132,16 +139,14 @@ fn serve_entry(entry: &Entry<'static>, req: &Request<'_>, resp: &mut ResponseWri
 
     let len = repr.len() as u64;
     let mut outcome = RangeOutcome::Full;
-    if req.method() == Method::Get {
-        if let Some(range) = req.header("range") {
-            let if_range_ok = match req.header("if-range") {
-                None => true,
-                Some(v) if v.starts_with(b"\"") || v.starts_with(b"W/") => matches_strong(v, etag),
-                Some(v) => parse_http_date(v) == Some(entry.last_modified),
-            };
-            if if_range_ok {
-                outcome = evaluate(range, len);
-            }
+    if let (Method::Get, Some(range)) = (req.method(), req.header("range")) {
+        let if_range_ok = match req.header("if-range") {
+            None => true,
+            Some(v) if v.starts_with(b"\"") || v.starts_with(b"W/") => matches_strong(v, etag),
+            Some(v) => parse_http_date(v) == Some(entry.last_modified),
+        };
+        if if_range_ok {
+            outcome = evaluate(range, len);
         }
     }
     match outcome {
@@ -208,9 +213,23 @@ mod tests {
         let big: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
         let mut b = PackBuilder::new();
         let mut add = |path, content_type, body: &[u8], gzip: Option<&[u8]>, compressible| {
-            b.add(NewEntry { path, content_type, body, gzip, last_modified: LM, compressible }).unwrap()
+            b.add(NewEntry {
+                path,
+                content_type,
+                body,
+                gzip,
+                last_modified: LM,
+                compressible,
+            })
+            .unwrap()
         };
-        add("/index.html", "text/html", b"<h1>home</h1>", Some(b"GZ-HOME"), true);
+        add(
+            "/index.html",
+            "text/html",
+            b"<h1>home</h1>",
+            Some(b"GZ-HOME"),
+            true,
+        );
         add("/docs/index.html", "text/html", b"docs", None, true);
         add("/docs/guide.html", "text/html", b"guide", None, true);
         add("/my docs/index.html", "text/html", b"spaced", None, true);
@@ -264,7 +283,12 @@ mod tests {
     fn head_has_get_headers_without_body() {
         let g = get("/big.bin", "");
         let h = request("HEAD", "/big.bin", "");
-        assert_eq!(h, g.split_once("\r\n\r\n").map(|(h, _)| alloc::format!("{h}\r\n\r\n")).unwrap());
+        assert_eq!(
+            h,
+            g.split_once("\r\n\r\n")
+                .map(|(h, _)| alloc::format!("{h}\r\n\r\n"))
+                .unwrap()
+        );
         assert!(h.contains("Content-Length: 1000\r\n"));
     }
 
@@ -311,7 +335,13 @@ mod tests {
 
     #[test]
     fn traversal_attempts() {
-        for bad in ["/../etc/passwd", "/%2e%2e/etc/passwd", "/%2E%2E%2Fetc%2Fpasswd", "/docs/../../etc/passwd", "/.."] {
+        for bad in [
+            "/../etc/passwd",
+            "/%2e%2e/etc/passwd",
+            "/%2E%2E%2Fetc%2Fpasswd",
+            "/docs/../../etc/passwd",
+            "/..",
+        ] {
             let r = get(bad, "");
             assert_eq!(status(&r), "400", "{bad}");
             assert!(r.contains("Connection: close"));
@@ -334,10 +364,16 @@ mod tests {
         assert!(r.contains(&alloc::format!("ETag: {tag}\r\n")));
         assert!(r.contains("Vary: Accept-Encoding"));
         assert!(!r.contains("Content-Length") && body(&r).is_empty());
-        let weak = get("/index.html", &alloc::format!("If-None-Match: \"x\", W/{tag}\r\n"));
+        let weak = get(
+            "/index.html",
+            &alloc::format!("If-None-Match: \"x\", W/{tag}\r\n"),
+        );
         assert_eq!(status(&weak), "304");
         assert_eq!(status(&get("/index.html", "If-None-Match: *\r\n")), "304");
-        assert_eq!(status(&get("/index.html", "If-None-Match: \"other\"\r\n")), "200");
+        assert_eq!(
+            status(&get("/index.html", "If-None-Match: \"other\"\r\n")),
+            "200"
+        );
         // If-None-Match wins over a matching If-Modified-Since.
         let both = alloc::format!("If-None-Match: \"other\"\r\nIf-Modified-Since: {LM_STR}\r\n");
         assert_eq!(status(&get("/index.html", &both)), "200");
@@ -348,23 +384,66 @@ mod tests {
 
     #[test]
     fn if_modified_since() {
-        let r = get("/style.css", &alloc::format!("If-Modified-Since: {LM_STR}\r\n"));
+        let r = get(
+            "/style.css",
+            &alloc::format!("If-Modified-Since: {LM_STR}\r\n"),
+        );
         assert_eq!(status(&r), "304");
         assert!(r.contains(&alloc::format!("Last-Modified: {LM_STR}")));
-        assert_eq!(status(&get("/style.css", "If-Modified-Since: Wed, 15 Nov 2023 00:00:00 GMT\r\n")), "304");
-        assert_eq!(status(&get("/style.css", "If-Modified-Since: Tue, 14 Nov 2023 22:13:19 GMT\r\n")), "200");
-        assert_eq!(status(&get("/style.css", "If-Modified-Since: yesterday\r\n")), "200");
-        assert_eq!(status(&request("HEAD", "/style.css", &alloc::format!("If-Modified-Since: {LM_STR}\r\n"))), "304");
+        assert_eq!(
+            status(&get(
+                "/style.css",
+                "If-Modified-Since: Wed, 15 Nov 2023 00:00:00 GMT\r\n"
+            )),
+            "304"
+        );
+        assert_eq!(
+            status(&get(
+                "/style.css",
+                "If-Modified-Since: Tue, 14 Nov 2023 22:13:19 GMT\r\n"
+            )),
+            "200"
+        );
+        assert_eq!(
+            status(&get("/style.css", "If-Modified-Since: yesterday\r\n")),
+            "200"
+        );
+        assert_eq!(
+            status(&request(
+                "HEAD",
+                "/style.css",
+                &alloc::format!("If-Modified-Since: {LM_STR}\r\n")
+            )),
+            "304"
+        );
     }
 
     #[test]
     fn preconditions_412() {
         assert_eq!(status(&get("/style.css", "If-Match: \"nope\"\r\n")), "412");
         let tag = etag("/style.css", false);
-        assert_eq!(status(&get("/style.css", &alloc::format!("If-Match: {tag}\r\n"))), "200");
-        assert_eq!(status(&get("/style.css", &alloc::format!("If-Match: W/{tag}\r\n"))), "412");
-        assert_eq!(status(&get("/style.css", "If-Unmodified-Since: Mon, 13 Nov 2023 00:00:00 GMT\r\n")), "412");
-        assert_eq!(status(&get("/style.css", &alloc::format!("If-Unmodified-Since: {LM_STR}\r\n"))), "200");
+        assert_eq!(
+            status(&get("/style.css", &alloc::format!("If-Match: {tag}\r\n"))),
+            "200"
+        );
+        assert_eq!(
+            status(&get("/style.css", &alloc::format!("If-Match: W/{tag}\r\n"))),
+            "412"
+        );
+        assert_eq!(
+            status(&get(
+                "/style.css",
+                "If-Unmodified-Since: Mon, 13 Nov 2023 00:00:00 GMT\r\n"
+            )),
+            "412"
+        );
+        assert_eq!(
+            status(&get(
+                "/style.css",
+                &alloc::format!("If-Unmodified-Since: {LM_STR}\r\n")
+            )),
+            "200"
+        );
     }
 
     #[test]
@@ -375,7 +454,10 @@ mod tests {
         assert!(r.contains("Content-Length: 10\r\n"));
         assert_eq!(body(&r).as_bytes(), (0u8..10).collect::<Vec<_>>());
         let r = get("/big.bin", "Range: bytes=-500\r\n");
-        assert!(r.contains("Content-Range: bytes 500-999/1000\r\n") && r.contains("Content-Length: 500\r\n"));
+        assert!(
+            r.contains("Content-Range: bytes 500-999/1000\r\n")
+                && r.contains("Content-Length: 500\r\n")
+        );
         let r = get("/big.bin", "Range: bytes=500-\r\n");
         assert!(r.contains("Content-Range: bytes 500-999/1000\r\n"));
         let r = get("/big.bin", "Range: bytes=990-2000\r\n");
@@ -395,19 +477,46 @@ mod tests {
         assert!(r.contains("Content-Length: 1000\r\n"));
         assert_eq!(status(&get("/big.bin", "Range: lines=1-2\r\n")), "200");
         // Range is ignored on HEAD (RFC 9110 §14.2).
-        assert_eq!(status(&request("HEAD", "/big.bin", "Range: bytes=0-1\r\n")), "200");
+        assert_eq!(
+            status(&request("HEAD", "/big.bin", "Range: bytes=0-1\r\n")),
+            "200"
+        );
     }
 
     #[test]
     fn if_range() {
         let tag = etag("/big.bin", false);
-        let hit = get("/big.bin", &alloc::format!("Range: bytes=0-1\r\nIf-Range: {tag}\r\n"));
+        let hit = get(
+            "/big.bin",
+            &alloc::format!("Range: bytes=0-1\r\nIf-Range: {tag}\r\n"),
+        );
         assert_eq!(status(&hit), "206");
-        assert_eq!(status(&get("/big.bin", "Range: bytes=0-1\r\nIf-Range: \"stale\"\r\n")), "200");
-        assert_eq!(status(&get("/big.bin", &alloc::format!("Range: bytes=0-1\r\nIf-Range: W/{tag}\r\n"))), "200");
-        assert_eq!(status(&get("/big.bin", &alloc::format!("Range: bytes=0-1\r\nIf-Range: {LM_STR}\r\n"))), "206");
         assert_eq!(
-            status(&get("/big.bin", "Range: bytes=0-1\r\nIf-Range: Mon, 13 Nov 2023 00:00:00 GMT\r\n")),
+            status(&get(
+                "/big.bin",
+                "Range: bytes=0-1\r\nIf-Range: \"stale\"\r\n"
+            )),
+            "200"
+        );
+        assert_eq!(
+            status(&get(
+                "/big.bin",
+                &alloc::format!("Range: bytes=0-1\r\nIf-Range: W/{tag}\r\n")
+            )),
+            "200"
+        );
+        assert_eq!(
+            status(&get(
+                "/big.bin",
+                &alloc::format!("Range: bytes=0-1\r\nIf-Range: {LM_STR}\r\n")
+            )),
+            "206"
+        );
+        assert_eq!(
+            status(&get(
+                "/big.bin",
+                "Range: bytes=0-1\r\nIf-Range: Mon, 13 Nov 2023 00:00:00 GMT\r\n"
+            )),
             "200"
         );
     }
@@ -430,11 +539,19 @@ mod tests {
         let r = get("/big.bin", "Accept-Encoding: gzip\r\n");
         assert!(!r.contains("Content-Encoding") && !r.contains("Vary"));
         // Ranges apply to the selected (gzip) representation.
-        let r = get("/index.html", "Accept-Encoding: gzip\r\nRange: bytes=0-1\r\n");
-        assert!(r.contains("Content-Range: bytes 0-1/7\r\n") && r.contains("Content-Encoding: gzip"));
+        let r = get(
+            "/index.html",
+            "Accept-Encoding: gzip\r\nRange: bytes=0-1\r\n",
+        );
+        assert!(
+            r.contains("Content-Range: bytes 0-1/7\r\n") && r.contains("Content-Encoding: gzip")
+        );
         assert_eq!(body(&r), "GZ");
         let tag = etag("/index.html", true);
-        let r = get("/index.html", &alloc::format!("Accept-Encoding: gzip\r\nIf-None-Match: {tag}\r\n"));
+        let r = get(
+            "/index.html",
+            &alloc::format!("Accept-Encoding: gzip\r\nIf-None-Match: {tag}\r\n"),
+        );
         assert_eq!(status(&r), "304");
     }
 
@@ -450,8 +567,17 @@ mod tests {
     fn respond_directly_without_a_connection() {
         let mut w = ResponseWriter::new();
         w.reset(NOW);
-        let headers = [httparse::Header { name: "Range", value: b"bytes=-3" }];
-        let req = Request::new(Method::Get, "/big.bin", crate::Version::Http11, &headers, b"");
+        let headers = [httparse::Header {
+            name: "Range",
+            value: b"bytes=-3",
+        }];
+        let req = Request::new(
+            Method::Get,
+            "/big.bin",
+            crate::Version::Http11,
+            &headers,
+            b"",
+        );
         site().respond(&req, &mut w);
         assert_eq!(w.status(), StatusCode::PartialContent);
         assert_eq!(w.body(), &[229, 230, 231]);

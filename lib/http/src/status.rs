@@ -151,7 +151,10 @@ mod tests {
     fn codes_and_reasons() {
         assert_eq!(StatusCode::UriTooLong.code(), 414);
         assert_eq!(StatusCode::RequestHeaderFieldsTooLarge.code(), 431);
-        assert_eq!(StatusCode::Other(418, "I'm a teapot").reason(), "I'm a teapot");
+        assert_eq!(
+            StatusCode::Other(418, "I'm a teapot").reason(),
+            "I'm a teapot"
+        );
         assert!(StatusCode::NotModified.is_bodiless());
         assert!(!StatusCode::NotFound.is_bodiless());
     }
