@@ -8,6 +8,7 @@
 //! caller's output buffer. The decision logic follows NSD 4 (see the crate docs
 //! for where and why we differ).
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::name::{self, Name};
@@ -92,49 +93,45 @@ struct ZoneData {
 
 impl ZoneData {
     fn build(zone: Zone) -> ZoneData {
-        let mut nodes: Vec<Node> = Vec::new();
         let mut soa_negative = RRset {
             rtype: Rtype::SOA,
             records: Vec::new(),
         };
+        // A BTreeMap keeps startup O(n log n) for large zones.
+        let mut map: BTreeMap<Name, Vec<RRset>> = BTreeMap::new();
         for rec in zone.records {
             if let RData::Soa(s) = &rec.rdata {
                 soa_negative.records = alloc::vec![(rec.ttl.min(s.minimum), rec.rdata.clone())];
             }
-            let idx = match nodes.binary_search_by(|n| n.name.cmp(&rec.name)) {
-                Ok(i) => i,
-                Err(i) => {
-                    nodes.insert(i, Node::new(rec.name.clone()));
-                    i
+            // Empty non-terminals: every ancestor of an owner, down from the apex, exists.
+            let mut cur = rec.name.parent();
+            while let Some(p) = cur {
+                if !p.is_subdomain_of(&zone.origin) || map.contains_key(&p) {
+                    break;
                 }
-            };
-            let node = &mut nodes[idx];
+                cur = p.parent();
+                map.insert(p, Vec::new());
+            }
+            let rrsets = map.entry(rec.name.clone()).or_default();
             let rtype = rec.rtype();
-            match node.rrsets.iter_mut().find(|r| r.rtype == rtype) {
+            match rrsets.iter_mut().find(|r| r.rtype == rtype) {
                 Some(set) => set.records.push((rec.ttl, rec.rdata)),
-                None => node.rrsets.push(RRset {
+                None => rrsets.push(RRset {
                     rtype,
                     records: alloc::vec![(rec.ttl, rec.rdata)],
                 }),
             }
         }
-        // Empty non-terminals: every ancestor of an owner, down from the apex, exists.
-        let owners: Vec<Name> = nodes.iter().map(|n| n.name.clone()).collect();
-        for owner in owners {
-            let mut cur = owner.parent();
-            while let Some(p) = cur {
-                if !p.is_subdomain_of(&zone.origin) {
-                    break;
-                }
-                if let Err(i) = nodes.binary_search_by(|n| n.name.cmp(&p)) {
-                    nodes.insert(i, Node::new(p.clone()));
-                }
-                cur = p.parent();
-            }
-        }
-        if let Err(i) = nodes.binary_search_by(|n| n.name.cmp(&zone.origin)) {
-            nodes.insert(i, Node::new(zone.origin.clone()));
-        }
+        map.entry(zone.origin.clone()).or_default();
+        let mut nodes: Vec<Node> = map
+            .into_iter()
+            .map(|(name, rrsets)| Node {
+                name,
+                rrsets,
+                wildcard: None,
+                cut: None,
+            })
+            .collect();
         // Parents sort before their descendants, so one pass fills `cut` top-down.
         for i in 0..nodes.len() {
             let is_cut = nodes[i].name != zone.origin && nodes[i].rrset(Rtype::NS).is_some();
@@ -178,17 +175,6 @@ impl ZoneData {
                 // Unreachable for in-zone names, since the apex node always exists.
                 _ => return (0, false),
             }
-        }
-    }
-}
-
-impl Node {
-    fn new(name: Name) -> Node {
-        Node {
-            name,
-            rrsets: Vec::new(),
-            wildcard: None,
-            cut: None,
         }
     }
 }
@@ -1109,6 +1095,27 @@ big     TXT \"012345678901234567890123456789012345678901234567890123456789012345
         let q = query("example.org.", Rtype::AXFR, None);
         assert_eq!(ask_with(&c, &q, Transport::Tcp).rcode(), Rcode::REFUSED);
         assert_eq!(ask_with(&c, &q, Transport::udp()).rcode(), Rcode::NOTIMP);
+    }
+
+    #[test]
+    fn large_zone_indexes_and_answers() {
+        let mut text = alloc::string::String::from("$TTL 60\n@ SOA ns hm 1 2 3 4 5\n");
+        for i in 0..20_000 {
+            text.push_str(&alloc::format!("h{i}.r{} A 192.0.2.{}\n", i % 97, i % 250));
+        }
+        let origin = Name::parse_text("big.test.", None).unwrap();
+        let mut c = Catalog::new();
+        c.add_zone(Zone::parse("big", &text, &origin).unwrap())
+            .unwrap();
+        let r = ask(&c, "h12345.r26.big.test.", Rtype::A);
+        assert_eq!(texts(&r.answers), ["h12345.r26.big.test. 60 A 192.0.2.95"]);
+        // r26 is an empty non-terminal.
+        let r = ask(&c, "r26.big.test.", Rtype::A);
+        assert_eq!(r.rcode(), Rcode::NOERROR);
+        assert_eq!(
+            ask(&c, "h1.r26.big.test.", Rtype::A).rcode(),
+            Rcode::NXDOMAIN
+        );
     }
 
     #[test]

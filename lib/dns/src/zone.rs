@@ -146,15 +146,10 @@ impl Zone {
                         },
                     ));
                 }
-                // RFC 2181 §5: identical records collapse into one.
-                if !records
-                    .iter()
-                    .any(|(r, _)| r.name == rec.0.name && r.rdata == rec.0.rdata)
-                {
-                    records.push(rec);
-                }
+                records.push(rec);
             }
         }
+        let records = dedup(records);
         check(&records, origin).map_err(|(line, kind)| err(line, kind))?;
         Ok(Zone {
             origin: origin.clone(),
@@ -173,9 +168,40 @@ impl Zone {
 
 type Failure = (usize, ZoneErrorKind);
 
+/// Indices of `records` grouped by owner name (file order inside a group).
+fn by_owner(records: &[(Record, usize)]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..records.len()).collect();
+    idx.sort_by(|&a, &b| records[a].0.name.cmp(&records[b].0.name).then(a.cmp(&b)));
+    idx
+}
+
+/// RFC 2181 §5: identical records collapse into one (the first is kept).
+fn dedup(records: Vec<(Record, usize)>) -> Vec<(Record, usize)> {
+    let idx = by_owner(&records);
+    let mut keep = alloc::vec![true; records.len()];
+    let mut group_start = 0;
+    for k in 0..idx.len() {
+        if records[idx[k]].0.name != records[idx[group_start]].0.name {
+            group_start = k;
+        }
+        let (r, _) = &records[idx[k]];
+        if idx[group_start..k]
+            .iter()
+            .any(|&j| keep[j] && records[j].0.rdata == r.rdata)
+        {
+            keep[idx[k]] = false;
+        }
+    }
+    records
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(r, k)| k.then_some(r))
+        .collect()
+}
+
 fn check(records: &[(Record, usize)], origin: &Name) -> Result<(), Failure> {
     let mut soa_seen = false;
-    for (i, (rec, line)) in records.iter().enumerate() {
+    for (rec, line) in records {
         if rec.rtype() == Rtype::SOA {
             if rec.name != *origin {
                 return Err((*line, ZoneErrorKind::SoaNotAtApex(rec.name.clone())));
@@ -185,24 +211,32 @@ fn check(records: &[(Record, usize)], origin: &Name) -> Result<(), Failure> {
             }
             soa_seen = true;
         }
-        if rec.rtype() == Rtype::CNAME {
-            for (other, _) in records.iter().take(i) {
-                if other.name == rec.name {
-                    let kind = if other.rtype() == Rtype::CNAME {
-                        ZoneErrorKind::MultipleCnames(rec.name.clone())
-                    } else {
-                        ZoneErrorKind::CnameAndOtherData(rec.name.clone())
-                    };
-                    return Err((*line, kind));
-                }
-            }
-        } else if let Some((_, _)) = records
-            .iter()
-            .take(i)
-            .find(|(o, _)| o.name == rec.name && o.rtype() == Rtype::CNAME)
-        {
-            return Err((*line, ZoneErrorKind::CnameAndOtherData(rec.name.clone())));
+    }
+    // RFC 1034 §3.6.2: a CNAME owner has no other data. Report the later line.
+    let idx = by_owner(records);
+    let mut worst: Option<Failure> = None;
+    let mut group_start = 0;
+    for k in 0..idx.len() {
+        if records[idx[k]].0.name != records[idx[group_start]].0.name {
+            group_start = k;
         }
+        let (rec, line) = &records[idx[k]];
+        for &j in &idx[group_start..k] {
+            let other = &records[j].0;
+            let kind = match (other.rtype() == Rtype::CNAME, rec.rtype() == Rtype::CNAME) {
+                (true, true) => ZoneErrorKind::MultipleCnames(rec.name.clone()),
+                (true, false) | (false, true) => ZoneErrorKind::CnameAndOtherData(rec.name.clone()),
+                (false, false) => continue,
+            };
+            // Report the conflict that appears first in the file.
+            if worst.as_ref().is_none_or(|(l, _)| line < l) {
+                worst = Some((*line, kind));
+            }
+            break;
+        }
+    }
+    if let Some(f) = worst {
+        return Err(f);
     }
     if !soa_seen {
         let line = records.last().map_or(1, |(_, l)| *l);
