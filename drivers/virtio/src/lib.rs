@@ -24,7 +24,7 @@
 //!   take the platform's word that an address is device memory.
 //! - [`queue`]: the split virtqueue with its buffer pool; validates everything the
 //!   device writes.
-//! - [`transport`]: the [`Transport`](transport::Transport) trait, feature
+//! - [`transport`]: the [`Transport`] trait, feature
 //!   negotiation, [`transport::mmio`], [`transport::pci`].
 //! - [`net`], [`blk`]: the devices.
 //!
@@ -49,7 +49,10 @@
 //!      programmed (`interrupt_pin` 1..=4 = INTA#..INTD#); route that IOAPIC pin
 //!      level-triggered, active-low.
 //!    - MMIO: the `IRQ` from the command line is a GSI; route that IOAPIC pin
-//!      edge-triggered, active-high (QEMU microvm, Firecracker).
+//!      edge-triggered, active-high (QEMU microvm, Firecracker). The device holds
+//!      its line high until acknowledged; `poll()` acknowledges until the status
+//!      reads 0, so the next completion makes a fresh edge. Windows found by
+//!      probing have no IRQ (`window.irq == None`): poll them on a timer.
 //! 4. **Construct**: `VirtioNet::new(transport, NetConfig::default())`,
 //!    `VirtioBlk::new(transport, BlkConfig::default())` (or wrap the transport in
 //!    [`transport::AnyTransport`] to hold both kinds in one type). These reset the
@@ -82,6 +85,9 @@ pub mod transport;
 
 #[cfg(test)]
 mod fake;
+#[cfg(any(test, feature = "test-utils"))]
+#[doc(hidden)]
+pub mod fuzz_targets;
 
 pub use blk::{BlkConfig, VirtioBlk};
 pub use net::{NetConfig, VirtioNet};

@@ -755,6 +755,53 @@ mod tests {
     }
 
     #[test]
+    fn random_device_behaviour_never_panics_or_leaks_descriptors() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..50 {
+            let (mut q, mut dev) = queue(8, 6);
+            let mut pending = Vec::new();
+            for _ in 0..400 {
+                let r = rnd();
+                match r % 5 {
+                    0 | 1 => {
+                        let n = 1 + (r >> 8) as usize % 3;
+                        let segs = [
+                            Segment::readable(0, 8),
+                            Segment::writable(8, 8),
+                            Segment::writable(16, 1),
+                        ];
+                        let _ = q.post((r >> 16) as u16 % 7, &segs[..n]);
+                        while let Some(c) = dev.pop_avail() {
+                            pending.push(c);
+                        }
+                    }
+                    2 if !pending.is_empty() => {
+                        // A well-behaved completion of a random pending chain.
+                        let c = pending.swap_remove((r >> 8) as usize % pending.len());
+                        dev.push_used(c.head, c.writable_len());
+                    }
+                    3 => dev.push_used((r >> 8) as u32 % 12, (r >> 32) as u32 % 40),
+                    _ => {
+                        let _ = q.pop_used();
+                    }
+                }
+                if q.is_broken() {
+                    break;
+                }
+                let posted: u16 = q.heads.iter().flatten().map(|f| f.descs).sum();
+                assert_eq!(q.free_descriptors() + posted, 8);
+                assert_eq!(q.in_flight() as usize, q.heads.iter().flatten().count());
+            }
+        }
+    }
+
+    #[test]
     fn need_event_matches_the_spec_formula() {
         assert!(need_event(0, 1, 0));
         assert!(!need_event(5, 3, 1));

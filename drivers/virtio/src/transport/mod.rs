@@ -438,11 +438,19 @@ impl InterruptAck {
         match self.kind {
             AckKind::PciIsr(r) => Isr::from_bits(u32::from(r.read8(0))),
             AckKind::Mmio(r) => {
-                let bits = r.read32(mmio::reg::INTERRUPT_STATUS);
-                if bits != 0 {
+                // Ack until the status reads 0, so the line really drops: with an
+                // edge-triggered pin, bits raised between our read and our ack would
+                // otherwise hold it high and no later completion would make an edge.
+                let mut all = 0;
+                for _ in 0..16 {
+                    let bits = r.read32(mmio::reg::INTERRUPT_STATUS);
+                    if bits == 0 {
+                        break;
+                    }
                     r.write32(mmio::reg::INTERRUPT_ACK, bits);
+                    all |= bits;
                 }
-                Isr::from_bits(bits)
+                Isr::from_bits(all)
             }
         }
     }

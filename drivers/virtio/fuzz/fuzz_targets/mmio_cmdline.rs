@@ -1,0 +1,6 @@
+//! Fuzz target: `oasis_virtio::fuzz_targets::mmio_cmdline` must never panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    oasis_virtio::fuzz_targets::mmio_cmdline(data);
+});
