@@ -76,7 +76,7 @@ pub trait BlockDevice {
     fn check(&self, sector: u64, len: usize, write: bool) -> Result<(), BlockError> {
         let g = self.geometry();
         let ss = g.sector_size as usize;
-        if len == 0 || len % ss != 0 {
+        if len == 0 || !len.is_multiple_of(ss) {
             return Err(BlockError::Misaligned { len, sector_size: g.sector_size });
         }
         if write && g.read_only {

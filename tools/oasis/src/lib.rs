@@ -1,2 +1,20 @@
-//! placeholder
-#![no_std]
+//! The library behind `cargo oasis`: building images, composing QEMU command lines,
+//! reading image sizes, scaffolding apps. The end-to-end tests and benchmarks use it
+//! too, so they boot images exactly the way users do.
+#![forbid(unsafe_code)]
+
+pub mod build;
+pub mod qemu;
+pub mod scaffold;
+pub mod size;
+
+use std::path::PathBuf;
+
+/// The workspace root (this crate lives in `tools/oasis`).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or(here)
+}

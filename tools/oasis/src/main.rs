@@ -1,0 +1,146 @@
+//! `cargo oasis`: build, run, size and scaffold Oasis applications.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use oasis_cli::build::{self, BuildRequest, Target};
+use oasis_cli::qemu::{self, Disk, GuestExit, Machine, Net, PortForward, Vm};
+
+#[derive(Parser)]
+#[command(name = "cargo oasis", about = "Build and run Oasis unikernels", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build an application; prints the artifact's path as the last line.
+    Build {
+        app: String,
+        #[arg(long, value_enum, default_value = "kvm")]
+        target: Target,
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build and run an application (under QEMU for `kvm`); exits with its status.
+    Run {
+        app: String,
+        #[arg(long, value_enum, default_value = "kvm")]
+        target: Target,
+        #[arg(long)]
+        release: bool,
+        #[arg(long, value_enum, default_value = "microvm")]
+        machine: Machine,
+        /// Guest memory in MiB.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=65536))]
+        mem: u32,
+        /// Guest network: user, tap:NAME or none (user when --port is given).
+        #[arg(long)]
+        net: Option<Net>,
+        /// Forward 127.0.0.1:HOST to the guest's GUEST port (TCP and UDP); repeatable.
+        #[arg(long = "port", value_name = "HOST:GUEST")]
+        ports: Vec<PortForward>,
+        /// Attach a raw disk image as virtio-blk (`FILE` or `FILE:ro`); repeatable.
+        #[arg(long = "disk", value_name = "FILE[:ro]")]
+        disks: Vec<Disk>,
+        /// Arguments for the application (its command line on kvm).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Report an application's release image size by section.
+    Size { app: String },
+    /// Create a new application under appliances/.
+    New { name: String },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.cmd {
+        Cmd::Build { app, target, release } => {
+            eprintln!("oasis: building {app} for {} ({})", target.name(), profile(release));
+            let path = build::build(&BuildRequest { app, target, release, env: vec![], quiet: false })?;
+            println!("{}", path.display());
+            Ok(0)
+        }
+        Cmd::Size { app } => {
+            eprintln!("oasis: building {app} for kvm (release)");
+            let req = BuildRequest { app, target: Target::Kvm, release: true, env: vec![], quiet: false };
+            let path = build::build(&req)?;
+            println!("{}", oasis_cli::size::report(&path)?);
+            println!("{}", path.display());
+            Ok(0)
+        }
+        Cmd::New { name } => {
+            let dir = oasis_cli::scaffold::new_app(&name)?;
+            println!("created {}; run it with `cargo oasis run {name}`", dir.display());
+            Ok(0)
+        }
+        Cmd::Run { app, target, release, machine, mem, net, ports, disks, args } => {
+            let net = net.unwrap_or(if ports.is_empty() { Net::None } else { Net::User });
+            if !ports.is_empty() && net != Net::User {
+                anyhow::bail!("--port needs --net user (QEMU forwards ports only with user networking)");
+            }
+            for d in &disks {
+                if !d.path.is_file() {
+                    anyhow::bail!("disk image {} does not exist", d.path.display());
+                }
+            }
+            let mut target = target;
+            let qemu_path = qemu::find_qemu();
+            if target == Target::Kvm && qemu_path.is_none() {
+                eprintln!("oasis: QEMU is not installed; install it with:\n\n    {}\n", qemu::INSTALL_HINT);
+                eprintln!("oasis: running {app} hosted (as a Linux process) instead");
+                target = Target::Hosted;
+            }
+            eprintln!("oasis: building {app} for {} ({})", target.name(), profile(release));
+            let image = build::build(&BuildRequest { app: app.clone(), target, release, env: vec![], quiet: false })?;
+            if target == Target::Hosted {
+                if !ports.is_empty() || !disks.is_empty() {
+                    eprintln!("oasis: note: --port/--disk apply to VMs; the hosted app uses host sockets and files directly");
+                }
+                let status = std::process::Command::new(&image)
+                    .args(&args)
+                    .status()
+                    .with_context(|| format!("starting {}", image.display()))?;
+                return Ok(status.code().map_or(1, |c| c as u8));
+            }
+            let qemu_path = qemu_path.context("QEMU vanished")?;
+            let mut vm = Vm::new(qemu_path, image);
+            vm.machine = machine;
+            vm.mem_mib = mem;
+            vm.net = net;
+            vm.ports = ports;
+            vm.disks = disks;
+            vm.append = args.join(" ");
+            if let qemu::Accel::Tcg { reason } = &vm.accel {
+                eprintln!("oasis: notice: using TCG (software emulation): {reason}");
+            }
+            for p in &vm.ports {
+                eprintln!("oasis: forwarding 127.0.0.1:{} -> guest port {} (tcp, udp)", p.host, p.guest);
+            }
+            eprintln!("oasis: booting {app} on {} with {} MiB ({})", machine.name(), mem, vm.accel.name());
+            let status = vm.command().status().context("starting QEMU")?;
+            let exit = GuestExit::from_status(status);
+            if !matches!(exit, GuestExit::Status(0) | GuestExit::PoweredOff) {
+                eprintln!("oasis: {exit}");
+            }
+            Ok(exit.code().clamp(0, 255) as u8)
+        }
+    }
+}
+
+fn profile(release: bool) -> &'static str {
+    if release { "release" } else { "debug" }
+}
