@@ -1,5 +1,6 @@
 //! `hello`: prints a greeting, its arguments and boot time, then four timestamps
-//! 100 ms apart, and exits 0. `--fail` exits with status 3; `--panic` panics.
+//! 100 ms apart, and exits 0. `--fail` exits with status 3; `--panic` panics;
+//! `--overflow` recurses until the stack guard page stops it.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ async fn main(os: Os) -> Result<(), Failed> {
     let mut args = os.args();
     let fail = args.flag("fail", "exit with status 3 after greeting");
     let panic = args.flag("panic", "panic after greeting");
+    let overflow = args.flag("overflow", "overflow the stack (tests the guard page)");
     let rest = args.positionals("ARGS", "printed back");
     args.finish();
 
@@ -34,6 +36,9 @@ async fn main(os: Os) -> Result<(), Failed> {
     if panic {
         panic!("panicking as asked (--panic)");
     }
+    if overflow {
+        println!("recursed {} times", recurse(0));
+    }
     if fail {
         os.exit(3);
     }
@@ -44,4 +49,10 @@ async fn main(os: Os) -> Result<(), Failed> {
         println!("tick {i} at {} us", os.now().as_nanos() / 1000);
     }
     Ok(())
+}
+
+/// Unbounded recursion that the optimiser cannot turn into a loop.
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    recurse(depth + 1) + frame[(depth % 64) as usize]
 }
