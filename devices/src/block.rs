@@ -77,7 +77,10 @@ pub trait BlockDevice {
         let g = self.geometry();
         let ss = g.sector_size as usize;
         if len == 0 || !len.is_multiple_of(ss) {
-            return Err(BlockError::Misaligned { len, sector_size: g.sector_size });
+            return Err(BlockError::Misaligned {
+                len,
+                sector_size: g.sector_size,
+            });
         }
         if write && g.read_only {
             return Err(BlockError::ReadOnly);

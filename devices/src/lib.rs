@@ -13,7 +13,8 @@ extern crate alloc;
 pub mod block;
 pub mod net;
 pub mod platform;
-#[cfg(feature = "test-utils")] pub mod ramdisk;
+#[cfg(feature = "test-utils")]
+pub mod ramdisk;
 
 pub use block::{BlockDevice, BlockError, Geometry};
 pub use net::{NetDevice, NetInfo};

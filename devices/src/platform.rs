@@ -8,7 +8,9 @@ use alloc::vec::Vec;
 pub enum EntropyError {
     /// The CPU offers neither RDSEED nor RDRAND and no other source (virtio-rng,
     /// the host kernel) exists.
-    #[error("no hardware entropy source: the CPU offers neither RDSEED nor RDRAND (run QEMU with `-cpu max` or `-cpu host`)")]
+    #[error(
+        "no hardware entropy source: the CPU offers neither RDSEED nor RDRAND (run QEMU with `-cpu max` or `-cpu host`)"
+    )]
     NoSource,
     /// The hardware source kept failing (RDRAND/RDSEED returned CF=0 on every retry).
     #[error("the hardware entropy source failed {retries} times in a row")]

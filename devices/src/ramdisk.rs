@@ -314,7 +314,10 @@ mod tests {
         assert_eq!(d.durable_image()[1024], 0);
         now(d.flush()).unwrap();
         assert_eq!(d.durable_image()[1024..2048], [7; 1024]);
-        assert_eq!((d.write_count(), d.flush_count(), d.read_count()), (1, 1, 1));
+        assert_eq!(
+            (d.write_count(), d.flush_count(), d.read_count()),
+            (1, 1, 1)
+        );
     }
 
     #[test]
@@ -378,9 +381,15 @@ mod tests {
         d.set_read_only(true);
         assert_eq!(now(d.write(0, &[0; 512])), Err(BlockError::ReadOnly));
         let mut buf = [0; 100];
-        assert!(matches!(now(d.read(0, &mut buf)), Err(BlockError::Misaligned { .. })));
+        assert!(matches!(
+            now(d.read(0, &mut buf)),
+            Err(BlockError::Misaligned { .. })
+        ));
         let mut buf = [0; 1024];
-        assert!(matches!(now(d.read(1, &mut buf)), Err(BlockError::OutOfRange { .. })));
+        assert!(matches!(
+            now(d.read(1, &mut buf)),
+            Err(BlockError::OutOfRange { .. })
+        ));
         now(d.read(0, &mut buf)).unwrap();
         assert_eq!(&buf[..700], &[3; 700][..]);
         assert_eq!(&buf[700..], &[0; 324][..]);

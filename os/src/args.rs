@@ -26,7 +26,9 @@ impl Args {
 
     /// `--name`: true if given.
     pub fn flag(&mut self, name: &str, help: &str) -> bool {
-        self.parser.flag(name, help).unwrap_or_else(|e| usage_error(&e))
+        self.parser
+            .flag(name, help)
+            .unwrap_or_else(|e| usage_error(&e))
     }
 
     /// `--name=VALUE`, at most once.
@@ -35,7 +37,9 @@ impl Args {
         T: FromStr,
         T::Err: Display,
     {
-        self.parser.value(name, meta, help).unwrap_or_else(|e| usage_error(&e))
+        self.parser
+            .value(name, meta, help)
+            .unwrap_or_else(|e| usage_error(&e))
     }
 
     /// `--name=VALUE` or `default`.
@@ -53,7 +57,9 @@ impl Args {
         T: FromStr,
         T::Err: Display,
     {
-        self.parser.values(name, None, meta, help).unwrap_or_else(|e| usage_error(&e))
+        self.parser
+            .values(name, None, meta, help)
+            .unwrap_or_else(|e| usage_error(&e))
     }
 
     /// Positional arguments (after `--`, or bare words).

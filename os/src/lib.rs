@@ -152,12 +152,19 @@ pub mod __private {
             Err(e) => usage_error(&e),
         };
         let filters = parser
-            .values::<logger::Filter>("log", Some('l'), "LEVEL", "log filter: LEVEL or TARGET:LEVEL, repeatable (error warn info debug trace off)")
+            .values::<logger::Filter>(
+                "log",
+                Some('l'),
+                "LEVEL",
+                "log filter: LEVEL or TARGET:LEVEL, repeatable (error warn info debug trace off)",
+            )
             .unwrap_or_else(|e| usage_error(&e));
         logger::init(filters);
         platform::take_platform_args(&mut parser);
         let shared = alloc::sync::Arc::new(spin::Mutex::new(Some(parser)));
-        let os = Os { args: shared.clone() };
+        let os = Os {
+            args: shared.clone(),
+        };
         let result = oasis_runtime::block_on(p, async move {
             let mut fut = pin!(main(os));
             let mut first = true;

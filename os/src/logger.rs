@@ -23,8 +23,9 @@ impl FromStr for Filter {
             Some(_) => return Err("empty target before `:`".to_string()),
             None => (None, s),
         };
-        let level = LevelFilter::from_str(level)
-            .map_err(|_| alloc::format!("`{level}` is not a level (error, warn, info, debug, trace, off)"))?;
+        let level = LevelFilter::from_str(level).map_err(|_| {
+            alloc::format!("`{level}` is not a level (error, warn, info, debug, trace, off)")
+        })?;
         Ok(Self { target, level })
     }
 }
@@ -38,7 +39,10 @@ impl Logger {
     fn level_for(&self, target: &str) -> LevelFilter {
         self.targets
             .iter()
-            .filter(|(t, _)| target == t || (target.starts_with(t.as_str()) && target[t.len()..].starts_with("::")))
+            .filter(|(t, _)| {
+                target == t
+                    || (target.starts_with(t.as_str()) && target[t.len()..].starts_with("::"))
+            })
             .max_by_key(|(t, _)| t.len())
             .map_or(self.default, |(_, l)| *l)
     }
@@ -82,7 +86,12 @@ pub fn init(filters: Vec<Filter>) {
             None => default = f.level,
         }
     }
-    let max = targets.iter().map(|(_, l)| *l).chain([default]).max().unwrap_or(default);
+    let max = targets
+        .iter()
+        .map(|(_, l)| *l)
+        .chain([default])
+        .max()
+        .unwrap_or(default);
     let logger = LOGGER.call_once(|| Logger { default, targets });
     if log::set_logger(logger).is_ok() {
         log::set_max_level(max);
@@ -102,7 +111,10 @@ mod tests {
         assert!(":info".parse::<Filter>().is_err());
         let l = Logger {
             default: LevelFilter::Warn,
-            targets: alloc::vec![("net".into(), LevelFilter::Info), ("net::tcp".into(), LevelFilter::Trace)],
+            targets: alloc::vec![
+                ("net".into(), LevelFilter::Info),
+                ("net::tcp".into(), LevelFilter::Trace)
+            ],
         };
         assert_eq!(l.level_for("net::tcp::conn"), LevelFilter::Trace);
         assert_eq!(l.level_for("net::udp"), LevelFilter::Info);

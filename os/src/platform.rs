@@ -2,10 +2,10 @@
 
 use oasis_devices::Platform;
 
-#[cfg(target_os = "none")]
-use oasis_kvm as imp;
 #[cfg(not(target_os = "none"))]
 use oasis_hosted as imp;
+#[cfg(target_os = "none")]
+use oasis_kvm as imp;
 
 /// Name used in usage and error messages.
 pub const PROGRAM: &str = "oasis";

@@ -14,7 +14,9 @@ impl Rng {
         SEEDED.call_once(|| {
             let mut seed = [0u8; 32];
             if let Err(e) = crate::platform::get().entropy(&mut seed) {
-                crate::console::_print(format_args!("oasis: cannot seed the random generator: {e}\n"));
+                crate::console::_print(format_args!(
+                    "oasis: cannot seed the random generator: {e}\n"
+                ));
                 crate::platform::get().exit(70);
             }
             spin::Mutex::new(ChaCha12Rng::from_seed(seed))

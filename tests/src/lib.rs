@@ -22,10 +22,16 @@ pub fn qemu() -> Option<PathBuf> {
     match oasis_cli::qemu::find_qemu() {
         Some(q) => Some(q),
         None if std::env::var("OASIS_REQUIRE_QEMU").as_deref() == Ok("1") => {
-            panic!("QEMU is required (OASIS_REQUIRE_QEMU=1) but qemu-system-x86_64 is not on PATH; install it: {}", oasis_cli::qemu::INSTALL_HINT)
+            panic!(
+                "QEMU is required (OASIS_REQUIRE_QEMU=1) but qemu-system-x86_64 is not on PATH; install it: {}",
+                oasis_cli::qemu::INSTALL_HINT
+            )
         }
         None => {
-            eprintln!("SKIPPED: qemu-system-x86_64 not found ({})", oasis_cli::qemu::INSTALL_HINT);
+            eprintln!(
+                "SKIPPED: qemu-system-x86_64 not found ({})",
+                oasis_cli::qemu::INSTALL_HINT
+            );
             None
         }
     }
@@ -40,7 +46,13 @@ pub fn image(app: &str, target: Target) -> PathBuf {
     if let Some(p) = m.get(&key) {
         return p.clone();
     }
-    let req = oasis_cli::build::BuildRequest { app: app.into(), target, release: true, env: vec![], quiet: true };
+    let req = oasis_cli::build::BuildRequest {
+        app: app.into(),
+        target,
+        release: true,
+        env: vec![],
+        quiet: true,
+    };
     let p = oasis_cli::build::build(&req).unwrap_or_else(|e| panic!("building {app}: {e:#}"));
     m.insert(key, p.clone());
     p
@@ -77,20 +89,31 @@ impl Guest {
     }
 
     fn spawn(cmd: &mut Command, hosted: bool) -> Guest {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
         let out = child.stdout.take().expect("piped stdout");
         let (tx, rx) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).split(b'\n') {
                 let Ok(line) = line else { break };
-                let s = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                let s = String::from_utf8_lossy(&line)
+                    .trim_end_matches('\r')
+                    .to_string();
                 if tx.send(s).is_err() {
                     break;
                 }
             }
         });
-        Guest { child, lines: rx, output: Vec::new(), hosted }
+        Guest {
+            child,
+            lines: rx,
+            output: Vec::new(),
+            hosted,
+        }
     }
 
     /// Waits for a line containing `needle`; panics with the output so far on timeout.
@@ -108,8 +131,14 @@ impl Guest {
                         return l;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => panic!("no line containing {needle:?} within {timeout:?}; output:\n{}", self.output.join("\n")),
-                Err(RecvTimeoutError::Disconnected) => panic!("guest ended before printing {needle:?}; output:\n{}", self.output.join("\n")),
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no line containing {needle:?} within {timeout:?}; output:\n{}",
+                    self.output.join("\n")
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "guest ended before printing {needle:?}; output:\n{}",
+                    self.output.join("\n")
+                ),
             }
         }
     }
@@ -126,7 +155,9 @@ impl Guest {
                 return if self.hosted {
                     match st.code() {
                         Some(c) => GuestExit::Status(c as u8),
-                        None => GuestExit::Signal(std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0)),
+                        None => GuestExit::Signal(
+                            std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0),
+                        ),
                     }
                 } else {
                     GuestExit::from_status(st)
@@ -134,7 +165,10 @@ impl Guest {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("guest still running after {timeout:?}; output:\n{}", self.output.join("\n"));
+                panic!(
+                    "guest still running after {timeout:?}; output:\n{}",
+                    self.output.join("\n")
+                );
             }
             while let Ok(l) = self.lines.try_recv() {
                 self.output.push(l);

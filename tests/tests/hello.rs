@@ -16,9 +16,15 @@ fn check_ticks(g: &Guest) {
         .collect();
     assert_eq!(ticks.len(), 4, "expected 4 ticks:\n{}", g.text());
     for w in ticks.windows(2) {
-        assert!(w[1] >= w[0] + 100_000, "ticks less than 100 ms apart: {ticks:?}");
+        assert!(
+            w[1] >= w[0] + 100_000,
+            "ticks less than 100 ms apart: {ticks:?}"
+        );
         // Loose upper bound: catches a sleep that never ends early but runs 10x long.
-        assert!(w[1] < w[0] + 2_000_000, "ticks far more than 100 ms apart: {ticks:?}");
+        assert!(
+            w[1] < w[0] + 2_000_000,
+            "ticks far more than 100 ms apart: {ticks:?}"
+        );
     }
 }
 
@@ -28,7 +34,12 @@ fn check_hello(g: &mut Guest) {
     assert!(args.contains("rest=[\"one\", \"two\"]"), "{args}");
     let boot = g.wait_for("boot:", BOOT_TIMEOUT);
     assert!(boot.contains(" us from entry to main"), "{boot}");
-    assert_eq!(g.wait_exit(BOOT_TIMEOUT), GuestExit::Status(0), "{}", g.text());
+    assert_eq!(
+        g.wait_exit(BOOT_TIMEOUT),
+        GuestExit::Status(0),
+        "{}",
+        g.text()
+    );
     check_ticks(g);
 }
 
@@ -43,25 +54,33 @@ fn boot(machine: Machine, mem: u32, append: &str) -> Option<Guest> {
 
 #[test]
 fn boots_and_runs_on_microvm() {
-    let Some(mut g) = boot(Machine::Microvm, 32, "one two") else { return };
+    let Some(mut g) = boot(Machine::Microvm, 32, "one two") else {
+        return;
+    };
     check_hello(&mut g);
 }
 
 #[test]
 fn boots_and_runs_on_pc() {
-    let Some(mut g) = boot(Machine::Pc, 32, "one two") else { return };
+    let Some(mut g) = boot(Machine::Pc, 32, "one two") else {
+        return;
+    };
     check_hello(&mut g);
 }
 
 #[test]
 fn boots_and_runs_on_q35() {
-    let Some(mut g) = boot(Machine::Q35, 32, "one two") else { return };
+    let Some(mut g) = boot(Machine::Q35, 32, "one two") else {
+        return;
+    };
     check_hello(&mut g);
 }
 
 #[test]
 fn boots_in_4_mib_of_ram() {
-    let Some(mut g) = boot(Machine::Microvm, 4, "one two") else { return };
+    let Some(mut g) = boot(Machine::Microvm, 4, "one two") else {
+        return;
+    };
     check_hello(&mut g);
 }
 
@@ -74,12 +93,26 @@ fn exit_statuses_reach_the_host() {
         ("--fail=maybe", 64, "flag `--fail=maybe` takes no value"),
         ("--help", 0, "usage:"),
     ] {
-        let Some(mut g) = boot(Machine::Microvm, 16, args) else { return };
-        assert_eq!(g.wait_exit(BOOT_TIMEOUT), GuestExit::Status(status), "{args}:\n{}", g.text());
-        assert!(g.text().contains(needle), "{args}: no {needle:?} in\n{}", g.text());
+        let Some(mut g) = boot(Machine::Microvm, 16, args) else {
+            return;
+        };
+        assert_eq!(
+            g.wait_exit(BOOT_TIMEOUT),
+            GuestExit::Status(status),
+            "{args}:\n{}",
+            g.text()
+        );
+        assert!(
+            g.text().contains(needle),
+            "{args}: no {needle:?} in\n{}",
+            g.text()
+        );
         if args == "--panic" {
             let t = g.text();
-            assert!(t.contains("panicked at appliances/hello/src/main.rs:"), "{t}");
+            assert!(
+                t.contains("panicked at appliances/hello/src/main.rs:"),
+                "{t}"
+            );
             assert!(t.contains("backtrace"), "{t}");
         }
     }
@@ -87,20 +120,40 @@ fn exit_statuses_reach_the_host() {
 
 #[test]
 fn stack_overflow_hits_the_guard_page() {
-    let Some(mut g) = boot(Machine::Microvm, 16, "--overflow") else { return };
-    assert_eq!(g.wait_exit(BOOT_TIMEOUT), GuestExit::Status(102), "{}", g.text());
+    let Some(mut g) = boot(Machine::Microvm, 16, "--overflow") else {
+        return;
+    };
+    assert_eq!(
+        g.wait_exit(BOOT_TIMEOUT),
+        GuestExit::Status(102),
+        "{}",
+        g.text()
+    );
     let t = g.text();
     assert!(t.contains("CPU exception 14 (page fault)"), "{t}");
     assert!(t.contains("stack overflow"), "{t}");
-    assert!(t.contains("rip 0x") && t.contains("cr2 0x") && t.contains("error code"), "{t}");
+    assert!(
+        t.contains("rip 0x") && t.contains("cr2 0x") && t.contains("error code"),
+        "{t}"
+    );
 }
 
 #[test]
 fn hosted_runs_the_same_source() {
     let mut g = Guest::hosted("hello", &["one", "two"]);
     check_hello(&mut g);
-    for (args, status) in [(&["--fail"][..], 3u8), (&["--panic"], 101), (&["--bogus"], 64), (&["--help"], 0)] {
+    for (args, status) in [
+        (&["--fail"][..], 3u8),
+        (&["--panic"], 101),
+        (&["--bogus"], 64),
+        (&["--help"], 0),
+    ] {
         let mut g = Guest::hosted("hello", args);
-        assert_eq!(g.wait_exit(Duration::from_secs(30)), GuestExit::Status(status), "{args:?}:\n{}", g.text());
+        assert_eq!(
+            g.wait_exit(Duration::from_secs(30)),
+            GuestExit::Status(status),
+            "{args:?}:\n{}",
+            g.text()
+        );
     }
 }

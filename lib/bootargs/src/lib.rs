@@ -322,11 +322,16 @@ impl ArgParser {
     pub fn usage(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "usage: {} [OPTIONS]\n\noptions:", self.program);
-        let width = self.specs.iter().map(|sp| sp.usage.len()).max().unwrap_or(0);
+        let width = self
+            .specs
+            .iter()
+            .map(|sp| sp.usage.len())
+            .max()
+            .unwrap_or(0);
         for sp in &self.specs {
             let _ = writeln!(s, "  {:width$}  {}", sp.usage, sp.help);
         }
-        let _ = writeln!(s, "  {:width$}  {}", "--help", "print this help and exit");
+        let _ = writeln!(s, "  {:width$}  print this help and exit", "--help");
         s
     }
 
@@ -391,13 +396,21 @@ mod tests {
     fn splits_with_quotes_and_nul() {
         assert_eq!(args("  a  --b=\"x y\" c\0junk"), vec!["a", "--b=x y", "c"]);
         assert_eq!(args("\"\""), vec![""]);
-        assert!(matches!(split("--a=\"open"), Err(ArgError::Malformed { .. })));
-        assert!(matches!(split(&"x".repeat(MAX_CMDLINE + 1)), Err(ArgError::TooLong(_))));
+        assert!(matches!(
+            split("--a=\"open"),
+            Err(ArgError::Malformed { .. })
+        ));
+        assert!(matches!(
+            split(&"x".repeat(MAX_CMDLINE + 1)),
+            Err(ArgError::TooLong(_))
+        ));
     }
 
     #[test]
     fn typed_values_flags_and_short_options() {
-        let a = args("--port=8080 --fail -l debug -lnet:trace --name=x virtio_mmio.device=4K@0xd0000000:5");
+        let a = args(
+            "--port=8080 --fail -l debug -lnet:trace --name=x virtio_mmio.device=4K@0xd0000000:5",
+        );
         let mut p = ArgParser::new("t", &a).unwrap();
         assert_eq!(p.value::<u16>("port", "N", "").unwrap(), Some(8080));
         assert!(p.flag("fail", "").unwrap());
@@ -407,8 +420,13 @@ mod tests {
             vec!["debug", "net:trace"]
         );
         assert!(matches!(p.finish(), Err(ArgError::Unknown(ref s)) if s == "--name=x"));
-        assert_eq!(p.value::<String>("name", "S", "").unwrap().as_deref(), Some("x"));
-        assert!(matches!(p.finish(), Err(ArgError::Unknown(ref s)) if s.starts_with("virtio_mmio")));
+        assert_eq!(
+            p.value::<String>("name", "S", "").unwrap().as_deref(),
+            Some("x")
+        );
+        assert!(
+            matches!(p.finish(), Err(ArgError::Unknown(ref s)) if s.starts_with("virtio_mmio"))
+        );
         assert_eq!(p.take_params("virtio_mmio.device"), vec!["4K@0xd0000000:5"]);
         p.finish().unwrap();
     }
@@ -422,19 +440,37 @@ mod tests {
         assert!(matches!(bad_value, ArgError::InvalidValue { ref value, .. } if value == "http"));
         assert!(bad_value.to_string().contains("--port"));
         assert!(matches!(
-            ArgParser::new("t", &args("--fail=maybe")).unwrap().flag("fail", ""),
+            ArgParser::new("t", &args("--fail=maybe"))
+                .unwrap()
+                .flag("fail", ""),
             Err(ArgError::UnexpectedValue(_))
         ));
         assert!(matches!(
-            ArgParser::new("t", &args("--port=1 --port=2")).unwrap().value::<u16>("port", "N", ""),
+            ArgParser::new("t", &args("--port=1 --port=2"))
+                .unwrap()
+                .value::<u16>("port", "N", ""),
             Err(ArgError::Duplicate(_))
         ));
-        assert!(matches!(ArgParser::new("t", &args("-l")), Err(ArgError::MissingValue(_))));
-        assert!(matches!(ArgParser::new("t", &args("---x")), Err(ArgError::Malformed { .. })));
-        assert!(matches!(ArgParser::new("t", &args("-")), Err(ArgError::Malformed { .. })));
-        assert!(matches!(ArgParser::new("t", &args("--=v")), Err(ArgError::Malformed { .. })));
         assert!(matches!(
-            ArgParser::new("t", &args("--port")).unwrap().value::<u16>("port", "N", ""),
+            ArgParser::new("t", &args("-l")),
+            Err(ArgError::MissingValue(_))
+        ));
+        assert!(matches!(
+            ArgParser::new("t", &args("---x")),
+            Err(ArgError::Malformed { .. })
+        ));
+        assert!(matches!(
+            ArgParser::new("t", &args("-")),
+            Err(ArgError::Malformed { .. })
+        ));
+        assert!(matches!(
+            ArgParser::new("t", &args("--=v")),
+            Err(ArgError::Malformed { .. })
+        ));
+        assert!(matches!(
+            ArgParser::new("t", &args("--port"))
+                .unwrap()
+                .value::<u16>("port", "N", ""),
             Err(ArgError::MissingValue(_))
         ));
     }
@@ -463,12 +499,10 @@ mod tests {
                 s.push(alphabet[(seed % alphabet.len() as u64) as usize]);
             }
             let s = String::from_utf8_lossy(&s);
-            if let Ok(a) = split(&s) {
-                if let Ok(mut p) = ArgParser::new("t", &a) {
-                    let _ = p.flag("a", "");
-                    let _ = p.value::<u32>("b", "N", "");
-                    let _ = p.finish();
-                }
+            if let Some(mut p) = split(&s).ok().and_then(|a| ArgParser::new("t", &a).ok()) {
+                let _ = p.flag("a", "");
+                let _ = p.value::<u32>("b", "N", "");
+                let _ = p.finish();
             }
         }
     }

@@ -29,7 +29,9 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
     let Some(name) = name else {
-        return error("#[oasis::main] goes on a function: `async fn main(os: oasis::Os) -> Result<(), E>`");
+        return error(
+            "#[oasis::main] goes on a function: `async fn main(os: oasis::Os) -> Result<(), E>`",
+        );
     };
     if !is_async {
         return error("#[oasis::main] needs an `async fn`");
@@ -53,5 +55,7 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn error(msg: &str) -> TokenStream {
-    format!("::core::compile_error!({msg:?});").parse().expect("compile_error parses")
+    format!("::core::compile_error!({msg:?});")
+        .parse()
+        .expect("compile_error parses")
 }

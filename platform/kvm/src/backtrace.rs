@@ -13,11 +13,20 @@ const MAX_FRAMES: usize = 32;
 pub fn print_from(mut rbp: u64, first: usize) {
     let mut out = Serial;
     for i in first..first + MAX_FRAMES {
-        if rbp == 0 || rbp % 8 != 0 || !crate::mem::on_known_stack(rbp) || !crate::mem::on_known_stack(rbp + 8) {
+        if rbp == 0
+            || !rbp.is_multiple_of(8)
+            || !crate::mem::on_known_stack(rbp)
+            || !crate::mem::on_known_stack(rbp + 8)
+        {
             break;
         }
         // SAFETY: rbp and rbp+8 were just checked to lie on a mapped stack.
-        let (next, ret) = unsafe { (core::ptr::read(rbp as *const u64), core::ptr::read((rbp + 8) as *const u64)) };
+        let (next, ret) = unsafe {
+            (
+                core::ptr::read(rbp as *const u64),
+                core::ptr::read((rbp + 8) as *const u64),
+            )
+        };
         if ret == 0 {
             break;
         }

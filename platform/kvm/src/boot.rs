@@ -153,8 +153,13 @@ pub enum BootInfoError {
 impl core::fmt::Display for BootInfoError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::BadMagic(m) => write!(f, "hvm_start_info magic is {m:#x}, expected {START_INFO_MAGIC:#x}: not booted through PVH?"),
-            Self::NoMemoryMap => f.write_str("hvm_start_info carries no memory map (version 0 loader); need version 1"),
+            Self::BadMagic(m) => write!(
+                f,
+                "hvm_start_info magic is {m:#x}, expected {START_INFO_MAGIC:#x}: not booted through PVH?"
+            ),
+            Self::NoMemoryMap => f.write_str(
+                "hvm_start_info carries no memory map (version 0 loader); need version 1",
+            ),
         }
     }
 }
@@ -223,7 +228,15 @@ pub unsafe fn read_start_info(addr: u64) -> Result<BootInfo, BootInfoError> {
                 core::ptr::read_unaligned(e.add(16).cast::<u32>()),
             )
         };
-        memmap.push(MemRegion { addr: a, size: s, kind: t });
+        memmap.push(MemRegion {
+            addr: a,
+            size: s,
+            kind: t,
+        });
     }
-    Ok(BootInfo { cmdline, memmap, rsdp: rd64(field::RSDP_PADDR) })
+    Ok(BootInfo {
+        cmdline,
+        memmap,
+        rsdp: rd64(field::RSDP_PADDR),
+    })
 }

@@ -13,7 +13,9 @@ use core::arch::asm;
 pub unsafe fn inb(port: u16) -> u8 {
     let v: u8;
     // SAFETY: the caller owns the device; `in` touches no memory.
-    unsafe { asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -23,7 +25,9 @@ pub unsafe fn inb(port: u16) -> u8 {
 /// The caller must own the device behind `port`.
 pub unsafe fn outb(port: u16, v: u8) {
     // SAFETY: the caller owns the device; `out` touches no memory.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Writes a 16-bit word to an I/O port.
@@ -32,7 +36,9 @@ pub unsafe fn outb(port: u16, v: u8) {
 /// The caller must own the device behind `port`.
 pub unsafe fn outw(port: u16, v: u16) {
     // SAFETY: the caller owns the device; `out` touches no memory.
-    unsafe { asm!("out dx, ax", in("dx") port, in("ax") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, ax", in("dx") port, in("ax") v, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Reads a 32-bit word from an I/O port.
@@ -42,7 +48,9 @@ pub unsafe fn outw(port: u16, v: u16) {
 pub unsafe fn inl(port: u16) -> u32 {
     let v: u32;
     // SAFETY: the caller owns the device; `in` touches no memory.
-    unsafe { asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -52,7 +60,9 @@ pub unsafe fn inl(port: u16) -> u32 {
 /// The caller must own the device behind `port`.
 pub unsafe fn outl(port: u16, v: u32) {
     // SAFETY: the caller owns the device; `out` touches no memory.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Reads a model-specific register.
@@ -62,7 +72,9 @@ pub unsafe fn outl(port: u16, v: u32) {
 pub unsafe fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: the caller checked that the MSR exists.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
@@ -89,7 +101,12 @@ pub struct CpuidResult {
 /// Executes CPUID for `leaf`/`subleaf`.
 pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-    CpuidResult { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
+    CpuidResult {
+        eax: r.eax,
+        ebx: r.ebx,
+        ecx: r.ecx,
+        edx: r.edx,
+    }
 }
 
 /// Reads the time-stamp counter.
@@ -97,7 +114,9 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
 pub fn rdtsc() -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: RDTSC reads a counter; no memory or state is changed (CR4.TSD is clear).
-    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
     (u64::from(hi) << 32) | u64::from(lo)
 }
 

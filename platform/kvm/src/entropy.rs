@@ -29,8 +29,12 @@ fn step(insn: Insn) -> Option<u64> {
     // and flags.
     unsafe {
         match insn {
-            Insn::RdSeed => core::arch::asm!("rdseed {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack)),
-            Insn::RdRand => core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack)),
+            Insn::RdSeed => {
+                core::arch::asm!("rdseed {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack))
+            }
+            Insn::RdRand => {
+                core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack))
+            }
         }
     }
     (ok != 0).then_some(v)

@@ -43,9 +43,12 @@ fn ist_range(s: *const Stack) -> (u64, u64) {
 
 /// Whether `addr..addr+8` is inside an interrupt stack.
 pub fn on_ist_stack(addr: u64) -> bool {
-    [ist_range(&raw const IST_FAULT), ist_range(&raw const IST_DOUBLE)]
-        .iter()
-        .any(|&(lo, hi)| addr >= lo && addr + 8 <= hi)
+    [
+        ist_range(&raw const IST_FAULT),
+        ist_range(&raw const IST_DOUBLE),
+    ]
+    .iter()
+    .any(|&(lo, hi)| addr >= lo && addr + 8 <= hi)
 }
 
 // ---- GDT and TSS ------------------------------------------------------------------
@@ -99,7 +102,15 @@ struct Gate {
     _reserved: u32,
 }
 
-const EMPTY_GATE: Gate = Gate { offset_lo: 0, selector: 0, ist: 0, flags: 0, offset_mid: 0, offset_hi: 0, _reserved: 0 };
+const EMPTY_GATE: Gate = Gate {
+    offset_lo: 0,
+    selector: 0,
+    ist: 0,
+    flags: 0,
+    offset_mid: 0,
+    offset_hi: 0,
+    _reserved: 0,
+};
 static mut IDT: [Gate; 256] = [EMPTY_GATE; 256];
 
 fn gate(handler: u64, ist: u8) -> Gate {
@@ -201,10 +212,38 @@ macro_rules! irq_stubs {
     };
 }
 irq_stubs!(
-    irq32 = 32, irq33 = 33, irq34 = 34, irq35 = 35, irq36 = 36, irq37 = 37, irq38 = 38, irq39 = 39,
-    irq40 = 40, irq41 = 41, irq42 = 42, irq43 = 43, irq44 = 44, irq45 = 45, irq46 = 46, irq47 = 47,
-    irq48 = 48, irq49 = 49, irq50 = 50, irq51 = 51, irq52 = 52, irq53 = 53, irq54 = 54, irq55 = 55,
-    irq56 = 56, irq57 = 57, irq58 = 58, irq59 = 59, irq60 = 60, irq61 = 61, irq62 = 62, irq63 = 63,
+    irq32 = 32,
+    irq33 = 33,
+    irq34 = 34,
+    irq35 = 35,
+    irq36 = 36,
+    irq37 = 37,
+    irq38 = 38,
+    irq39 = 39,
+    irq40 = 40,
+    irq41 = 41,
+    irq42 = 42,
+    irq43 = 43,
+    irq44 = 44,
+    irq45 = 45,
+    irq46 = 46,
+    irq47 = 47,
+    irq48 = 48,
+    irq49 = 49,
+    irq50 = 50,
+    irq51 = 51,
+    irq52 = 52,
+    irq53 = 53,
+    irq54 = 54,
+    irq55 = 55,
+    irq56 = 56,
+    irq57 = 57,
+    irq58 = 58,
+    irq59 = 59,
+    irq60 = 60,
+    irq61 = 61,
+    irq62 = 62,
+    irq63 = 63,
 );
 
 #[unsafe(naked)]
@@ -214,7 +253,10 @@ extern "C" fn spurious() {
 
 extern "C" fn irq_handler(vector: u64) {
     // The timer only ends the HLT; device vectors are recorded for their drivers.
-    if let Some(bit) = vector.checked_sub(u64::from(IRQ_BASE)).filter(|b| *b > 0 && *b < 64) {
+    if let Some(bit) = vector
+        .checked_sub(u64::from(IRQ_BASE))
+        .filter(|b| *b > 0 && *b < 64)
+    {
         PENDING.fetch_or(1 << bit, Ordering::AcqRel);
     }
     crate::apic::eoi();
@@ -233,15 +275,35 @@ struct ExceptionFrame {
 }
 
 const NAMES: [&str; 22] = [
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
-    "device not available", "double fault", "coprocessor overrun", "invalid TSS",
-    "segment not present", "stack fault", "general protection fault", "page fault", "reserved",
-    "x87 floating point", "alignment check", "machine check", "SIMD floating point",
-    "virtualization", "control protection",
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack fault",
+    "general protection fault",
+    "page fault",
+    "reserved",
+    "x87 floating point",
+    "alignment check",
+    "machine check",
+    "SIMD floating point",
+    "virtualization",
+    "control protection",
 ];
 
 extern "C" fn exception_handler(frame: &ExceptionFrame, rbp: u64) -> ! {
-    let name = NAMES.get(frame.vector as usize).copied().unwrap_or("unknown");
+    let name = NAMES
+        .get(frame.vector as usize)
+        .copied()
+        .unwrap_or("unknown");
     let cr2 = crate::cpu::cr2();
     let mut out = Serial;
     let _ = writeln!(out, "\n!!! CPU exception {} ({name})", frame.vector);
@@ -252,8 +314,11 @@ extern "C" fn exception_handler(frame: &ExceptionFrame, rbp: u64) -> ! {
     );
     let l = crate::mem::layout();
     if frame.vector == 14 && cr2 >= l.guard && cr2 < l.stack_bottom {
-        let _ = writeln!(out, "    stack overflow: the boot stack ({} KiB) ran into its guard page",
-            (l.stack_top - l.stack_bottom) / 1024);
+        let _ = writeln!(
+            out,
+            "    stack overflow: the boot stack ({} KiB) ran into its guard page",
+            (l.stack_top - l.stack_bottom) / 1024
+        );
     } else if frame.vector == 14 && cr2 < 4096 {
         let _ = writeln!(out, "    null pointer dereference");
     }
@@ -281,7 +346,10 @@ pub fn init() {
             | (((limit >> 16) & 0xF) << 48)
             | (((base >> 24) & 0xFF) << 56);
         (*gdt)[4] = base >> 32;
-        let gdtp = DescriptorPointer { limit: (size_of::<[u64; 5]>() - 1) as u16, base: gdt as u64 };
+        let gdtp = DescriptorPointer {
+            limit: (size_of::<[u64; 5]>() - 1) as u16,
+            base: gdt as u64,
+        };
         core::arch::asm!(
             "lgdt [{p}]",
             "mov ax, 0x18",
@@ -309,7 +377,10 @@ pub fn init() {
             (*idt)[v as usize] = gate(h as *const () as u64, 0);
         }
         (*idt)[SPURIOUS_VECTOR as usize] = gate(spurious as *const () as u64, 0);
-        let idtp = DescriptorPointer { limit: (size_of::<[Gate; 256]>() - 1) as u16, base: idt as u64 };
+        let idtp = DescriptorPointer {
+            limit: (size_of::<[Gate; 256]>() - 1) as u16,
+            base: idt as u64,
+        };
         core::arch::asm!("lidt [{}]", in(reg) &idtp, options(nostack));
     }
 }

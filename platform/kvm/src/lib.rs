@@ -162,7 +162,14 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let mut out = serial::Serial;
     match info.location() {
         Some(l) => {
-            let _ = writeln!(out, "\npanicked at {}:{}:{}:\n{}", l.file(), l.line(), l.column(), info.message());
+            let _ = writeln!(
+                out,
+                "\npanicked at {}:{}:{}:\n{}",
+                l.file(),
+                l.line(),
+                l.column(),
+                info.message()
+            );
         }
         None => {
             let _ = writeln!(out, "\npanicked: {}", info.message());

@@ -3,7 +3,6 @@
 
 use alloc::boxed::Box;
 
-
 use spinning_top::RawSpinlock;
 use talc::TalcLock;
 use talc::source::Manual;
@@ -219,7 +218,9 @@ pub fn init_paging(memmap: &[MemRegion]) {
 /// uncached, RW+NX. Regions below 4 GiB are already mapped.
 pub fn map_mmio(addr: u64, len: u64) {
     let Some(root) = *ROOT.lock() else { return };
-    let mut pt = PageTables { pml4: table_at(root) };
+    let mut pt = PageTables {
+        pml4: table_at(root),
+    };
     let mut a = addr & !(LARGE - 1);
     let end = addr.saturating_add(len);
     while a < end {
@@ -239,4 +240,3 @@ pub fn on_known_stack(addr: u64) -> bool {
     let l = layout();
     (addr >= l.stack_bottom && addr + 8 <= l.stack_top) || crate::interrupts::on_ist_stack(addr)
 }
-

@@ -48,7 +48,12 @@ pub fn init(origin: u64) -> TscSource {
     let hv = hypervisor();
     let (hz, src) = if let Some(hz) = hv.filter(|h| h.kvm).and_then(|_| kvmclock_hz()) {
         (hz, TscSource::KvmClock)
-    } else if let Some(hz) = hv.and_then(|h| (h.max_leaf >= 0x4000_0010).then(|| u64::from(cpuid(0x4000_0010, 0).eax) * 1000)).filter(|&hz| hz > 0) {
+    } else if let Some(hz) = hv
+        .and_then(|h| {
+            (h.max_leaf >= 0x4000_0010).then(|| u64::from(cpuid(0x4000_0010, 0).eax) * 1000)
+        })
+        .filter(|&hz| hz > 0)
+    {
         (hz, TscSource::HypervisorLeaf)
     } else if let Some(hz) = hv.is_none().then(cpuid_hz).flatten() {
         (hz, TscSource::Cpuid)
@@ -74,7 +79,10 @@ pub fn init(origin: u64) -> TscSource {
 fn set_hz(hz: u64) {
     let hz = hz.max(1_000_000);
     TSC_HZ.store(hz, Ordering::Relaxed);
-    MULT.store(((1_000_000_000u128 << 32) / u128::from(hz)) as u64, Ordering::Relaxed);
+    MULT.store(
+        ((1_000_000_000u128 << 32) / u128::from(hz)) as u64,
+        Ordering::Relaxed,
+    );
 }
 
 static SOURCE: spin::Once<TscSource> = spin::Once::new();
@@ -124,7 +132,10 @@ fn hypervisor() -> Option<Hypervisor> {
     sig[0..4].copy_from_slice(&r.ebx.to_le_bytes());
     sig[4..8].copy_from_slice(&r.ecx.to_le_bytes());
     sig[8..12].copy_from_slice(&r.edx.to_le_bytes());
-    Some(Hypervisor { kvm: &sig == b"KVMKVMKVM\0\0\0", max_leaf: r.eax })
+    Some(Hypervisor {
+        kvm: &sig == b"KVMKVMKVM\0\0\0",
+        max_leaf: r.eax,
+    })
 }
 
 /// Reads the TSC scale KVM publishes in a pvclock structure (MSR_KVM_SYSTEM_TIME_NEW).
@@ -145,8 +156,16 @@ fn kvmclock_hz() -> Option<u64> {
         flags: u8,
         _pad: [u8; 2],
     }
-    static mut PVCLOCK: PvClock =
-        PvClock { version: 0, _pad0: 0, tsc_timestamp: 0, system_time: 0, tsc_to_system_mul: 0, tsc_shift: 0, flags: 0, _pad: [0; 2] };
+    static mut PVCLOCK: PvClock = PvClock {
+        version: 0,
+        _pad0: 0,
+        tsc_timestamp: 0,
+        system_time: 0,
+        tsc_to_system_mul: 0,
+        tsc_shift: 0,
+        flags: 0,
+        _pad: [0; 2],
+    };
     let p = &raw mut PVCLOCK;
     // SAFETY: KVM advertised CLOCKSOURCE2, so the MSR exists; PVCLOCK is identity-mapped
     // static memory the hypervisor may write until we disable the MSR below.
@@ -229,7 +248,8 @@ fn pit_measure() -> u64 {
         }
     }
     let elapsed_ns = (elapsed.max(1) * 1_000_000_000) / PIT_HZ;
-    let hz = (u128::from(last.1.wrapping_sub(first.1)) * 1_000_000_000 / u128::from(elapsed_ns)) as u64;
+    let hz =
+        (u128::from(last.1.wrapping_sub(first.1)) * 1_000_000_000 / u128::from(elapsed_ns)) as u64;
     set_hz(hz);
     let (count_tsc, ticks) = bracketed(crate::apic::calibration_ticks);
     crate::apic::finish_calibration(ticks, ticks_to_ns(count_tsc.wrapping_sub(lapic_t0)));
@@ -303,7 +323,15 @@ fn read_rtc() -> Option<u64> {
                 break;
             }
         }
-        [cmos(0x00), cmos(0x02), cmos(0x04), cmos(0x07), cmos(0x08), cmos(0x09), cmos(0x32)]
+        [
+            cmos(0x00),
+            cmos(0x02),
+            cmos(0x04),
+            cmos(0x07),
+            cmos(0x08),
+            cmos(0x09),
+            cmos(0x32),
+        ]
     };
     let mut a = snapshot();
     for _ in 0..5 {
@@ -331,7 +359,12 @@ fn read_rtc() -> Option<u64> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + u64::from(hour) * 3600 + u64::from(conv(m)) * 60 + u64::from(conv(s)))
+    Some(
+        days_from_civil(year, month, day) * 86_400
+            + u64::from(hour) * 3600
+            + u64::from(conv(m)) * 60
+            + u64::from(conv(s)),
+    )
 }
 
 /// Days since 1970-01-01 (Howard Hinnant's algorithm), for years >= 1970.

@@ -142,17 +142,23 @@ impl Executor {
         }
     }
 
-    pub(crate) fn set_timer(&self, old: Option<TimerKey>, deadline: Instant, waker: &Waker) -> TimerKey {
+    pub(crate) fn set_timer(
+        &self,
+        old: Option<TimerKey>,
+        deadline: Instant,
+        waker: &Waker,
+    ) -> TimerKey {
         let mut timers = self.timers.lock();
-        if let Some(k) = old {
-            if let Some(w) = timers.get_mut(&k) {
-                if !w.will_wake(waker) {
-                    *w = waker.clone();
-                }
-                return k;
+        if let Some((k, w)) = old.and_then(|k| timers.get_mut(&k).map(|w| (k, w))) {
+            if !w.will_wake(waker) {
+                *w = waker.clone();
             }
+            return k;
         }
-        let key = (deadline.as_nanos(), self.timer_seq.fetch_add(1, Ordering::Relaxed));
+        let key = (
+            deadline.as_nanos(),
+            self.timer_seq.fetch_add(1, Ordering::Relaxed),
+        );
         timers.insert(key, waker.clone());
         key
     }
@@ -196,7 +202,9 @@ impl Executor {
             // the pollers (device I/O) get their share.
             let batch = self.ready.0.lock().len();
             for _ in 0..batch {
-                let Some(id) = self.ready.0.lock().pop_front() else { break };
+                let Some(id) = self.ready.0.lock().pop_front() else {
+                    break;
+                };
                 if id == MAIN {
                     main.queued.store(false, Ordering::Release);
                     let mut cx = Context::from_waker(&main_waker);
@@ -220,7 +228,8 @@ impl Executor {
             if deadline.is_some_and(|d| d <= now) {
                 continue;
             }
-            self.platform.wait_for_event(deadline.map(Instant::as_nanos));
+            self.platform
+                .wait_for_event(deadline.map(Instant::as_nanos));
         }
     }
 }
@@ -416,7 +425,16 @@ mod tests {
             }
             v
         });
-        assert_eq!(stamps, [1_000, 1_000 + 100 * MS, 1_000 + 200 * MS, 1_000 + 300 * MS, 1_000 + 400 * MS]);
+        assert_eq!(
+            stamps,
+            [
+                1_000,
+                1_000 + 100 * MS,
+                1_000 + 200 * MS,
+                1_000 + 300 * MS,
+                1_000 + 400 * MS
+            ]
+        );
         // One wait per sleep: the executor never woke up without a reason.
         assert_eq!(p.waits.lock().unwrap().len(), 4);
     }
@@ -455,7 +473,12 @@ mod tests {
             assert_eq!(crate::now().as_nanos(), 1_000 + 50 * MS);
             let r = timeout(Duration::from_secs(1), async { 7 }).await;
             assert_eq!(r, Ok(7));
-            with_current(|ex| assert!(ex.timers.lock().is_empty(), "dropped sleeps left timers behind"));
+            with_current(|ex| {
+                assert!(
+                    ex.timers.lock().is_empty(),
+                    "dropped sleeps left timers behind"
+                )
+            });
         });
     }
 

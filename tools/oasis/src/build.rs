@@ -102,7 +102,11 @@ pub fn build(req: &BuildRequest) -> anyhow::Result<PathBuf> {
     }
     let status = cmd.status().context("could not start cargo")?;
     if !status.success() {
-        bail!("building `{}` for {} failed (see cargo's messages above)", req.app, req.target.name());
+        bail!(
+            "building `{}` for {} failed (see cargo's messages above)",
+            req.app,
+            req.target.name()
+        );
     }
     let path = artifact(req);
     if !path.is_file() {

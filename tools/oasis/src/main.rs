@@ -9,7 +9,11 @@ use oasis_cli::build::{self, BuildRequest, Target};
 use oasis_cli::qemu::{self, Disk, GuestExit, Machine, Net, PortForward, Vm};
 
 #[derive(Parser)]
-#[command(name = "cargo oasis", about = "Build and run Oasis unikernels", version)]
+#[command(
+    name = "cargo oasis",
+    about = "Build and run Oasis unikernels",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -68,15 +72,35 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.cmd {
-        Cmd::Build { app, target, release } => {
-            eprintln!("oasis: building {app} for {} ({})", target.name(), profile(release));
-            let path = build::build(&BuildRequest { app, target, release, env: vec![], quiet: false })?;
+        Cmd::Build {
+            app,
+            target,
+            release,
+        } => {
+            eprintln!(
+                "oasis: building {app} for {} ({})",
+                target.name(),
+                profile(release)
+            );
+            let path = build::build(&BuildRequest {
+                app,
+                target,
+                release,
+                env: vec![],
+                quiet: false,
+            })?;
             println!("{}", path.display());
             Ok(0)
         }
         Cmd::Size { app } => {
             eprintln!("oasis: building {app} for kvm (release)");
-            let req = BuildRequest { app, target: Target::Kvm, release: true, env: vec![], quiet: false };
+            let req = BuildRequest {
+                app,
+                target: Target::Kvm,
+                release: true,
+                env: vec![],
+                quiet: false,
+            };
             let path = build::build(&req)?;
             println!("{}", oasis_cli::size::report(&path)?);
             println!("{}", path.display());
@@ -84,13 +108,32 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Cmd::New { name } => {
             let dir = oasis_cli::scaffold::new_app(&name)?;
-            println!("created {}; run it with `cargo oasis run {name}`", dir.display());
+            println!(
+                "created {}; run it with `cargo oasis run {name}`",
+                dir.display()
+            );
             Ok(0)
         }
-        Cmd::Run { app, target, release, machine, mem, net, ports, disks, args } => {
-            let net = net.unwrap_or(if ports.is_empty() { Net::None } else { Net::User });
+        Cmd::Run {
+            app,
+            target,
+            release,
+            machine,
+            mem,
+            net,
+            ports,
+            disks,
+            args,
+        } => {
+            let net = net.unwrap_or(if ports.is_empty() {
+                Net::None
+            } else {
+                Net::User
+            });
             if !ports.is_empty() && net != Net::User {
-                anyhow::bail!("--port needs --net user (QEMU forwards ports only with user networking)");
+                anyhow::bail!(
+                    "--port needs --net user (QEMU forwards ports only with user networking)"
+                );
             }
             for d in &disks {
                 if !d.path.is_file() {
@@ -100,15 +143,30 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let mut target = target;
             let qemu_path = qemu::find_qemu();
             if target == Target::Kvm && qemu_path.is_none() {
-                eprintln!("oasis: QEMU is not installed; install it with:\n\n    {}\n", qemu::INSTALL_HINT);
+                eprintln!(
+                    "oasis: QEMU is not installed; install it with:\n\n    {}\n",
+                    qemu::INSTALL_HINT
+                );
                 eprintln!("oasis: running {app} hosted (as a Linux process) instead");
                 target = Target::Hosted;
             }
-            eprintln!("oasis: building {app} for {} ({})", target.name(), profile(release));
-            let image = build::build(&BuildRequest { app: app.clone(), target, release, env: vec![], quiet: false })?;
+            eprintln!(
+                "oasis: building {app} for {} ({})",
+                target.name(),
+                profile(release)
+            );
+            let image = build::build(&BuildRequest {
+                app: app.clone(),
+                target,
+                release,
+                env: vec![],
+                quiet: false,
+            })?;
             if target == Target::Hosted {
                 if !ports.is_empty() || !disks.is_empty() {
-                    eprintln!("oasis: note: --port/--disk apply to VMs; the hosted app uses host sockets and files directly");
+                    eprintln!(
+                        "oasis: note: --port/--disk apply to VMs; the hosted app uses host sockets and files directly"
+                    );
                 }
                 let status = std::process::Command::new(&image)
                     .args(&args)
@@ -128,9 +186,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 eprintln!("oasis: notice: using TCG (software emulation): {reason}");
             }
             for p in &vm.ports {
-                eprintln!("oasis: forwarding 127.0.0.1:{} -> guest port {} (tcp, udp)", p.host, p.guest);
+                eprintln!(
+                    "oasis: forwarding 127.0.0.1:{} -> guest port {} (tcp, udp)",
+                    p.host, p.guest
+                );
             }
-            eprintln!("oasis: booting {app} on {} with {} MiB ({})", machine.name(), mem, vm.accel.name());
+            eprintln!(
+                "oasis: booting {app} on {} with {} MiB ({})",
+                machine.name(),
+                mem,
+                vm.accel.name()
+            );
             let status = vm.command().status().context("starting QEMU")?;
             let exit = GuestExit::from_status(status);
             if !matches!(exit, GuestExit::Status(0) | GuestExit::PoweredOff) {

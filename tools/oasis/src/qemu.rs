@@ -61,13 +61,23 @@ pub fn detect_accel() -> Accel {
     if let Ok(v) = std::env::var("OASIS_ACCEL") {
         match v.as_str() {
             "kvm" => return Accel::Kvm,
-            "tcg" => return Accel::Tcg { reason: "OASIS_ACCEL=tcg".into() },
+            "tcg" => {
+                return Accel::Tcg {
+                    reason: "OASIS_ACCEL=tcg".into(),
+                };
+            }
             _ => {}
         }
     }
-    let kvm_ok = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
+    let kvm_ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
     if !kvm_ok {
-        return Accel::Tcg { reason: "/dev/kvm is missing or not accessible".into() };
+        return Accel::Tcg {
+            reason: "/dev/kvm is missing or not accessible".into(),
+        };
     }
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let hw = cpuinfo
@@ -77,7 +87,11 @@ pub fn detect_accel() -> Accel {
     if hw {
         Accel::Kvm
     } else {
-        Accel::Tcg { reason: "/dev/kvm exists but the CPU reports no vmx/svm (software KVM is slower than TCG)".into() }
+        Accel::Tcg {
+            reason:
+                "/dev/kvm exists but the CPU reports no vmx/svm (software KVM is slower than TCG)"
+                    .into(),
+        }
     }
 }
 
@@ -99,7 +113,9 @@ impl FromStr for Net {
             "user" => Ok(Net::User),
             _ => match s.strip_prefix("tap:") {
                 Some(name) if valid_ifname(name) => Ok(Net::Tap(name.into())),
-                Some(name) => Err(format!("`{name}` is not a valid interface name (1-15 of [A-Za-z0-9_.-])")),
+                Some(name) => Err(format!(
+                    "`{name}` is not a valid interface name (1-15 of [A-Za-z0-9_.-])"
+                )),
                 None => Err(format!("`{s}`: expected user, tap:NAME or none")),
             },
         }
@@ -107,7 +123,9 @@ impl FromStr for Net {
 }
 
 fn valid_ifname(n: &str) -> bool {
-    (1..=15).contains(&n.len()) && n.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    (1..=15).contains(&n.len())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// `HOST:GUEST` (or one port for both): forwards TCP and UDP from 127.0.0.1:HOST.
@@ -127,7 +145,10 @@ impl FromStr for PortForward {
                 .ok_or_else(|| format!("`{p}` is not a port (1-65535)"))
         };
         match s.split_once(':') {
-            Some((h, g)) => Ok(PortForward { host: port(h)?, guest: port(g)? }),
+            Some((h, g)) => Ok(PortForward {
+                host: port(h)?,
+                guest: port(g)?,
+            }),
             None => {
                 let p = port(s)?;
                 Ok(PortForward { host: p, guest: p })
@@ -154,9 +175,14 @@ impl FromStr for Disk {
             return Err("empty disk path".into());
         }
         if path.contains(',') {
-            return Err(format!("`{path}`: QEMU does not accept commas in disk paths"));
+            return Err(format!(
+                "`{path}`: QEMU does not accept commas in disk paths"
+            ));
         }
-        Ok(Disk { path: path.into(), read_only })
+        Ok(Disk {
+            path: path.into(),
+            read_only,
+        })
     }
 }
 
@@ -199,7 +225,12 @@ impl Vm {
         let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
         match self.machine {
             // acpi=off: QEMU then lists virtio-mmio devices on the kernel command line.
-            Machine::Microvm => push(&["-M", "microvm,acpi=off", "-global", "virtio-mmio.force-legacy=false"]),
+            Machine::Microvm => push(&[
+                "-M",
+                "microvm,acpi=off",
+                "-global",
+                "virtio-mmio.force-legacy=false",
+            ]),
             Machine::Pc | Machine::Q35 => push(&["-M", self.machine.name()]),
         }
         match self.accel {
@@ -207,15 +238,25 @@ impl Vm {
             Accel::Tcg { .. } => push(&["-accel", "tcg", "-cpu", "max"]),
         }
         push(&["-m", &format!("{}M", self.mem_mib)]);
-        if self.machine != Machine::Microvm {
-            if let Some(b) = &self.bios {
-                push(&["-bios", &b.to_string_lossy()]);
-            }
+        if let (Machine::Pc | Machine::Q35, Some(b)) = (self.machine, &self.bios) {
+            push(&["-bios", &b.to_string_lossy()]);
         }
-        push(&["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot"]);
+        push(&[
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+        ]);
         push(&["-device", DEBUG_EXIT]);
         let sfx = self.machine.virtio_suffix();
-        let pci_opts = if sfx == "pci" { ",disable-legacy=on" } else { "" };
+        let pci_opts = if sfx == "pci" {
+            ",disable-legacy=on"
+        } else {
+            ""
+        };
         match &self.net {
             Net::None => {}
             Net::User => {
@@ -224,17 +265,35 @@ impl Vm {
                     nd.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", p.host, p.guest));
                     nd.push_str(&format!(",hostfwd=udp:127.0.0.1:{}-:{}", p.host, p.guest));
                 }
-                push(&["-netdev", &nd, "-device", &format!("virtio-net-{sfx},netdev=net0{pci_opts}")]);
+                push(&[
+                    "-netdev",
+                    &nd,
+                    "-device",
+                    &format!("virtio-net-{sfx},netdev=net0{pci_opts}"),
+                ]);
             }
             Net::Tap(name) => {
                 let nd = format!("tap,id=net0,ifname={name},script=no,downscript=no");
-                push(&["-netdev", &nd, "-device", &format!("virtio-net-{sfx},netdev=net0{pci_opts}")]);
+                push(&[
+                    "-netdev",
+                    &nd,
+                    "-device",
+                    &format!("virtio-net-{sfx},netdev=net0{pci_opts}"),
+                ]);
             }
         }
         for (i, d) in self.disks.iter().enumerate() {
             let ro = if d.read_only { ",readonly=on" } else { "" };
-            let drive = format!("file={},format=raw,if=none,id=disk{i}{ro}", d.path.display());
-            push(&["-drive", &drive, "-device", &format!("virtio-blk-{sfx},drive=disk{i}{pci_opts}")]);
+            let drive = format!(
+                "file={},format=raw,if=none,id=disk{i}{ro}",
+                d.path.display()
+            );
+            push(&[
+                "-drive",
+                &drive,
+                "-device",
+                &format!("virtio-blk-{sfx},drive=disk{i}{pci_opts}"),
+            ]);
         }
         push(&["-kernel", &self.kernel.to_string_lossy()]);
         if !self.append.is_empty() {
@@ -264,10 +323,14 @@ pub fn find_qemu() -> Option<PathBuf> {
 
 /// A firmware file from QEMU's data directory.
 pub fn find_firmware(name: &str) -> Option<PathBuf> {
-    ["/usr/share/qemu", "/usr/local/share/qemu", "/usr/share/seabios"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
+    [
+        "/usr/share/qemu",
+        "/usr/local/share/qemu",
+        "/usr/share/seabios",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join(name))
+    .find(|p| p.is_file())
 }
 
 /// How the guest ended, decoded from QEMU's exit status.
@@ -311,7 +374,9 @@ impl fmt::Display for GuestExit {
         match self {
             GuestExit::Status(s) => write!(f, "guest exited with status {s}"),
             GuestExit::PoweredOff => f.write_str("guest powered off"),
-            GuestExit::QemuFailed(c) => write!(f, "QEMU failed with status {c} (see its message above)"),
+            GuestExit::QemuFailed(c) => {
+                write!(f, "QEMU failed with status {c} (see its message above)")
+            }
             GuestExit::Signal(s) => write!(f, "QEMU was killed by signal {s}"),
         }
     }
@@ -323,7 +388,9 @@ mod tests {
 
     fn vm() -> Vm {
         let mut v = Vm::new("qemu".into(), "/k".into());
-        v.accel = Accel::Tcg { reason: String::new() };
+        v.accel = Accel::Tcg {
+            reason: String::new(),
+        };
         v.bios = None;
         v
     }
@@ -337,9 +404,15 @@ mod tests {
         let a = v.args().join(" ");
         assert!(a.contains("-M microvm,acpi=off"), "{a}");
         assert!(a.contains("-accel tcg -cpu max"), "{a}");
-        assert!(a.contains("hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:127.0.0.1:8080-:80"), "{a}");
+        assert!(
+            a.contains("hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:127.0.0.1:8080-:80"),
+            "{a}"
+        );
         assert!(a.contains("virtio-net-device,netdev=net0"), "{a}");
-        assert!(a.contains("-device isa-debug-exit,iobase=0xf4,iosize=0x04"), "{a}");
+        assert!(
+            a.contains("-device isa-debug-exit,iobase=0xf4,iosize=0x04"),
+            "{a}"
+        );
         assert!(a.ends_with("-kernel /k -append --port=80"), "{a}");
     }
 
@@ -350,15 +423,36 @@ mod tests {
         v.bios = Some("/fw/qboot.rom".into());
         v.disks = vec!["a.img:ro".parse().unwrap()];
         let a = v.args().join(" ");
-        assert!(a.contains("-M q35") && a.contains("-bios /fw/qboot.rom"), "{a}");
-        assert!(a.contains("file=a.img,format=raw,if=none,id=disk0,readonly=on"), "{a}");
-        assert!(a.contains("virtio-blk-pci,drive=disk0,disable-legacy=on"), "{a}");
+        assert!(
+            a.contains("-M q35") && a.contains("-bios /fw/qboot.rom"),
+            "{a}"
+        );
+        assert!(
+            a.contains("file=a.img,format=raw,if=none,id=disk0,readonly=on"),
+            "{a}"
+        );
+        assert!(
+            a.contains("virtio-blk-pci,drive=disk0,disable-legacy=on"),
+            "{a}"
+        );
     }
 
     #[test]
     fn parses_cli_values_and_rejects_bad_ones() {
-        assert_eq!("8007:7".parse::<PortForward>(), Ok(PortForward { host: 8007, guest: 7 }));
-        assert_eq!("53".parse::<PortForward>(), Ok(PortForward { host: 53, guest: 53 }));
+        assert_eq!(
+            "8007:7".parse::<PortForward>(),
+            Ok(PortForward {
+                host: 8007,
+                guest: 7
+            })
+        );
+        assert_eq!(
+            "53".parse::<PortForward>(),
+            Ok(PortForward {
+                host: 53,
+                guest: 53
+            })
+        );
         assert!("0:7".parse::<PortForward>().is_err());
         assert!("80:x".parse::<PortForward>().is_err());
         assert_eq!("tap:tap0".parse::<Net>(), Ok(Net::Tap("tap0".into())));
@@ -377,6 +471,9 @@ mod tests {
         assert_eq!(GuestExit::from_status(st(129)), GuestExit::Status(64));
         assert_eq!(GuestExit::from_status(st(0)), GuestExit::PoweredOff);
         assert_eq!(GuestExit::from_status(st(2)).code(), 2);
-        assert_eq!(GuestExit::from_status(ExitStatus::from_raw(9)), GuestExit::Signal(9));
+        assert_eq!(
+            GuestExit::from_status(ExitStatus::from_raw(9)),
+            GuestExit::Signal(9)
+        );
     }
 }

@@ -9,15 +9,20 @@ pub fn new_app(name: &str) -> anyhow::Result<PathBuf> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !valid {
-        bail!("`{name}` is not a valid application name: use lowercase letters, digits, `-` and `_`, starting with a letter");
+        bail!(
+            "`{name}` is not a valid application name: use lowercase letters, digits, `-` and `_`, starting with a letter"
+        );
     }
     let dir = crate::workspace_root().join("appliances").join(name);
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
-    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("src"))
+        .with_context(|| format!("creating {}", dir.display()))?;
     std::fs::write(
         dir.join("Cargo.toml"),
         format!(

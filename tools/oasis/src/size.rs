@@ -28,13 +28,13 @@ pub struct Report {
 }
 
 const SHF_ALLOC: u64 = 0x2;
-const SHT_NOBITS: u32 = 8;
 const CONTENT_SECTION: &str = ".oasis_content";
 
 /// Reads the ELF image at `path`.
 pub fn report(path: &Path) -> anyhow::Result<Report> {
     let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let file = object::File::parse(&*data).with_context(|| format!("{} is not an ELF image", path.display()))?;
+    let file = object::File::parse(&*data)
+        .with_context(|| format!("{} is not an ELF image", path.display()))?;
     let mut sections = Vec::new();
     let mut loaded_end = 0u64;
     for s in file.sections() {
@@ -46,25 +46,37 @@ pub fn report(path: &Path) -> anyhow::Result<Report> {
             continue;
         }
         let name = s.name().unwrap_or("?").to_string();
-        let in_file = kind != object::SectionKind::UninitializedData
-            && !matches!(s.flags(), SectionFlags::Elf { .. } if is_nobits(&s));
-        if in_file {
-            if let Some((off, size)) = s.file_range() {
-                loaded_end = loaded_end.max(off + size);
-            }
+        let in_file = !is_nobits(kind);
+        if let (true, Some((off, size))) = (in_file, s.file_range()) {
+            loaded_end = loaded_end.max(off + size);
         }
-        sections.push(Section { name, size: s.size(), in_file });
+        sections.push(Section {
+            name,
+            size: s.size(),
+            in_file,
+        });
     }
-    let _ = SHT_NOBITS;
-    let content_bytes = sections.iter().filter(|s| s.name == CONTENT_SECTION).map(|s| s.size).sum();
+    let content_bytes = sections
+        .iter()
+        .filter(|s| s.name == CONTENT_SECTION)
+        .map(|s| s.size)
+        .sum();
     // A stripped ELF keeps everything up to the end of the last loaded section, plus
     // a small section header table (~10 entries) and .shstrtab.
     let stripped_bytes = loaded_end + 64 * 10 + 128;
-    Ok(Report { sections, file_bytes: data.len() as u64, stripped_bytes, content_bytes })
+    Ok(Report {
+        sections,
+        file_bytes: data.len() as u64,
+        stripped_bytes,
+        content_bytes,
+    })
 }
 
-fn is_nobits(s: &object::Section<'_, '_>) -> bool {
-    matches!(s.kind(), object::SectionKind::UninitializedData | object::SectionKind::UninitializedTls)
+fn is_nobits(kind: object::SectionKind) -> bool {
+    matches!(
+        kind,
+        object::SectionKind::UninitializedData | object::SectionKind::UninitializedTls
+    )
 }
 
 impl Report {
@@ -81,7 +93,7 @@ impl Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{:<18} {:>10}  {}", "section", "bytes", "")?;
+        writeln!(f, "{:<18} {:>10}", "section", "bytes")?;
         for s in &self.sections {
             let note = if s.in_file { "" } else { "(memory only)" };
             writeln!(f, "{:<18} {:>10}  {note}", s.name, s.size)?;
@@ -90,6 +102,10 @@ impl std::fmt::Display for Report {
         writeln!(f, "{:<18} {:>10}", "  code+data", self.code_bytes())?;
         writeln!(f, "{:<18} {:>10}", "  content", self.content_bytes)?;
         writeln!(f, "{:<18} {:>10}", "loaded in memory", self.memory_bytes())?;
-        write!(f, "{:<18} {:>10}  (with symbols and debug info)", "file as built", self.file_bytes)
+        write!(
+            f,
+            "{:<18} {:>10}  (with symbols and debug info)",
+            "file as built", self.file_bytes
+        )
     }
 }
