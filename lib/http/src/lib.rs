@@ -111,6 +111,12 @@
 //! - Header timeout answers 408 (nginx closes silently); idle keep-alive closes silently
 //!   as nginx does.
 //! - `Server: oasis`; no `charset` parameter on text types (nginx default too).
+//!
+//! # Fuzzing
+//!
+//! `cd lib/http/fuzz && cargo +nightly fuzz run connection|conditional|pack`; the seed
+//! corpora under `fuzz/corpus/` are replayed, with mutations, by `tests/fuzz_replay.rs`
+//! on stable.
 #![no_std]
 #![forbid(unsafe_code)]
 
