@@ -11,6 +11,8 @@
 extern crate alloc;
 
 pub mod block;
+#[cfg(feature = "test-utils")]
+pub mod mem_net;
 pub mod net;
 pub mod platform;
 #[cfg(feature = "test-utils")]
