@@ -119,16 +119,6 @@ pub fn arm(ns: u64, deadline_tsc: u64) {
     }
 }
 
-/// Cancels the one-shot timer.
-pub fn disarm() {
-    if tsc_deadline_mode() {
-        // SAFETY: writing 0 disarms the TSC-deadline timer.
-        unsafe { wrmsr(IA32_TSC_DEADLINE, 0) };
-    } else {
-        write(REG_TIMER_INIT, 0);
-    }
-}
-
 /// Signals end-of-interrupt to the LAPIC.
 pub fn eoi() {
     write(REG_EOI, 0);

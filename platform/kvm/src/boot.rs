@@ -140,7 +140,6 @@ pub struct MemRegion {
 pub struct BootInfo {
     pub cmdline: String,
     pub memmap: Vec<MemRegion>,
-    pub rsdp: u64,
 }
 
 /// Why `start_info` could not be used.
@@ -169,7 +168,6 @@ mod field {
     pub const MAGIC: usize = 0;
     pub const VERSION: usize = 4;
     pub const CMDLINE_PADDR: usize = 24;
-    pub const RSDP_PADDR: usize = 32;
     pub const MEMMAP_PADDR: usize = 40;
     pub const MEMMAP_ENTRIES: usize = 48;
     pub const MEMMAP_ENTRY_SIZE: usize = 24;
@@ -234,9 +232,5 @@ pub unsafe fn read_start_info(addr: u64) -> Result<BootInfo, BootInfoError> {
             kind: t,
         });
     }
-    Ok(BootInfo {
-        cmdline,
-        memmap,
-        rsdp: rd64(field::RSDP_PADDR),
-    })
+    Ok(BootInfo { cmdline, memmap })
 }

@@ -258,6 +258,7 @@ extern "C" fn irq_handler(vector: u64) {
         .filter(|b| *b > 0 && *b < 64)
     {
         PENDING.fetch_or(1 << bit, Ordering::AcqRel);
+        crate::devices::ack_level(vector as u8);
     }
     crate::apic::eoi();
 }

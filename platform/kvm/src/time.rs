@@ -177,7 +177,7 @@ fn kvmclock_hz() -> Option<u64> {
             let mul = core::ptr::read_volatile(&raw const (*p).tsc_to_system_mul);
             let shift = core::ptr::read_volatile(&raw const (*p).tsc_shift);
             let v2 = core::ptr::read_volatile(&raw const (*p).version);
-            if v1 == v2 && v1 % 2 == 0 && mul != 0 {
+            if v1 == v2 && v1.is_multiple_of(2) && mul != 0 {
                 got = (mul, shift);
                 break;
             }
