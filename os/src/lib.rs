@@ -194,3 +194,18 @@ pub mod __private {
         platform::get().exit(EXIT_USAGE)
     }
 }
+
+/// Embeds a file in the image's `.oasis_content` section (so `cargo oasis size`
+/// reports content apart from code) as `static NAME: [u8; N]`.
+///
+/// ```ignore
+/// oasis::embed!(SITE, concat!(env!("OUT_DIR"), "/site.pack"));
+/// let site: &'static [u8] = &SITE;
+/// ```
+#[macro_export]
+macro_rules! embed {
+    ($name:ident, $path:expr) => {
+        #[cfg_attr(target_os = "none", unsafe(link_section = ".oasis_content"))]
+        static $name: [u8; include_bytes!($path).len()] = *include_bytes!($path);
+    };
+}
