@@ -114,3 +114,45 @@ pub fn build(req: &BuildRequest) -> anyhow::Result<PathBuf> {
     }
     Ok(path)
 }
+
+/// Defaults an application declares for `cargo oasis run` in its Cargo.toml:
+///
+/// ```toml
+/// [package.metadata.oasis]
+/// ports = ["8080:80"]   # forwarded when `run` is given no --port/--net
+/// mem = 32              # MiB, when `run` is given no --mem
+/// ```
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunDefaults {
+    pub ports: Vec<String>,
+    pub mem: Option<u32>,
+}
+
+/// Reads an application's [`RunDefaults`].
+pub fn run_defaults(app: &str) -> anyhow::Result<RunDefaults> {
+    #[derive(serde::Deserialize, Default)]
+    struct Manifest {
+        #[serde(default)]
+        package: Package,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Package {
+        #[serde(default)]
+        metadata: Metadata,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Metadata {
+        #[serde(default)]
+        oasis: Oasis,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Oasis {
+        #[serde(default)]
+        ports: Vec<String>,
+        mem: Option<u32>,
+    }
+    let path = crate::workspace_root().join("appliances").join(app).join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let m: Manifest = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(RunDefaults { ports: m.package.metadata.oasis.ports, mem: m.package.metadata.oasis.mem })
+}

@@ -38,9 +38,9 @@ enum Cmd {
         release: bool,
         #[arg(long, value_enum, default_value = "microvm")]
         machine: Machine,
-        /// Guest memory in MiB.
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=65536))]
-        mem: u32,
+        /// Guest memory in MiB (default: the app's `package.metadata.oasis.mem`, else 64).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(2..=65536))]
+        mem: Option<u32>,
         /// Guest network: user, tap:NAME or none (user when --port is given).
         #[arg(long)]
         net: Option<Net>,
@@ -121,10 +121,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             machine,
             mem,
             net,
-            ports,
+            mut ports,
             disks,
             args,
         } => {
+            build::check_app(&app)?;
+            let defaults = build::run_defaults(&app)?;
+            if ports.is_empty() && net.is_none() {
+                for p in &defaults.ports {
+                    ports.push(p.parse().map_err(|e| {
+                        anyhow::anyhow!("appliances/{app}/Cargo.toml: port {p}: {e}")
+                    })?);
+                }
+            }
+            let mem = mem.or(defaults.mem).unwrap_or(64);
             let net = net.unwrap_or(if ports.is_empty() {
                 Net::None
             } else {
