@@ -1,0 +1,598 @@
+//! Host sockets behind the app-facing network API (the default `hosted` backend).
+//!
+//! [`HostNet`] hands out [`TcpListener`], [`TcpStream`] and [`UdpSocket`] with the same
+//! names and signatures as the smoltcp-backed sockets of `oasis-net`, so the `oasis`
+//! facade can put either behind one type. They are non-blocking `std::net` sockets
+//! registered with the calling thread's [reactor](crate::reactor): an operation that
+//! would block parks the task until epoll reports readiness. Use them from tasks of an
+//! `oasis_runtime` executor running on the hosted platform, on the thread that created
+//! them (the executor's sleep is what drives the reactor).
+//!
+//! Listening sockets bind to the address given to [`HostNet::new`]; the default is
+//! [`DEFAULT_BIND_IP`], `127.0.0.1`, so a development build never serves the outside
+//! world by accident: ask for `0.0.0.0` (or `::`, dual-stack) explicitly. Listeners use
+//! `SO_REUSEADDR` (a restarted server can bind at once) and a backlog of
+//! [`LISTEN_BACKLOG`]. Writes use `MSG_NOSIGNAL`, so a peer that went away yields
+//! [`HostNetError::BrokenPipe`], never a `SIGPIPE`.
+
+use std::future::poll_fn;
+use std::io::{self, Read};
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+use std::time::Duration;
+
+use polling::PollMode;
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+
+use crate::reactor::{Direction, Registered, retry_interrupted};
+
+/// Where listeners bind unless told otherwise: loopback only, for safety.
+pub const DEFAULT_BIND_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Pending-connection queue length of every listener (the kernel caps it at
+/// `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// The shortest keep-alive interval the host accepts (`TCP_KEEPIDLE` counts seconds).
+pub const MIN_KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// Why a host socket operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostNetError {
+    /// The thread's epoll reactor could not be created, or a socket could not be
+    /// added to it (out of file descriptors or memory).
+    #[error("cannot register with the epoll reactor: {0}")]
+    Reactor(#[source] io::Error),
+    /// The local address is taken by another socket.
+    #[error("{proto} address {addr} is already in use")]
+    AddrInUse {
+        /// `"TCP"` or `"UDP"`.
+        proto: &'static str,
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// Creating or binding a socket failed for another reason (e.g. the bind IP is
+    /// not an address of this host, or a port below 1024 without privileges).
+    #[error("cannot bind {proto} socket to {addr}: {source}")]
+    Bind {
+        /// `"TCP"` or `"UDP"`.
+        proto: &'static str,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The host's error.
+        source: io::Error,
+    },
+    /// `listen(2)` failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The listener's address.
+        addr: SocketAddr,
+        /// The host's error.
+        source: io::Error,
+    },
+    /// `accept(2)` failed (e.g. out of file descriptors).
+    #[error("accepting a connection on {addr} failed: {source}")]
+    Accept {
+        /// The listener's address.
+        addr: SocketAddr,
+        /// The host's error.
+        source: io::Error,
+    },
+    /// Nothing listens at the address (the peer answered with RST).
+    #[error("connection to {addr} refused")]
+    ConnectionRefused {
+        /// The address connected to.
+        addr: SocketAddr,
+    },
+    /// Connecting failed for another reason (unreachable network, SYN timeout).
+    #[error("connecting to {addr} failed: {source}")]
+    Connect {
+        /// The address connected to.
+        addr: SocketAddr,
+        /// The host's error.
+        source: io::Error,
+    },
+    /// The peer reset the connection.
+    #[error("connection with {peer} reset by the peer")]
+    ConnectionReset {
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// Writing after the connection was shut down for writing, or after the peer
+    /// went away.
+    #[error("connection with {peer} is closed for writing (broken pipe)")]
+    BrokenPipe {
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// A write made no progress: the host accepted 0 bytes.
+    #[error("writing to {peer} made no progress (0 bytes accepted)")]
+    WriteZero {
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// The idle timeout set with [`TcpStream::set_timeout`] passed while a read or
+    /// write waited. The connection stays open.
+    #[error("{op} with {peer} made no progress for {after:?} (idle timeout)")]
+    TimedOut {
+        /// `"read"` or `"write"`.
+        op: &'static str,
+        /// The peer.
+        peer: SocketAddr,
+        /// The timeout in force.
+        after: Duration,
+    },
+    /// A received datagram was larger than the buffer; it was dropped.
+    #[error("datagram of {len} bytes from {from} does not fit the {capacity}-byte buffer; dropped")]
+    Truncated {
+        /// The datagram's length.
+        len: usize,
+        /// The buffer's length.
+        capacity: usize,
+        /// The sender.
+        from: SocketAddr,
+    },
+    /// A datagram is larger than the host will send (`EMSGSIZE`).
+    #[error("datagram of {len} bytes to {to} is too large to send")]
+    DatagramTooLarge {
+        /// The datagram's length.
+        len: usize,
+        /// The destination.
+        to: SocketAddr,
+    },
+    /// Another socket operation failed.
+    #[error("{op} on {addr} failed: {source}")]
+    Io {
+        /// What was being done (`"read"`, `"write"`, `"shutdown"`, `"recv_from"` …).
+        op: &'static str,
+        /// The peer for connections, the local address for listeners and UDP.
+        addr: SocketAddr,
+        /// The host's error.
+        source: io::Error,
+    },
+    /// The TAP interface name is not usable.
+    #[error("TAP interface name {name:?} is invalid: {why}")]
+    TapName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Opening `/dev/net/tun` or attaching the TAP interface failed.
+    #[error("cannot open TAP interface {name:?} through /dev/net/tun: {source} (needs CAP_NET_ADMIN, or a TAP owned by this user)")]
+    TapOpen {
+        /// The name asked for.
+        name: String,
+        /// The host's error.
+        source: io::Error,
+    },
+}
+
+impl HostNetError {
+    /// The closest `std::io::ErrorKind`, for mapping both backends onto one enum.
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            Self::AddrInUse { .. } => io::ErrorKind::AddrInUse,
+            Self::ConnectionRefused { .. } => io::ErrorKind::ConnectionRefused,
+            Self::ConnectionReset { .. } => io::ErrorKind::ConnectionReset,
+            Self::BrokenPipe { .. } => io::ErrorKind::BrokenPipe,
+            Self::WriteZero { .. } => io::ErrorKind::WriteZero,
+            Self::TimedOut { .. } => io::ErrorKind::TimedOut,
+            Self::Truncated { .. } | Self::DatagramTooLarge { .. } => io::ErrorKind::InvalidInput,
+            Self::TapName { .. } => io::ErrorKind::InvalidInput,
+            Self::Reactor(source)
+            | Self::Bind { source, .. }
+            | Self::Listen { source, .. }
+            | Self::Accept { source, .. }
+            | Self::Connect { source, .. }
+            | Self::Io { source, .. }
+            | Self::TapOpen { source, .. } => source.kind(),
+        }
+    }
+
+    fn bind(proto: &'static str, addr: SocketAddr, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::AddrInUse {
+            Self::AddrInUse { proto, addr }
+        } else {
+            Self::Bind { proto, addr, source }
+        }
+    }
+
+    fn connect(addr: SocketAddr, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::ConnectionRefused {
+            Self::ConnectionRefused { addr }
+        } else {
+            Self::Connect { addr, source }
+        }
+    }
+
+    /// An error of an established connection.
+    fn stream(op: &'static str, peer: SocketAddr, err: OpError) -> Self {
+        match err {
+            OpError::TimedOut(after) => Self::TimedOut { op, peer, after },
+            OpError::Io(source) => match source.kind() {
+                io::ErrorKind::ConnectionReset => Self::ConnectionReset { peer },
+                io::ErrorKind::BrokenPipe => Self::BrokenPipe { peer },
+                _ => Self::Io {
+                    op,
+                    addr: peer,
+                    source,
+                },
+            },
+        }
+    }
+}
+
+/// How a waiting operation ended without a result.
+enum OpError {
+    Io(io::Error),
+    TimedOut(Duration),
+}
+
+impl From<io::Error> for OpError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Runs the non-blocking `op` on `reg` until it stops returning `WouldBlock`, parking
+/// on `dir` readiness in between.
+async fn io_wait<T: std::os::fd::AsFd, R>(
+    reg: &Registered<T>,
+    dir: Direction,
+    mut op: impl FnMut(&T) -> io::Result<R>,
+) -> io::Result<R> {
+    poll_fn(|cx| reg.poll_io(cx, dir, &mut op)).await
+}
+
+/// [`io_wait`], giving up after `timeout` without progress (`None`: never).
+async fn io_wait_timeout<T: std::os::fd::AsFd, R>(
+    reg: &Registered<T>,
+    dir: Direction,
+    timeout: Option<Duration>,
+    mut op: impl FnMut(&T) -> io::Result<R>,
+) -> Result<R, OpError> {
+    let Some(limit) = timeout else {
+        return Ok(io_wait(reg, dir, op).await?);
+    };
+    // Fast path without arming a timer.
+    match retry_interrupted(|| op(reg.io())) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        r => return Ok(r?),
+    }
+    match oasis_runtime::timeout(limit, io_wait(reg, dir, op)).await {
+        Ok(r) => Ok(r?),
+        Err(oasis_runtime::Elapsed) => Err(OpError::TimedOut(limit)),
+    }
+}
+
+/// A new non-blocking, close-on-exec socket for `addr`'s family.
+fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty.nonblocking(), Some(proto))?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // `::` serves IPv4 too (dual stack), whatever net.ipv6.bindv6only says.
+        socket.set_only_v6(false)?;
+    }
+    Ok(socket)
+}
+
+/// The host socket backend: creates sockets bound to one local IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostNet {
+    bind_ip: IpAddr,
+}
+
+impl Default for HostNet {
+    /// Binds to [`DEFAULT_BIND_IP`] (loopback).
+    fn default() -> Self {
+        Self::new(DEFAULT_BIND_IP)
+    }
+}
+
+impl HostNet {
+    /// A backend whose listeners and UDP sockets bind to `bind_ip` (`0.0.0.0` for all
+    /// IPv4 addresses, `::` for all addresses of both families).
+    pub fn new(bind_ip: IpAddr) -> Self {
+        Self { bind_ip }
+    }
+
+    /// The IP listeners and UDP sockets bind to.
+    pub fn bind_ip(&self) -> IpAddr {
+        self.bind_ip
+    }
+
+    /// Listens for TCP connections on `port` (0: any free port, see
+    /// [`TcpListener::local_addr`]).
+    pub fn tcp_listen(&self, port: u16) -> Result<TcpListener, HostNetError> {
+        let addr = SocketAddr::new(self.bind_ip, port);
+        let socket = new_socket(addr, Type::STREAM, Protocol::TCP).map_err(|e| HostNetError::bind("TCP", addr, e))?;
+        socket
+            .set_reuse_address(true)
+            .map_err(|e| HostNetError::bind("TCP", addr, e))?;
+        socket
+            .bind(&addr.into())
+            .map_err(|e| HostNetError::bind("TCP", addr, e))?;
+        socket
+            .listen(LISTEN_BACKLOG)
+            .map_err(|source| HostNetError::Listen { addr, source })?;
+        let listener = std::net::TcpListener::from(socket);
+        let local = listener
+            .local_addr()
+            .map_err(|source| HostNetError::Listen { addr, source })?;
+        let inner = Registered::new(listener, PollMode::Edge).map_err(HostNetError::Reactor)?;
+        Ok(TcpListener { inner, local })
+    }
+
+    /// Binds a UDP socket to `port` (0: any free port).
+    pub fn udp_bind(&self, port: u16) -> Result<UdpSocket, HostNetError> {
+        let addr = SocketAddr::new(self.bind_ip, port);
+        let socket = new_socket(addr, Type::DGRAM, Protocol::UDP).map_err(|e| HostNetError::bind("UDP", addr, e))?;
+        socket
+            .bind(&addr.into())
+            .map_err(|e| HostNetError::bind("UDP", addr, e))?;
+        let socket = std::net::UdpSocket::from(socket);
+        let local = socket
+            .local_addr()
+            .map_err(|e| HostNetError::bind("UDP", addr, e))?;
+        let inner = Registered::new(socket, PollMode::Edge).map_err(HostNetError::Reactor)?;
+        Ok(UdpSocket { inner, local })
+    }
+
+    /// Opens a TCP connection to `addr` (from any local address). Waits as long as
+    /// the host's SYN retries allow; wrap it in `oasis_runtime::timeout` for less.
+    pub async fn tcp_connect(&self, addr: SocketAddr) -> Result<TcpStream, HostNetError> {
+        let socket = new_socket(addr, Type::STREAM, Protocol::TCP).map_err(|e| HostNetError::connect(addr, e))?;
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(HostNetError::connect(addr, e)),
+        }
+        let inner = Registered::new(std::net::TcpStream::from(socket), PollMode::Edge).map_err(HostNetError::Reactor)?;
+        // Writable means the handshake finished; SO_ERROR tells how.
+        io_wait(&inner, Direction::Write, |s| match s.take_error()? {
+            Some(e) => Err(e),
+            None => match s.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+                Err(e) => Err(e),
+            },
+        })
+        .await
+        .map_err(|e| HostNetError::connect(addr, e))?;
+        let local = inner
+            .io()
+            .local_addr()
+            .map_err(|e| HostNetError::connect(addr, e))?;
+        Ok(TcpStream {
+            inner,
+            local,
+            peer: addr,
+            timeout: None,
+        })
+    }
+}
+
+/// A listening TCP socket. Dropping it closes it.
+pub struct TcpListener {
+    inner: Registered<std::net::TcpListener>,
+    local: SocketAddr,
+}
+
+impl TcpListener {
+    /// Waits for the next connection. Connections that the peer reset before they
+    /// were accepted are skipped. Several tasks may wait at once.
+    pub async fn accept(&self) -> Result<(TcpStream, SocketAddr), HostNetError> {
+        let addr = self.local;
+        let (stream, peer) = io_wait(&self.inner, Direction::Read, |l| loop {
+            match l.accept() {
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                r => return r,
+            }
+        })
+        .await
+        .map_err(|source| HostNetError::Accept { addr, source })?;
+        let stream = TcpStream::from_accepted(stream, peer).map_err(|source| HostNetError::Accept { addr, source })?;
+        Ok((stream, peer))
+    }
+
+    /// The address it listens on (with the port the host chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+/// A TCP connection. Dropping it closes it gracefully (FIN; RST if unread data
+/// remains, as the host does); [`abort`](Self::abort) resets it.
+pub struct TcpStream {
+    inner: Registered<std::net::TcpStream>,
+    local: SocketAddr,
+    peer: SocketAddr,
+    timeout: Option<Duration>,
+}
+
+impl TcpStream {
+    fn from_accepted(stream: std::net::TcpStream, peer: SocketAddr) -> io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        let local = stream.local_addr()?;
+        let inner = Registered::new(stream, PollMode::Edge)?;
+        Ok(Self {
+            inner,
+            local,
+            peer,
+            timeout: None,
+        })
+    }
+
+    /// Reads what has arrived into `buf`, waiting until something has; `Ok(0)` means
+    /// the peer closed its side (or `buf` is empty).
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, HostNetError> {
+        let peer = self.peer;
+        io_wait_timeout(&self.inner, Direction::Read, self.timeout, |mut s| s.read(buf))
+            .await
+            .map_err(|e| HostNetError::stream("read", peer, e))
+    }
+
+    /// Writes some of `buf`, waiting for buffer space; returns how much was taken.
+    pub async fn write(&mut self, buf: &[u8]) -> Result<usize, HostNetError> {
+        let peer = self.peer;
+        io_wait_timeout(&self.inner, Direction::Write, self.timeout, |s| {
+            SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)
+        })
+        .await
+        .map_err(|e| HostNetError::stream("write", peer, e))
+    }
+
+    /// Writes all of `buf`. The idle timeout applies to each step, not to the whole.
+    pub async fn write_all(&mut self, mut buf: &[u8]) -> Result<(), HostNetError> {
+        while !buf.is_empty() {
+            let n = self.write(buf).await?;
+            if n == 0 {
+                return Err(HostNetError::WriteZero { peer: self.peer });
+            }
+            buf = buf.get(n..).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// Does nothing: host sockets have no user-space send buffer.
+    pub async fn flush(&mut self) -> Result<(), HostNetError> {
+        Ok(())
+    }
+
+    /// Closes the sending side (FIN); reading goes on until the peer closes.
+    pub async fn shutdown(&mut self) -> Result<(), HostNetError> {
+        match self.inner.io().shutdown(Shutdown::Write) {
+            // Already reset by the peer: nothing left to shut.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r.map_err(|source| HostNetError::Io {
+                op: "shutdown",
+                addr: self.peer,
+                source,
+            }),
+        }
+    }
+
+    /// Resets the connection (RST) and closes it, discarding unsent data.
+    pub fn abort(self) {
+        if let Err(e) = SockRef::from(self.inner.io()).set_linger(Some(Duration::ZERO)) {
+            log::warn!("abort {}: SO_LINGER 0 failed ({e}); closing gracefully", self.peer);
+        }
+        drop(self);
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Sends keep-alive probes after `interval` of silence, then every `interval`
+    /// (at least [`MIN_KEEPALIVE`]); `None` turns them off.
+    pub fn set_keepalive(&mut self, interval: Option<Duration>) {
+        let sock = SockRef::from(self.inner.io());
+        let r = match interval {
+            Some(d) => {
+                let d = d.max(MIN_KEEPALIVE);
+                sock.set_tcp_keepalive(&TcpKeepalive::new().with_time(d).with_interval(d))
+            }
+            None => sock.set_keepalive(false),
+        };
+        if let Err(e) = r {
+            log::warn!("{}: setting keep-alive {interval:?} failed: {e}", self.peer);
+        }
+    }
+
+    /// Sets the idle timeout: a read or write that waits longer than this fails with
+    /// [`HostNetError::TimedOut`] (the connection stays usable). `None`: no limit.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// The idle timeout in force.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Turns Nagle's algorithm off (`true`: send small writes at once).
+    pub fn set_nodelay(&mut self, nodelay: bool) {
+        if let Err(e) = self.inner.io().set_nodelay(nodelay) {
+            log::warn!("{}: setting TCP_NODELAY {nodelay} failed: {e}", self.peer);
+        }
+    }
+}
+
+/// A UDP socket. Several tasks may send and receive at once.
+pub struct UdpSocket {
+    inner: Registered<std::net::UdpSocket>,
+    local: SocketAddr,
+}
+
+impl UdpSocket {
+    /// Receives one datagram into `buf`; returns its length and sender. A datagram
+    /// longer than `buf` is dropped with [`HostNetError::Truncated`].
+    pub async fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), HostNetError> {
+        let local = self.local;
+        let capacity = buf.len();
+        let (len, from) = io_wait(&self.inner, Direction::Read, |s| {
+            // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and the kernel only
+            // writes initialised bytes into the buffer, so `buf` stays initialised.
+            let uninit = unsafe { &mut *(core::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>]) };
+            // MSG_TRUNC: the return value is the datagram's real length.
+            let (n, from) = SockRef::from(s).recv_from_with_flags(uninit, libc::MSG_TRUNC)?;
+            let from = from
+                .as_socket()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "sender is not an IP address"))?;
+            Ok((n, from))
+        })
+        .await
+        .map_err(|source| HostNetError::Io {
+            op: "recv_from",
+            addr: local,
+            source,
+        })?;
+        if len > capacity {
+            return Err(HostNetError::Truncated { len, capacity, from });
+        }
+        Ok((len, from))
+    }
+
+    /// Sends `buf` as one datagram to `addr`, waiting for buffer space.
+    pub async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> Result<(), HostNetError> {
+        let local = self.local;
+        let sent = io_wait(&self.inner, Direction::Write, |s| s.send_to(buf, addr))
+            .await
+            .map_err(|source| {
+                if source.raw_os_error() == Some(libc::EMSGSIZE) {
+                    HostNetError::DatagramTooLarge {
+                        len: buf.len(),
+                        to: addr,
+                    }
+                } else {
+                    HostNetError::Io {
+                        op: "send_to",
+                        addr: local,
+                        source,
+                    }
+                }
+            })?;
+        if sent != buf.len() {
+            // Datagram sockets send all or nothing; this is only a guard.
+            return Err(HostNetError::Io {
+                op: "send_to",
+                addr: local,
+                source: io::Error::new(io::ErrorKind::WriteZero, format!("sent {sent} of {} bytes", buf.len())),
+            });
+        }
+        Ok(())
+    }
+
+    /// The local address (with the port the host chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}

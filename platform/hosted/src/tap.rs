@@ -1,0 +1,293 @@
+//! A Linux TAP interface as an Oasis [`NetDevice`], for running our own stack on the host.
+//!
+//! [`TapDevice::open`] attaches to (or creates) the TAP interface `NAME` through
+//! `/dev/net/tun` with `IFF_TAP | IFF_NO_PI`: every `read` is one Ethernet frame
+//! without FCS, every `write` sends one. The descriptor is non-blocking and registered
+//! with the calling thread's [reactor](crate::reactor), so a frame arriving while the
+//! executor sleeps wakes it (the stack's poller then runs and calls
+//! [`receive`](NetDevice::receive)).
+//!
+//! Buffers are allocated once: a ring of [`RX_SLOTS`] receive buffers filled by
+//! non-blocking reads, and one transmit buffer written straight to the descriptor
+//! (the host copies it; a TAP write never waits). Frames shorter than an Ethernet
+//! header or longer than `mtu + 14` are dropped and counted in [`TapStats`].
+//!
+//! Wake-up contract: epoll reports each newly arrived frame (edge-triggered). Frames
+//! already read into the ring do not wake anyone again, so before the executor
+//! sleeps the stack must have called `receive` until `None`, or [`poll`] must have
+//! returned `false` (otherwise it must ask to be polled again at once).
+//!
+//! The interface itself (addresses, up/down, MTU, namespace) is configured from
+//! outside with `ip`; [`NetInfo::mtu`] is the MTU it had when opened.
+//!
+//! [`poll`]: NetDevice::poll
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use oasis_devices::{NetDevice, NetInfo};
+use polling::PollMode;
+
+use crate::net::HostNetError;
+use crate::reactor::{Registered, retry_interrupted};
+
+/// Receive buffers in the ring.
+pub const RX_SLOTS: usize = 32;
+
+/// Length of an Ethernet header (destination, source, EtherType).
+pub const ETHERNET_HEADER_LEN: usize = 14;
+
+/// MTU assumed when the host does not report one.
+pub const DEFAULT_MTU: usize = 1500;
+
+/// Largest MTU accepted from the host (the largest IP packet).
+pub const MAX_MTU: usize = 65535;
+
+/// The clone device of the Linux tun/tap driver.
+const TUN_PATH: &str = "/dev/net/tun";
+
+/// Frame counters since the device was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TapStats {
+    /// Frames received and put in the ring.
+    pub rx_frames: u64,
+    /// Frames read and dropped as too short or too long.
+    pub rx_dropped: u64,
+    /// Frames handed to the host.
+    pub tx_frames: u64,
+    /// Frames the host refused (e.g. the interface is down).
+    pub tx_dropped: u64,
+}
+
+/// A TAP interface (see the module docs). Closing it (drop) removes a non-persistent
+/// interface.
+pub struct TapDevice {
+    file: Registered<File>,
+    name: String,
+    info: NetInfo,
+    /// `RX_SLOTS` slots of `slot_len` bytes each.
+    rx: Box<[u8]>,
+    rx_len: [usize; RX_SLOTS],
+    rx_head: usize,
+    rx_count: usize,
+    /// `mtu + 14 + 1`: one spare byte tells an oversized frame from a full one.
+    slot_len: usize,
+    tx: Box<[u8]>,
+    stats: TapStats,
+    /// The last read error logged, so a broken interface does not flood the log.
+    last_error: Option<io::ErrorKind>,
+}
+
+/// Checks `name` as a Linux interface name and returns it as `ifr_name` bytes.
+fn ifname(name: &str) -> Result<[libc::c_char; libc::IFNAMSIZ], HostNetError> {
+    let bad = |why| HostNetError::TapName {
+        name: name.to_string(),
+        why,
+    };
+    if name.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(bad("it is longer than 15 bytes"));
+    }
+    if name == "." || name == ".." {
+        return Err(bad("`.` and `..` are reserved"));
+    }
+    if name.bytes().any(|b| b == 0 || b == b'/' || b == b':' || b.is_ascii_whitespace()) {
+        return Err(bad("it contains NUL, `/`, `:` or whitespace"));
+    }
+    let mut out = [0 as libc::c_char; libc::IFNAMSIZ];
+    for (o, b) in out.iter_mut().zip(name.bytes()) {
+        *o = b as libc::c_char;
+    }
+    Ok(out)
+}
+
+/// The name the kernel wrote back into an `ifr_name`.
+fn ifname_str(raw: &[libc::c_char; libc::IFNAMSIZ]) -> String {
+    let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The interface's MTU (`SIOCGIFMTU`), if the host reports one in range.
+fn query_mtu(name: &[libc::c_char; libc::IFNAMSIZ]) -> Option<usize> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).ok()?;
+    // SAFETY: `ifreq` is plain old data for which all-zero bytes are a valid value.
+    let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
+    ifr.ifr_name = *name;
+    // SAFETY: SIOCGIFMTU reads `ifr_name` and writes `ifr_ifru.ifru_mtu` of the
+    // `ifreq` we pass, which lives for the whole call; the socket is open.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, &mut ifr) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: the ioctl succeeded, so the kernel wrote the `ifru_mtu` member.
+    let mtu = unsafe { ifr.ifr_ifru.ifru_mtu };
+    usize::try_from(mtu).ok().filter(|m| (68..=MAX_MTU).contains(m))
+}
+
+/// A random locally administered unicast MAC address.
+fn random_mac() -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    if getrandom::fill(&mut mac).is_err() {
+        // No entropy: derive something per process rather than fail.
+        let pid = std::process::id().to_be_bytes();
+        mac = [0, 0x0a, pid[0], pid[1], pid[2], pid[3]];
+    }
+    mac[0] = (mac[0] & 0xfe) | 0x02; // unicast, locally administered
+    mac
+}
+
+impl TapDevice {
+    /// Opens TAP interface `name` (created if missing; `tapN%d`-style patterns let the
+    /// kernel pick, see [`name`](Self::name)) with a random locally administered MAC.
+    pub fn open(name: &str) -> Result<TapDevice, HostNetError> {
+        Self::open_with_mac(name, random_mac())
+    }
+
+    /// Like [`open`](Self::open), with our side's MAC address given.
+    pub fn open_with_mac(name: &str, mac: [u8; 6]) -> Result<TapDevice, HostNetError> {
+        let raw_name = ifname(name)?;
+        let open_err = |source| HostNetError::TapOpen {
+            name: name.to_string(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(TUN_PATH)
+            .map_err(open_err)?;
+        // SAFETY: `ifreq` is plain old data for which all-zero bytes are a valid value.
+        let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
+        ifr.ifr_name = raw_name;
+        // IFF_TAP | IFF_NO_PI = 0x1002 fits a c_short.
+        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        // SAFETY: TUNSETIFF reads and writes the `ifreq` we pass, which lives for the
+        // whole call; `file` is an open /dev/net/tun descriptor.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut ifr) };
+        if rc != 0 {
+            return Err(open_err(io::Error::last_os_error()));
+        }
+        let actual = ifname_str(&ifr.ifr_name);
+        let mtu = query_mtu(&ifr.ifr_name).unwrap_or(DEFAULT_MTU);
+        let file = Registered::new(file, PollMode::Edge).map_err(HostNetError::Reactor)?;
+        let slot_len = mtu + ETHERNET_HEADER_LEN + 1;
+        Ok(TapDevice {
+            file,
+            name: actual,
+            info: NetInfo { mac, mtu },
+            rx: vec![0; slot_len * RX_SLOTS].into_boxed_slice(),
+            rx_len: [0; RX_SLOTS],
+            rx_head: 0,
+            rx_count: 0,
+            slot_len,
+            tx: vec![0; mtu + ETHERNET_HEADER_LEN].into_boxed_slice(),
+            stats: TapStats::default(),
+            last_error: None,
+        })
+    }
+
+    /// The interface's name as the kernel knows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Frame counters.
+    pub fn stats(&self) -> TapStats {
+        self.stats
+    }
+
+    /// The largest frame carried: MTU plus the Ethernet header.
+    fn max_frame(&self) -> usize {
+        self.info.mtu + ETHERNET_HEADER_LEN
+    }
+
+    /// Reads waiting frames into free ring slots until the host has none left or the
+    /// ring is full.
+    fn fill(&mut self) {
+        while self.rx_count < RX_SLOTS {
+            let slot = (self.rx_head + self.rx_count) % RX_SLOTS;
+            let start = slot * self.slot_len;
+            let Some(buf) = self.rx.get_mut(start..start + self.slot_len) else {
+                return;
+            };
+            let mut file = self.file.io();
+            match retry_interrupted(|| file.read(buf)) {
+                Ok(n) if n < ETHERNET_HEADER_LEN || n > self.info.mtu + ETHERNET_HEADER_LEN => {
+                    self.stats.rx_dropped += 1;
+                }
+                Ok(n) => {
+                    self.rx_len[slot] = n;
+                    self.rx_count += 1;
+                    self.stats.rx_frames += 1;
+                    self.last_error = None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    if self.last_error != Some(e.kind()) {
+                        log::warn!("TAP {}: read failed: {e}", self.name);
+                        self.last_error = Some(e.kind());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl NetDevice for TapDevice {
+    fn info(&self) -> NetInfo {
+        self.info
+    }
+
+    fn receive<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
+        if self.rx_count == 0 {
+            self.fill();
+        }
+        if self.rx_count == 0 {
+            return None;
+        }
+        let slot = self.rx_head;
+        let start = slot * self.slot_len;
+        let len = self.rx_len[slot];
+        let frame = self.rx.get_mut(start..start + len)?;
+        let r = f(frame);
+        self.rx_head = (self.rx_head + 1) % RX_SLOTS;
+        self.rx_count -= 1;
+        Some(r)
+    }
+
+    fn can_transmit(&self) -> bool {
+        true
+    }
+
+    fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
+        if len > self.max_frame() {
+            return None;
+        }
+        let buf = self.tx.get_mut(..len)?;
+        let r = f(buf);
+        let mut file = self.file.io();
+        match retry_interrupted(|| file.write(buf)) {
+            Ok(n) if n == len => self.stats.tx_frames += 1,
+            Ok(n) => {
+                log::debug!("TAP {}: host took {n} of {len} bytes", self.name);
+                self.stats.tx_dropped += 1;
+            }
+            Err(e) => {
+                // Like a NIC whose link is down: the frame is lost, TCP resends.
+                log::debug!("TAP {}: write of {len} bytes failed: {e}", self.name);
+                self.stats.tx_dropped += 1;
+            }
+        }
+        Some(r)
+    }
+
+    fn poll(&mut self) -> bool {
+        self.fill();
+        self.rx_count > 0
+    }
+}
