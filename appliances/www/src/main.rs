@@ -1,0 +1,141 @@
+//! `www`: a static-site unikernel. Serves the directory packed into the image at build
+//! time (default: the Oasis docs) over HTTP/1.1 on port 80, with keep-alive,
+//! pipelining, conditional and range requests, and precompressed gzip variants.
+//!
+//! Every connection is a task that pumps bytes between its TCP stream and an
+//! `oasis_http::Connection`; file bodies are written straight from the image, never
+//! copied. Slow clients are bounded by a header timeout and an idle timeout;
+//! connections beyond `--max-connections` are refused.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use oasis::log::info;
+use oasis::net::{NetError, TcpStream};
+use oasis::prelude::*;
+use oasis_http::{Action, Connection, Handler, Limits, Request, ResponseWriter, StaticSite};
+
+oasis::embed!(SITE, concat!(env!("OUT_DIR"), "/site.pack"));
+
+/// Why `www` stopped.
+#[derive(Debug)]
+enum WwwError {
+    Site(oasis_http::PackError),
+    Net(NetError),
+}
+
+impl core::fmt::Display for WwwError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WwwError::Site(e) => write!(f, "the embedded site is corrupt: {e}"),
+            WwwError::Net(e) => write!(f, "network: {e}"),
+        }
+    }
+}
+
+impl From<NetError> for WwwError {
+    fn from(e: NetError) -> Self {
+        WwwError::Net(e)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Settings {
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    limits: Limits,
+}
+
+#[oasis::main]
+async fn main(os: Os) -> Result<(), WwwError> {
+    let mut args = os.args();
+    let port: u16 = args.value_or("port", 80, "PORT", "TCP port to serve on");
+    let max_conns: usize = args.value_or("max-connections", 1024, "N", "connections served at once; more are refused");
+    let header_secs: u64 = args.value_or("header-timeout", 10, "SECS", "time a client has to send a request head (408 after)");
+    let idle_secs: u64 = args.value_or("idle-timeout", 60, "SECS", "keep-alive connections idle this long are closed");
+    args.finish();
+
+    let site = StaticSite::parse(&SITE).map_err(WwwError::Site)?;
+    let settings = Settings {
+        header_timeout: Duration::from_secs(header_secs.max(1)),
+        idle_timeout: Duration::from_secs(idle_secs.max(1)),
+        limits: Limits::default(),
+    };
+    let net = os.net().await?;
+    let listener = net.tcp_listen(port)?;
+    println!("www: ready: serving {} files on http://{}:{port}/", site.len(), net.address());
+    let active = Arc::new(AtomicUsize::new(0));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                oasis::log::warn!("accept: {e}");
+                continue;
+            }
+        };
+        if active.load(Ordering::Relaxed) >= max_conns {
+            oasis::log::warn!("refusing {peer}: {max_conns} connections already open");
+            stream.abort();
+            continue;
+        }
+        active.fetch_add(1, Ordering::Relaxed);
+        let active = active.clone();
+        let os2 = os.clone();
+        os.spawn(async move {
+            serve(&os2, stream, peer, site, settings).await;
+            active.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// The static site, logging each request at info level (the access log).
+struct Logged<'a> {
+    site: StaticSite<'static>,
+    peer: &'a core::net::SocketAddr,
+}
+
+impl Handler for Logged<'_> {
+    fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter) {
+        self.site.handle(req, resp);
+        info!(target: "www::access", "{} \"{} {}\" {} {}", self.peer, req.method(), req.target(), resp.status(), resp.body_len());
+    }
+
+    fn wants_body(&self) -> bool {
+        self.site.wants_body()
+    }
+}
+
+async fn serve(os: &Os, mut stream: TcpStream, peer: core::net::SocketAddr, site: StaticSite<'static>, s: Settings) {
+    let mut conn = Connection::new(s.limits);
+    let mut handler = Logged { site, peer: &peer };
+    loop {
+        let now = os.wall_clock().map_or(0, |d| d.as_secs());
+        match conn.poll(&mut handler, now) {
+            Action::Write => {
+                let out = conn.output();
+                let r = if out.head.is_empty() { stream.write(out.body).await } else { stream.write(out.head).await };
+                match r {
+                    Ok(n) => conn.advance(n),
+                    Err(_) => break,
+                }
+            }
+            Action::Read => {
+                let limit = if conn.is_idle() { s.idle_timeout } else { s.header_timeout };
+                match timeout(limit, stream.read(conn.read_buf())).await {
+                    Ok(Ok(0)) => conn.eof(),
+                    Ok(Ok(n)) => conn.commit(n),
+                    Ok(Err(_)) => break,
+                    Err(_) => conn.timeout(),
+                }
+            }
+            Action::Close => break,
+        }
+    }
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
+}
