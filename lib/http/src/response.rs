@@ -120,6 +120,15 @@ impl ResponseWriter {
         self.close = true;
     }
 
+    /// Length of the body set so far (before HEAD/304 suppression), for access logs.
+    pub fn body_len(&self) -> usize {
+        match &self.body {
+            BodySource::Empty => 0,
+            BodySource::Static(b) => b.len(),
+            BodySource::Owned => self.owned.len(),
+        }
+    }
+
     /// Whether a header with this name was added (case-insensitive).
     pub fn has_header(&self, name: &str) -> bool {
         self.header_lines().any(|line| {
