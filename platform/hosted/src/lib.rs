@@ -35,7 +35,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use oasis_devices::{EntropyError, Platform};
 
-pub use net::{DEFAULT_BIND_IP, HostNet, HostNetError, LISTEN_BACKLOG, MIN_KEEPALIVE, TcpListener, TcpStream, UdpSocket};
+pub use net::{
+    DEFAULT_BIND_IP, HostNet, HostNetError, LISTEN_BACKLOG, MIN_KEEPALIVE, TcpListener, TcpStream,
+    UdpSocket,
+};
 pub use tap::{DEFAULT_MTU, ETHERNET_HEADER_LEN, MAX_MTU, RX_SLOTS, TapDevice, TapStats};
 
 /// Exit status after a panic (same as `kvm`).
@@ -99,11 +102,14 @@ impl Platform for Hosted {
 
     fn wait_for_event(&self, deadline: Option<u64>) {
         // A past deadline still collects readiness (a zero-timeout epoll_wait).
-        let timeout = deadline.map(|d| Duration::from_nanos(d.saturating_sub(self.monotonic_nanos())));
+        let timeout =
+            deadline.map(|d| Duration::from_nanos(d.saturating_sub(self.monotonic_nanos())));
         let result = reactor::Reactor::current().and_then(|r| r.wait(timeout));
         if let Err(e) = result {
             static WARNED: std::sync::Once = std::sync::Once::new();
-            WARNED.call_once(|| log::error!("hosted: epoll wait failed ({e}); polling every {FALLBACK_SLEEP:?}"));
+            WARNED.call_once(|| {
+                log::error!("hosted: epoll wait failed ({e}); polling every {FALLBACK_SLEEP:?}")
+            });
             std::thread::sleep(timeout.map_or(FALLBACK_SLEEP, |t| t.min(FALLBACK_SLEEP)));
         }
     }
@@ -119,5 +125,149 @@ impl Platform for Hosted {
     fn exit(&self, status: u8) -> ! {
         let _ = std::io::stdout().flush();
         std::process::exit(i32::from(status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    /// CPU time this thread has used.
+    fn thread_cpu_time() -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+
+    /// Consumes the notification a new reactor starts with, and anything pending.
+    fn drain_events() {
+        let p = platform();
+        p.wait_for_event(Some(p.monotonic_nanos()));
+    }
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn idle_wait_without_deadline_wakes_on_wake_main_and_on_readiness() {
+        // On a fresh thread so that its reactor is new (and nothing else waits on it).
+        std::thread::spawn(|| {
+            let p = platform();
+            drain_events();
+
+            // wake_main from another thread.
+            let waker = std::thread::spawn(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                wake_main();
+            });
+            let start = Instant::now();
+            p.wait_for_event(None);
+            let waited = start.elapsed();
+            waker.join().unwrap();
+            assert!(
+                waited >= Duration::from_millis(90),
+                "woke early: {waited:?}"
+            );
+            assert!(waited < Duration::from_secs(5), "woke late: {waited:?}");
+
+            // Readiness of a host socket, with the task's waker parked on it.
+            let sock = HostNet::default().udp_bind(0).unwrap();
+            let addr = sock.local_addr();
+            let count = Arc::new(Count(AtomicUsize::new(0)));
+            let task_waker = Waker::from(count.clone());
+            let mut cx = Context::from_waker(&task_waker);
+            let mut buf = [0u8; 64];
+            let mut recv = std::pin::pin!(sock.recv_from(&mut buf));
+            assert!(recv.as_mut().poll(&mut cx).is_pending());
+            let sender = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                std::net::UdpSocket::bind("127.0.0.1:0")
+                    .unwrap()
+                    .send_to(b"wake", addr)
+                    .unwrap();
+            });
+            // A fresh socket is writable at once: that edge may end one wait early
+            // (a spurious return, which the contract allows). Readability ends the
+            // last one.
+            let start = Instant::now();
+            let mut waits = 0;
+            while count.0.load(Ordering::SeqCst) == 0 {
+                assert!(
+                    waits < 3,
+                    "{waits} waits returned without the datagram waking the task"
+                );
+                p.wait_for_event(None);
+                waits += 1;
+            }
+            let waited = start.elapsed();
+            sender.join().unwrap();
+            assert!(
+                waited >= Duration::from_millis(90),
+                "woke early: {waited:?}"
+            );
+            assert_eq!(
+                count.0.load(Ordering::SeqCst),
+                1,
+                "the task was woken more than once"
+            );
+            match recv.as_mut().poll(&mut cx) {
+                Poll::Ready(Ok((4, _))) => {}
+                other => panic!("expected the 4-byte datagram, got {other:?}"),
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn idle_executor_sleeps_exactly_and_uses_no_cpu() {
+        std::thread::spawn(|| {
+            drain_events();
+            let cpu = thread_cpu_time();
+            let start = Instant::now();
+            oasis_runtime::block_on(platform(), async {
+                // A listener with nothing to accept must not make the sleep spin.
+                let _listener = HostNet::default().tcp_listen(0).unwrap();
+                for _ in 0..3 {
+                    oasis_runtime::sleep(Duration::from_millis(100)).await;
+                }
+            });
+            let wall = start.elapsed();
+            let used = thread_cpu_time() - cpu;
+            assert!(
+                wall >= Duration::from_millis(300),
+                "slept too little: {wall:?}"
+            );
+            assert!(wall < Duration::from_secs(3), "slept too long: {wall:?}");
+            assert!(
+                used < Duration::from_millis(30),
+                "idle executor used {used:?} of CPU in {wall:?}"
+            );
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_past_deadline_returns_at_once() {
+        let p = platform();
+        drain_events();
+        let start = Instant::now();
+        p.wait_for_event(Some(0));
+        assert!(start.elapsed() < Duration::from_millis(50));
+        assert!(boot_report().starts_with("hosted, pid "));
     }
 }

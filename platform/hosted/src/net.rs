@@ -160,7 +160,9 @@ pub enum HostNetError {
         why: &'static str,
     },
     /// Opening `/dev/net/tun` or attaching the TAP interface failed.
-    #[error("cannot open TAP interface {name:?} through /dev/net/tun: {source} (needs CAP_NET_ADMIN, or a TAP owned by this user)")]
+    #[error(
+        "cannot open TAP interface {name:?} through /dev/net/tun: {source} (needs CAP_NET_ADMIN, or a TAP owned by this user)"
+    )]
     TapOpen {
         /// The name asked for.
         name: String,
@@ -195,7 +197,11 @@ impl HostNetError {
         if source.kind() == io::ErrorKind::AddrInUse {
             Self::AddrInUse { proto, addr }
         } else {
-            Self::Bind { proto, addr, source }
+            Self::Bind {
+                proto,
+                addr,
+                source,
+            }
         }
     }
 
@@ -306,7 +312,8 @@ impl HostNet {
     /// [`TcpListener::local_addr`]).
     pub fn tcp_listen(&self, port: u16) -> Result<TcpListener, HostNetError> {
         let addr = SocketAddr::new(self.bind_ip, port);
-        let socket = new_socket(addr, Type::STREAM, Protocol::TCP).map_err(|e| HostNetError::bind("TCP", addr, e))?;
+        let socket = new_socket(addr, Type::STREAM, Protocol::TCP)
+            .map_err(|e| HostNetError::bind("TCP", addr, e))?;
         socket
             .set_reuse_address(true)
             .map_err(|e| HostNetError::bind("TCP", addr, e))?;
@@ -327,7 +334,8 @@ impl HostNet {
     /// Binds a UDP socket to `port` (0: any free port).
     pub fn udp_bind(&self, port: u16) -> Result<UdpSocket, HostNetError> {
         let addr = SocketAddr::new(self.bind_ip, port);
-        let socket = new_socket(addr, Type::DGRAM, Protocol::UDP).map_err(|e| HostNetError::bind("UDP", addr, e))?;
+        let socket = new_socket(addr, Type::DGRAM, Protocol::UDP)
+            .map_err(|e| HostNetError::bind("UDP", addr, e))?;
         socket
             .bind(&addr.into())
             .map_err(|e| HostNetError::bind("UDP", addr, e))?;
@@ -342,19 +350,25 @@ impl HostNet {
     /// Opens a TCP connection to `addr` (from any local address). Waits as long as
     /// the host's SYN retries allow; wrap it in `oasis_runtime::timeout` for less.
     pub async fn tcp_connect(&self, addr: SocketAddr) -> Result<TcpStream, HostNetError> {
-        let socket = new_socket(addr, Type::STREAM, Protocol::TCP).map_err(|e| HostNetError::connect(addr, e))?;
+        let socket = new_socket(addr, Type::STREAM, Protocol::TCP)
+            .map_err(|e| HostNetError::connect(addr, e))?;
         match socket.connect(&addr.into()) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINPROGRESS)
+                    || e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(HostNetError::connect(addr, e)),
         }
-        let inner = Registered::new(std::net::TcpStream::from(socket), PollMode::Edge).map_err(HostNetError::Reactor)?;
+        let inner = Registered::new(std::net::TcpStream::from(socket), PollMode::Edge)
+            .map_err(HostNetError::Reactor)?;
         // Writable means the handshake finished; SO_ERROR tells how.
         io_wait(&inner, Direction::Write, |s| match s.take_error()? {
             Some(e) => Err(e),
             None => match s.peer_addr() {
                 Ok(_) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
                 Err(e) => Err(e),
             },
         })
@@ -384,15 +398,18 @@ impl TcpListener {
     /// were accepted are skipped. Several tasks may wait at once.
     pub async fn accept(&self) -> Result<(TcpStream, SocketAddr), HostNetError> {
         let addr = self.local;
-        let (stream, peer) = io_wait(&self.inner, Direction::Read, |l| loop {
-            match l.accept() {
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                r => return r,
+        let (stream, peer) = io_wait(&self.inner, Direction::Read, |l| {
+            loop {
+                match l.accept() {
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                    r => return r,
+                }
             }
         })
         .await
         .map_err(|source| HostNetError::Accept { addr, source })?;
-        let stream = TcpStream::from_accepted(stream, peer).map_err(|source| HostNetError::Accept { addr, source })?;
+        let stream = TcpStream::from_accepted(stream, peer)
+            .map_err(|source| HostNetError::Accept { addr, source })?;
         Ok((stream, peer))
     }
 
@@ -428,9 +445,11 @@ impl TcpStream {
     /// the peer closed its side (or `buf` is empty).
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, HostNetError> {
         let peer = self.peer;
-        io_wait_timeout(&self.inner, Direction::Read, self.timeout, |mut s| s.read(buf))
-            .await
-            .map_err(|e| HostNetError::stream("read", peer, e))
+        io_wait_timeout(&self.inner, Direction::Read, self.timeout, |mut s| {
+            s.read(buf)
+        })
+        .await
+        .map_err(|e| HostNetError::stream("read", peer, e))
     }
 
     /// Writes some of `buf`, waiting for buffer space; returns how much was taken.
@@ -476,7 +495,10 @@ impl TcpStream {
     /// Resets the connection (RST) and closes it, discarding unsent data.
     pub fn abort(self) {
         if let Err(e) = SockRef::from(self.inner.io()).set_linger(Some(Duration::ZERO)) {
-            log::warn!("abort {}: SO_LINGER 0 failed ({e}); closing gracefully", self.peer);
+            log::warn!(
+                "abort {}: SO_LINGER 0 failed ({e}); closing gracefully",
+                self.peer
+            );
         }
         drop(self);
     }
@@ -541,12 +563,13 @@ impl UdpSocket {
         let (len, from) = io_wait(&self.inner, Direction::Read, |s| {
             // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and the kernel only
             // writes initialised bytes into the buffer, so `buf` stays initialised.
-            let uninit = unsafe { &mut *(core::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>]) };
+            let uninit =
+                unsafe { &mut *(core::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>]) };
             // MSG_TRUNC: the return value is the datagram's real length.
             let (n, from) = SockRef::from(s).recv_from_with_flags(uninit, libc::MSG_TRUNC)?;
-            let from = from
-                .as_socket()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "sender is not an IP address"))?;
+            let from = from.as_socket().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "sender is not an IP address")
+            })?;
             Ok((n, from))
         })
         .await
@@ -556,7 +579,11 @@ impl UdpSocket {
             source,
         })?;
         if len > capacity {
-            return Err(HostNetError::Truncated { len, capacity, from });
+            return Err(HostNetError::Truncated {
+                len,
+                capacity,
+                from,
+            });
         }
         Ok((len, from))
     }
@@ -585,7 +612,10 @@ impl UdpSocket {
             return Err(HostNetError::Io {
                 op: "send_to",
                 addr: local,
-                source: io::Error::new(io::ErrorKind::WriteZero, format!("sent {sent} of {} bytes", buf.len())),
+                source: io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("sent {sent} of {} bytes", buf.len()),
+                ),
             });
         }
         Ok(())
@@ -594,5 +624,317 @@ impl UdpSocket {
     /// The local address (with the port the host chose for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::Reactor;
+    use oasis_runtime::{block_on, spawn};
+    use std::time::Instant;
+
+    fn run<F: Future>(f: F) -> F::Output {
+        block_on(crate::platform(), f)
+    }
+
+    async fn read_exact(s: &mut TcpStream, mut buf: &mut [u8]) -> Result<(), HostNetError> {
+        while !buf.is_empty() {
+            let n = s.read(buf).await?;
+            assert!(n > 0, "EOF with {} bytes still expected", buf.len());
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Deterministic bytes that differ per client and per position.
+    fn pattern(seed: u32, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Accepts forever; echoes every connection until EOF, then half-closes.
+    fn spawn_echo_server(listener: TcpListener) {
+        spawn(async move {
+            loop {
+                let (mut conn, peer) = listener.accept().await.expect("accept");
+                assert_eq!(conn.peer_addr(), peer);
+                assert_eq!(conn.local_addr(), listener.local_addr());
+                spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    loop {
+                        let n = conn.read(&mut buf).await.expect("server read");
+                        if n == 0 {
+                            break;
+                        }
+                        conn.write_all(&buf[..n]).await.expect("server write");
+                    }
+                    conn.shutdown().await.expect("server shutdown");
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn tcp_echo_100_concurrent_clients_64k_each() {
+        const CLIENTS: u32 = 100;
+        const LEN: usize = 64 * 1024;
+        const CHUNK: usize = 16 * 1024;
+        let baseline = Reactor::current().unwrap().registered();
+        run(async {
+            let net = HostNet::default();
+            let listener = net.tcp_listen(0).unwrap();
+            let addr = listener.local_addr();
+            assert_eq!(addr.ip(), DEFAULT_BIND_IP);
+            assert_ne!(addr.port(), 0);
+            spawn_echo_server(listener);
+            let clients: Vec<_> = (0..CLIENTS)
+                .map(|i| {
+                    spawn(async move {
+                        let mut s = net.tcp_connect(addr).await.expect("connect");
+                        assert_eq!(s.peer_addr(), addr);
+                        let data = pattern(i, LEN);
+                        let mut back = vec![0u8; LEN];
+                        for (out, into) in data.chunks(CHUNK).zip(back.chunks_mut(CHUNK)) {
+                            s.write_all(out).await.expect("client write");
+                            s.flush().await.expect("flush");
+                            read_exact(&mut s, into).await.expect("client read");
+                        }
+                        assert!(back == data, "client {i}: echoed bytes differ");
+                        s.shutdown().await.expect("client shutdown");
+                        assert_eq!(s.read(&mut [0u8; 16]).await.expect("read EOF"), 0);
+                        LEN
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for c in clients {
+                total += c.await;
+            }
+            assert_eq!(total, CLIENTS as usize * LEN);
+        });
+        // Every socket (listener, accepted, clients) left the epoll set on drop.
+        assert_eq!(Reactor::current().unwrap().registered(), baseline);
+    }
+
+    #[test]
+    fn udp_echo_and_truncation() {
+        run(async {
+            let net = HostNet::new(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            let server = net.udp_bind(0).unwrap();
+            let server_addr = server.local_addr();
+            spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                loop {
+                    let (n, from) = server.recv_from(&mut buf).await.expect("server recv");
+                    server.send_to(&buf[..n], from).await.expect("server send");
+                }
+            });
+            let client = net.udp_bind(0).unwrap();
+            let mut buf = vec![0u8; 2048];
+            for (i, len) in [0usize, 1, 100, 1472, 2000].into_iter().enumerate() {
+                let data = pattern(i as u32, len);
+                client.send_to(&data, server_addr).await.unwrap();
+                let (n, from) = client.recv_from(&mut buf).await.unwrap();
+                assert_eq!(from, server_addr);
+                assert_eq!(&buf[..n], &data[..]);
+            }
+            // A datagram larger than the buffer is reported and dropped.
+            client.send_to(&[7u8; 100], server_addr).await.unwrap();
+            match client.recv_from(&mut buf[..10]).await {
+                Err(HostNetError::Truncated {
+                    len,
+                    capacity,
+                    from,
+                }) => {
+                    assert_eq!((len, capacity, from), (100, 10, server_addr));
+                }
+                other => panic!("expected Truncated, got {other:?}"),
+            }
+            client.send_to(b"next", server_addr).await.unwrap();
+            let (n, _) = client.recv_from(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"next");
+        });
+    }
+
+    #[test]
+    fn connection_refused_and_address_in_use() {
+        run(async {
+            let net = HostNet::default();
+            let listener = net.tcp_listen(0).unwrap();
+            let addr = listener.local_addr();
+            match net.tcp_listen(addr.port()) {
+                Err(e @ HostNetError::AddrInUse { proto: "TCP", .. }) => {
+                    assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+                    assert!(e.to_string().contains(&addr.to_string()), "{e}");
+                }
+                other => panic!(
+                    "expected AddrInUse, got {:?}",
+                    other.map(|l| l.local_addr())
+                ),
+            }
+            drop(listener);
+            match net.tcp_connect(addr).await {
+                Err(e @ HostNetError::ConnectionRefused { addr: a }) => {
+                    assert_eq!(a, addr);
+                    assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+                    assert_eq!(e.to_string(), format!("connection to {addr} refused"));
+                }
+                other => panic!(
+                    "expected ConnectionRefused, got {:?}",
+                    other.map(|s| s.local_addr())
+                ),
+            }
+        });
+    }
+
+    #[test]
+    fn read_timeout_fails_then_connection_still_works() {
+        run(async {
+            let net = HostNet::default();
+            let listener = net.tcp_listen(0).unwrap();
+            let addr = listener.local_addr();
+            let mut client = net.tcp_connect(addr).await.unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            client.set_timeout(Some(Duration::from_millis(100)));
+            assert_eq!(client.timeout(), Some(Duration::from_millis(100)));
+            let start = Instant::now();
+            let mut buf = [0u8; 8];
+            match client.read(&mut buf).await {
+                Err(e @ HostNetError::TimedOut { op: "read", .. }) => {
+                    assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+                    assert!(e.to_string().contains("100ms"), "{e}");
+                }
+                other => panic!("expected TimedOut, got {other:?}"),
+            }
+            let waited = start.elapsed();
+            assert!(
+                waited >= Duration::from_millis(100),
+                "timed out early: {waited:?}"
+            );
+            assert!(
+                waited < Duration::from_secs(2),
+                "timed out late: {waited:?}"
+            );
+            // Data that arrives in time is read; the timer leaves nothing behind.
+            server.write_all(b"late").await.unwrap();
+            let n = client.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"late");
+            client.set_timeout(None);
+        });
+    }
+
+    #[test]
+    fn abort_resets_and_shutdown_half_closes() {
+        run(async {
+            let net = HostNet::default();
+            let listener = net.tcp_listen(0).unwrap();
+            let addr = listener.local_addr();
+
+            // shutdown: the peer reads EOF but can still answer.
+            let mut client = net.tcp_connect(addr).await.unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            client.write_all(b"bye").await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut buf = [0u8; 8];
+            read_exact(&mut server, &mut buf[..3]).await.unwrap();
+            assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+            server.write_all(b"ok").await.unwrap();
+            read_exact(&mut client, &mut buf[..2]).await.unwrap();
+            assert_eq!(&buf[..2], b"ok");
+            match client.write(b"more").await {
+                Err(HostNetError::BrokenPipe { peer }) => assert_eq!(peer, addr),
+                other => panic!("expected BrokenPipe after shutdown, got {other:?}"),
+            }
+
+            // abort: the peer sees a reset.
+            let client = net.tcp_connect(addr).await.unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            let client_addr = client.local_addr();
+            client.abort();
+            match server.read(&mut buf).await {
+                Err(HostNetError::ConnectionReset { peer }) => assert_eq!(peer, client_addr),
+                other => panic!("expected ConnectionReset, got {other:?}"),
+            }
+        });
+    }
+
+    #[test]
+    fn writing_to_a_closed_peer_is_an_error_not_a_signal() {
+        run(async {
+            let net = HostNet::default();
+            let listener = net.tcp_listen(0).unwrap();
+            let mut client = net.tcp_connect(listener.local_addr()).await.unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            drop(server);
+            let chunk = [0u8; 4096];
+            let err = loop {
+                match client.write(&chunk).await {
+                    Ok(_) => oasis_runtime::sleep(Duration::from_millis(1)).await,
+                    Err(e) => break e,
+                }
+            };
+            assert!(
+                matches!(
+                    err,
+                    HostNetError::BrokenPipe { .. } | HostNetError::ConnectionReset { .. }
+                ),
+                "{err:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn socket_options_reach_the_host_socket() {
+        run(async {
+            let net = HostNet::default();
+            let listener = net.tcp_listen(0).unwrap();
+            let mut s = net.tcp_connect(listener.local_addr()).await.unwrap();
+            let sock = |s: &TcpStream| SockRef::from(s.inner.io()).try_clone().unwrap();
+            s.set_nodelay(true);
+            assert!(sock(&s).tcp_nodelay().unwrap());
+            s.set_nodelay(false);
+            assert!(!sock(&s).tcp_nodelay().unwrap());
+            s.set_keepalive(Some(Duration::from_secs(30)));
+            assert!(sock(&s).keepalive().unwrap());
+            assert_eq!(
+                sock(&s).tcp_keepalive_time().unwrap(),
+                Duration::from_secs(30)
+            );
+            assert_eq!(
+                sock(&s).tcp_keepalive_interval().unwrap(),
+                Duration::from_secs(30)
+            );
+            s.set_keepalive(Some(Duration::from_millis(10)));
+            assert_eq!(sock(&s).tcp_keepalive_time().unwrap(), MIN_KEEPALIVE);
+            s.set_keepalive(None);
+            assert!(!sock(&s).keepalive().unwrap());
+            let linger = SockRef::from(listener.inner.io()).reuse_address().unwrap();
+            assert!(linger, "listeners use SO_REUSEADDR");
+        });
+    }
+
+    #[test]
+    fn bind_to_a_foreign_address_names_it() {
+        // 192.0.2.1 (TEST-NET-1) is not an address of this host.
+        let net = HostNet::new("192.0.2.1".parse().unwrap());
+        match net.tcp_listen(0) {
+            Err(e @ HostNetError::Bind { .. }) => {
+                assert!(e.to_string().contains("192.0.2.1:0"), "{e}");
+                assert_eq!(e.kind(), io::ErrorKind::AddrNotAvailable);
+            }
+            other => panic!("expected Bind, got {:?}", other.map(|l| l.local_addr())),
+        }
+        assert!(matches!(
+            net.udp_bind(0),
+            Err(HostNetError::Bind { proto: "UDP", .. })
+        ));
     }
 }

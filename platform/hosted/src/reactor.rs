@@ -120,7 +120,10 @@ impl Reactor {
         };
         // SAFETY: the caller promises to deregister `fd` before closing it, which is
         // the contract of `Poller::add_with_mode`.
-        let added = unsafe { self.poller.add_with_mode(fd.as_raw_fd(), Event::all(key), mode) };
+        let added = unsafe {
+            self.poller
+                .add_with_mode(fd.as_raw_fd(), Event::all(key), mode)
+        };
         if let Err(e) = added {
             self.release(key);
             return Err(e);
@@ -140,10 +143,10 @@ impl Reactor {
 
     fn release(&self, key: usize) {
         let mut s = lock(&self.sources);
-        if let Some(slot) = s.slots.get_mut(key) {
-            if slot.take().is_some() {
-                s.free.push(key);
-            }
+        if let Some(slot) = s.slots.get_mut(key)
+            && slot.take().is_some()
+        {
+            s.free.push(key);
         }
     }
 
@@ -200,7 +203,11 @@ impl Reactor {
     /// Number of registered descriptors (for tests and diagnostics).
     #[cfg(test)]
     pub(crate) fn registered(&self) -> usize {
-        lock(&self.sources).slots.iter().filter(|s| s.is_some()).count()
+        lock(&self.sources)
+            .slots
+            .iter()
+            .filter(|s| s.is_some())
+            .count()
     }
 }
 
@@ -310,10 +317,16 @@ mod tests {
         // Parking twice keeps one waker.
         assert!(reg.poll_io(&mut cx, Direction::Read, &mut op).is_pending());
 
-        UdpSocket::bind("127.0.0.1:0").unwrap().send_to(b"ping", addr).unwrap();
+        UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .send_to(b"ping", addr)
+            .unwrap();
         let start = Instant::now();
         while count.0.load(Ordering::SeqCst) == 0 {
-            assert!(start.elapsed() < Duration::from_secs(5), "readiness never woke the waker");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "readiness never woke the waker"
+            );
             reactor.wait(Some(Duration::from_secs(5))).unwrap();
         }
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
@@ -334,7 +347,11 @@ mod tests {
             assert!(t.elapsed() < Duration::from_secs(1));
             let t = Instant::now();
             r.wait(Some(Duration::from_millis(30))).unwrap();
-            assert!(t.elapsed() >= Duration::from_millis(30), "returned early: {:?}", t.elapsed());
+            assert!(
+                t.elapsed() >= Duration::from_millis(30),
+                "returned early: {:?}",
+                t.elapsed()
+            );
         })
         .join()
         .unwrap();

@@ -95,7 +95,10 @@ fn ifname(name: &str) -> Result<[libc::c_char; libc::IFNAMSIZ], HostNetError> {
     if name == "." || name == ".." {
         return Err(bad("`.` and `..` are reserved"));
     }
-    if name.bytes().any(|b| b == 0 || b == b'/' || b == b':' || b.is_ascii_whitespace()) {
+    if name
+        .bytes()
+        .any(|b| b == 0 || b == b'/' || b == b':' || b.is_ascii_whitespace())
+    {
         return Err(bad("it contains NUL, `/`, `:` or whitespace"));
     }
     let mut out = [0 as libc::c_char; libc::IFNAMSIZ];
@@ -107,7 +110,11 @@ fn ifname(name: &str) -> Result<[libc::c_char; libc::IFNAMSIZ], HostNetError> {
 
 /// The name the kernel wrote back into an `ifr_name`.
 fn ifname_str(raw: &[libc::c_char; libc::IFNAMSIZ]) -> String {
-    let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -125,7 +132,9 @@ fn query_mtu(name: &[libc::c_char; libc::IFNAMSIZ]) -> Option<usize> {
     }
     // SAFETY: the ioctl succeeded, so the kernel wrote the `ifru_mtu` member.
     let mtu = unsafe { ifr.ifr_ifru.ifru_mtu };
-    usize::try_from(mtu).ok().filter(|m| (68..=MAX_MTU).contains(m))
+    usize::try_from(mtu)
+        .ok()
+        .filter(|m| (68..=MAX_MTU).contains(m))
 }
 
 /// A random locally administered unicast MAC address.
@@ -289,5 +298,219 @@ impl NetDevice for TapDevice {
     fn poll(&mut self) -> bool {
         self.fill();
         self.rx_count > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn bad_interface_names_are_refused_with_the_reason() {
+        for (name, why) in [
+            ("", "empty"),
+            ("a-name-that-is-too-long", "longer than 15"),
+            ("..", "reserved"),
+            ("tap/0", "NUL"),
+            ("tap 0", "whitespace"),
+            ("tap:0", "`:`"),
+            ("tap\0", "NUL"),
+        ] {
+            match TapDevice::open(name) {
+                Err(e @ HostNetError::TapName { .. }) => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains(&format!("{name:?}")) && msg.contains(why),
+                        "{msg}"
+                    );
+                }
+                Err(e) => panic!("{name:?}: expected TapName, got {e}"),
+                Ok(_) => panic!("{name:?}: accepted"),
+            }
+        }
+        assert!(ifname("tap0").is_ok());
+        assert!(ifname("fifteen-bytes-x").is_ok());
+    }
+
+    #[test]
+    fn random_macs_are_local_unicast() {
+        for _ in 0..16 {
+            let mac = random_mac();
+            assert_eq!(mac[0] & 0x03, 0x02, "{mac:02x?}");
+        }
+    }
+
+    /// Runs `ip ARGS`; the error says which command failed and why.
+    fn ip(args: &[&str]) -> Result<(), String> {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// A network namespace that exists as long as this guard does.
+    struct Netns(String);
+
+    impl Netns {
+        fn create(name: String) -> Result<Netns, String> {
+            ip(&["netns", "add", &name])?;
+            Ok(Netns(name))
+        }
+    }
+
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            if let Err(e) = ip(&["netns", "del", &self.0]) {
+                eprintln!("cleanup: {e}");
+            }
+        }
+    }
+
+    /// Skips (or fails under `OASIS_REQUIRE_NETNS=1`) when the host cannot give us
+    /// a namespace and a TAP.
+    fn unavailable(why: &str) {
+        if std::env::var("OASIS_REQUIRE_NETNS").as_deref() == Ok("1") {
+            panic!(
+                "TAP test needs root, /dev/net/tun and `ip netns` (OASIS_REQUIRE_NETNS=1): {why}"
+            );
+        }
+        eprintln!("skipping TAP test: {why} (needs root, /dev/net/tun and `ip netns`)");
+    }
+
+    /// Waits (in the platform's idle wait, as the executor would) for a frame that
+    /// `pick` accepts; other frames (IPv6 router solicitations …) are skipped.
+    fn wait_for_frame<T>(
+        tap: &mut TapDevice,
+        what: &str,
+        mut pick: impl FnMut(&[u8]) -> Option<T>,
+    ) -> T {
+        let p = platform();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            while let Some(found) = tap.receive(|f| pick(f)) {
+                if let Some(v) = found {
+                    return v;
+                }
+            }
+            assert!(
+                !tap.poll(),
+                "poll() says a frame waits right after receive() ran dry"
+            );
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "no {what} within 5 s; stats {:?}",
+                tap.stats()
+            );
+            let left = u64::try_from((deadline - now).as_nanos()).unwrap_or(u64::MAX);
+            p.wait_for_event(Some(p.monotonic_nanos().saturating_add(left)));
+        }
+    }
+
+    const HOST_IP: [u8; 4] = [10, 77, 0, 1];
+    const OUR_IP: [u8; 4] = [10, 77, 0, 2];
+    const OUR_MAC: [u8; 6] = [0x02, 0x0a, 0x5e, 0x00, 0x00, 0x02];
+
+    #[test]
+    fn tap_in_a_namespace_carries_arp_and_udp_both_ways() {
+        let pid = std::process::id();
+        // Declared before the TAP so it is dropped after it, even on panic.
+        let ns = match Netns::create(format!("oasis-t-{pid}")) {
+            Ok(ns) => ns,
+            Err(e) => return unavailable(&e),
+        };
+        let mut tap = match TapDevice::open_with_mac(&format!("oasist{pid}"), OUR_MAC) {
+            Ok(t) => t,
+            Err(e) => return unavailable(&e.to_string()),
+        };
+        let name = tap.name().to_string();
+        assert_eq!(name, format!("oasist{pid}"));
+        assert_eq!(
+            tap.info(),
+            NetInfo {
+                mac: OUR_MAC,
+                mtu: 1500
+            }
+        );
+        assert!(tap.can_transmit());
+        // Move the interface into the namespace: all traffic stays inside it.
+        let n = ns.0.as_str();
+        ip(&["link", "set", &name, "netns", n]).unwrap();
+        ip(&["-n", n, "addr", "add", "10.77.0.1/24", "dev", &name]).unwrap();
+        ip(&["-n", n, "link", "set", &name, "up"]).unwrap();
+        // One UDP datagram to 10.77.0.2:9 from inside the namespace: the kernel asks
+        // for our MAC first (ARP) and holds the datagram until we answer.
+        let sent = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                n,
+                "bash",
+                "-c",
+                "echo oasis > /dev/udp/10.77.0.2/9",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            sent.status.success(),
+            "sending from the namespace failed: {sent:?}"
+        );
+
+        let host_mac = wait_for_frame(&mut tap, "ARP request for 10.77.0.2", |f| {
+            let arp_request = f.len() >= 42
+                && f[12..14] == [0x08, 0x06]
+                && f[20..22] == [0, 1]
+                && f[28..32] == HOST_IP
+                && f[38..42] == OUR_IP;
+            arp_request.then(|| <[u8; 6]>::try_from(&f[6..12]).unwrap())
+        });
+
+        let mut reply = Vec::with_capacity(42);
+        reply.extend_from_slice(&host_mac);
+        reply.extend_from_slice(&OUR_MAC);
+        reply.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2]);
+        reply.extend_from_slice(&OUR_MAC);
+        reply.extend_from_slice(&OUR_IP);
+        reply.extend_from_slice(&host_mac);
+        reply.extend_from_slice(&HOST_IP);
+        assert_eq!(
+            tap.transmit(reply.len(), |b| b.copy_from_slice(&reply)),
+            Some(())
+        );
+        assert_eq!(
+            tap.transmit(1515, |_| ()),
+            None,
+            "a frame above MTU + 14 must be refused"
+        );
+
+        let payload = wait_for_frame(&mut tap, "the UDP datagram", |f| {
+            let udp_to_us = f.len() >= 42
+                && f[0..6] == OUR_MAC
+                && f[12..14] == [0x08, 0x00]
+                && f[23] == 17
+                && f[26..30] == HOST_IP
+                && f[30..34] == OUR_IP
+                && f[36..38] == [0, 9];
+            udp_to_us.then(|| f[42..].to_vec())
+        });
+        assert_eq!(payload, b"oasis\n");
+        let stats = tap.stats();
+        assert_eq!(stats.tx_frames, 1);
+        assert_eq!(stats.tx_dropped, 0);
+        assert!(stats.rx_frames >= 2);
+        drop(tap);
+        drop(ns);
     }
 }
