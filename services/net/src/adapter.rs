@@ -1,0 +1,335 @@
+//! The one adapter from our [`NetDevice`] to smoltcp's [`phy::Device`].
+//!
+//! Tokens lend the device's own buffers: a receive token hands smoltcp the frame the
+//! device lends, a transmit token hands it the device's transmit buffer, so the data
+//! path copies nothing and allocates nothing. The one exception is a reply smoltcp
+//! emits *while* it still holds a received frame (an ARP reply, an ICMP echo reply, a
+//! TCP RST): the device cannot lend a transmit buffer while it lends a receive buffer,
+//! so the reply is written into a scratch buffer allocated once and sent as soon as
+//! the receive buffer is returned. When the device has no free transmit buffer then,
+//! the reply is dropped (counted), as a NIC would drop it; the protocols recover.
+//!
+//! Receive readiness: [`Adapter::begin`] asks the device (`poll`) whether a frame is
+//! waiting; smoltcp then receives until the device lends nothing. The last attempt
+//! hands smoltcp an empty frame, which smoltcp ignores by design.
+//!
+//! Checksums are computed and verified in software both ways: virtio-net runs with
+//! no offloads, and a frame from an untrusted peer must be verified anyway.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use oasis_devices::NetDevice;
+use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+/// Ethernet header bytes on top of the IP MTU.
+const ETH_HEADER: usize = 14;
+
+/// Frame counts kept by the adapter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdapterStats {
+    /// Frames received from the device.
+    pub rx_frames: u64,
+    /// Frames handed to the device.
+    pub tx_frames: u64,
+    /// Frames smoltcp produced that the device refused (no buffer, too long).
+    pub tx_dropped: u64,
+}
+
+/// A reply built while a received frame is still lent.
+struct Reply {
+    buf: Vec<u8>,
+    len: Option<usize>,
+}
+
+/// `NetDevice` → `phy::Device`; see the module docs.
+pub struct Adapter<D> {
+    dev: D,
+    caps: DeviceCapabilities,
+    reply: RefCell<Reply>,
+    rx_ready: bool,
+    stats: AdapterStats,
+    /// Frames transmitted since [`begin`](Self::begin).
+    sent: u64,
+}
+
+impl<D: NetDevice> Adapter<D> {
+    /// Wraps `dev`; `max_burst` caps the advertised receive window in segments.
+    pub fn new(dev: D, max_burst: Option<usize>) -> Self {
+        let info = dev.info();
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = info.mtu + ETH_HEADER;
+        caps.max_burst_size = max_burst;
+        caps.checksum = ChecksumCapabilities::default(); // compute and verify: Checksum::Both
+        Self {
+            reply: RefCell::new(Reply {
+                buf: vec![0; info.mtu + ETH_HEADER],
+                len: None,
+            }),
+            dev,
+            caps,
+            rx_ready: false,
+            stats: AdapterStats::default(),
+            sent: 0,
+        }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    /// The device, mutably.
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
+    /// Frame counts.
+    pub fn stats(&self) -> AdapterStats {
+        self.stats
+    }
+
+    /// Starts a poll: lets the device do its housekeeping and learns whether a frame
+    /// is waiting.
+    pub fn begin(&mut self) {
+        self.rx_ready = self.dev.poll();
+        self.sent = 0;
+    }
+
+    /// Ends a poll: if frames were queued, lets the device push them out (a virtio
+    /// notify). Returns whether received frames are still waiting.
+    pub fn finish(&mut self) -> bool {
+        if self.sent > 0 {
+            self.sent = 0;
+            self.rx_ready = self.dev.poll();
+        }
+        self.rx_ready
+    }
+
+    /// Whether the device has a free transmit buffer.
+    pub fn can_transmit(&self) -> bool {
+        self.dev.can_transmit()
+    }
+}
+
+/// Lends one received frame.
+pub struct RxToken<'a, D> {
+    dev: &'a mut D,
+    reply: &'a RefCell<Reply>,
+    rx_ready: &'a mut bool,
+    stats: &'a mut AdapterStats,
+    sent: &'a mut u64,
+}
+
+/// Lends one transmit buffer: the device's, or the reply scratch during a receive.
+pub struct TxToken<'a, D>(Tx<'a, D>);
+
+enum Tx<'a, D> {
+    /// Straight into a device transmit buffer (`reply` serves if the device refuses).
+    Device {
+        dev: &'a mut D,
+        reply: &'a RefCell<Reply>,
+        stats: &'a mut AdapterStats,
+        sent: &'a mut u64,
+    },
+    /// Into the scratch buffer; sent when the received frame is returned.
+    Reply(&'a RefCell<Reply>),
+}
+
+impl<D: NetDevice> phy::Device for Adapter<D> {
+    type RxToken<'a>
+        = RxToken<'a, D>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxToken<'a, D>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        if !self.rx_ready {
+            return None;
+        }
+        let Adapter {
+            dev,
+            reply,
+            rx_ready,
+            stats,
+            sent,
+            ..
+        } = self;
+        let reply = &*reply;
+        Some((
+            RxToken {
+                dev,
+                reply,
+                rx_ready,
+                stats,
+                sent,
+            },
+            TxToken(Tx::Reply(reply)),
+        ))
+    }
+
+    fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        if !self.dev.can_transmit() {
+            return None;
+        }
+        let Adapter {
+            dev,
+            reply,
+            stats,
+            sent,
+            ..
+        } = self;
+        Some(TxToken(Tx::Device {
+            dev,
+            reply,
+            stats,
+            sent,
+        }))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.caps.clone()
+    }
+}
+
+impl<D: NetDevice> RxToken<'_, D> {
+    /// Sends the reply built during the receive, if any.
+    fn flush_reply(&mut self) {
+        let mut reply = self.reply.borrow_mut();
+        let Some(len) = reply.len.take() else { return };
+        let Some(frame) = reply.buf.get(..len) else { return };
+        if self.dev.transmit(len, |b| b.copy_from_slice(frame)).is_some() {
+            self.stats.tx_frames += 1;
+            *self.sent += 1;
+        } else {
+            self.stats.tx_dropped += 1;
+        }
+    }
+}
+
+impl<D: NetDevice> phy::RxToken for RxToken<'_, D> {
+    fn consume<R, F>(mut self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        let mut f = Some(f);
+        let got = self.dev.receive(|frame| f.take().map(|f| f(frame)));
+        let r = match (got.flatten(), f.take()) {
+            (Some(r), _) => {
+                self.stats.rx_frames += 1;
+                r
+            }
+            (None, Some(f)) => {
+                // Nothing was waiting after all: an empty frame, which smoltcp skips.
+                *self.rx_ready = false;
+                f(&[])
+            }
+            (None, None) => unreachable!("the receive closure ran but produced no value"),
+        };
+        self.flush_reply();
+        r
+    }
+}
+
+impl<D: NetDevice> phy::TxToken for TxToken<'_, D> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        match self.0 {
+            Tx::Device {
+                dev,
+                reply,
+                stats,
+                sent,
+            } => {
+                let mut f = Some(f);
+                if let Some(Some(r)) = dev.transmit(len, |buf| f.take().map(|f| f(buf))) {
+                    stats.tx_frames += 1;
+                    *sent += 1;
+                    return r;
+                }
+                // The device refused (a frame longer than its MTU): build it aside, drop it.
+                stats.tx_dropped += 1;
+                let mut reply = reply.borrow_mut();
+                if reply.buf.len() < len {
+                    reply.buf.resize(len, 0);
+                }
+                match f.take() {
+                    Some(f) => f(&mut reply.buf[..len]),
+                    None => unreachable!("the transmit closure ran but produced no value"),
+                }
+            }
+            Tx::Reply(reply) => {
+                let mut reply = reply.borrow_mut();
+                if reply.buf.len() < len {
+                    reply.buf.resize(len, 0);
+                }
+                let r = f(&mut reply.buf[..len]);
+                reply.len = Some(len);
+                r
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oasis_devices::mem_net::{MemNet, MemNetConfig};
+    use phy::{Device, RxToken as _, TxToken as _};
+
+    #[test]
+    fn frames_pass_both_ways_without_copies_through_scratch() {
+        let (a, mut b) = MemNet::pair();
+        let mut ad = Adapter::new(a, Some(8));
+        let caps = ad.capabilities();
+        assert_eq!(caps.max_transmission_unit, 1514);
+        assert_eq!(caps.max_burst_size, Some(8));
+        let now = Instant::from_millis(0);
+        let tx = ad.transmit(now).unwrap();
+        tx.consume(60, |buf| buf.fill(7));
+        assert_eq!(ad.stats().tx_frames, 1);
+        assert_eq!(b.receive(|f| f.to_vec()).unwrap(), [7; 60]);
+
+        b.transmit(42, |f| f.fill(3)).unwrap();
+        ad.begin();
+        let (rx, reply) = ad.receive(now).unwrap();
+        let len = rx.consume(|frame| {
+            // A reply made while the frame is lent goes out after it is returned.
+            reply.consume(20, |out| out.fill(9));
+            frame.len()
+        });
+        assert_eq!(len, 42);
+        assert_eq!(b.receive(|f| f.to_vec()).unwrap(), [9; 20]);
+        // Nothing left: the next token yields an empty frame and receiving stops.
+        let (rx, _) = ad.receive(now).unwrap();
+        assert_eq!(rx.consume(|f| f.len()), 0);
+        assert!(ad.receive(now).is_none());
+        assert!(!ad.finish());
+    }
+
+    #[test]
+    fn full_device_refuses_tokens_and_drops_replies() {
+        let (a, mut b) = MemNet::pair_with(MemNetConfig {
+            queue_len: 1,
+            ..MemNetConfig::default()
+        });
+        let mut ad = Adapter::new(a, None);
+        let now = Instant::from_millis(0);
+        ad.transmit(now).unwrap().consume(60, |_| ());
+        assert!(ad.transmit(now).is_none());
+        b.transmit(60, |_| ()).unwrap();
+        ad.begin();
+        let (rx, reply) = ad.receive(now).unwrap();
+        rx.consume(|_| reply.consume(60, |_| ()));
+        assert_eq!(ad.stats().tx_dropped, 1);
+        assert_eq!(ad.stats().tx_frames, 1);
+    }
+}

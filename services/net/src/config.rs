@@ -1,0 +1,305 @@
+//! `NetConfig`: addresses, buffer sizes and limits, with the boot-argument value types.
+//!
+//! The facade maps `--ipv4=10.0.0.2/24` to [`Ipv4Cidr`] and `--ipv4-gateway=10.0.0.1`
+//! to [`Ipv4Gateway`] through their [`FromStr`] impls; without `--ipv4` the stack asks
+//! DHCP (when [`NetConfig::dhcp`] is set).
+
+use alloc::string::{String, ToString};
+use core::fmt;
+use core::net::Ipv4Addr;
+use core::str::FromStr;
+use core::time::Duration;
+
+/// Default TCP receive buffer per connection (also the largest receive window).
+pub const DEFAULT_TCP_RX_BUFFER: usize = 64 * 1024;
+/// Default TCP send buffer per connection.
+pub const DEFAULT_TCP_TX_BUFFER: usize = 64 * 1024;
+/// Default limit of live TCP connections (in both directions, listeners excluded).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default number of sockets kept in LISTEN state per listening port.
+pub const DEFAULT_BACKLOG: usize = 8;
+/// Default UDP receive buffer per socket (payload bytes).
+pub const DEFAULT_UDP_RX_BUFFER: usize = 64 * 1024;
+/// Default UDP send buffer per socket (payload bytes).
+pub const DEFAULT_UDP_TX_BUFFER: usize = 64 * 1024;
+/// Default number of datagrams each UDP buffer can queue.
+pub const DEFAULT_UDP_PACKETS: usize = 64;
+/// Default time a `tcp_connect` waits for the handshake.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a dropped stream may take to deliver its data and FIN before it is reset.
+pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(10);
+/// Default cap on the receive window, in segments (smoltcp's `max_burst_size`):
+/// a 64-frame burst fits the receive rings of virtio-net and of `MemNet`.
+pub const DEFAULT_MAX_BURST: usize = 64;
+/// Smallest TCP or UDP buffer accepted (one full-size segment).
+pub const MIN_SOCKET_BUFFER: usize = 1536;
+
+/// Why a configuration or a boot-argument value was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `--ipv4` lacks the `/PREFIX` part.
+    #[error("`{0}` is not an IPv4 CIDR: expected ADDRESS/PREFIX such as 10.0.0.2/24")]
+    MissingPrefix(String),
+    /// The address part does not parse.
+    #[error("`{0}` is not an IPv4 address: expected four decimal octets such as 10.0.0.1")]
+    InvalidAddress(String),
+    /// The prefix part does not parse or exceeds 32.
+    #[error("prefix length `{0}` is not a number in 0..=32")]
+    InvalidPrefix(String),
+    /// The address cannot be a host's own (unspecified, broadcast, multicast, or the
+    /// network/broadcast address of its subnet).
+    #[error("{0} cannot be used as this host's IPv4 address")]
+    UnusableAddress(Ipv4Cidr),
+    /// The gateway is not on the configured subnet, so it cannot be reached.
+    #[error("gateway {gateway} is outside the subnet of {cidr}")]
+    GatewayOffLink {
+        /// The configured gateway.
+        gateway: Ipv4Addr,
+        /// The configured address.
+        cidr: Ipv4Cidr,
+    },
+    /// A size or limit is out of range.
+    #[error("{field} = {value} is out of range (at least {min})")]
+    TooSmall {
+        /// The `NetConfig` field.
+        field: &'static str,
+        /// Its value.
+        value: usize,
+        /// The least accepted value.
+        min: usize,
+    },
+}
+
+/// An IPv4 address with its prefix length (`10.0.0.2/24`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Cidr {
+    /// The host's address.
+    pub addr: Ipv4Addr,
+    /// The network prefix length, 0..=32.
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    /// `addr/prefix`; `None` when `prefix > 32`.
+    pub const fn new(addr: Ipv4Addr, prefix: u8) -> Option<Self> {
+        if prefix > 32 { None } else { Some(Self { addr, prefix }) }
+    }
+
+    /// The subnet mask (`255.255.255.0` for /24).
+    pub fn netmask(&self) -> Ipv4Addr {
+        let bits = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+        Ipv4Addr::from(bits)
+    }
+
+    /// Whether `other` lies in this subnet.
+    pub fn contains(&self, other: Ipv4Addr) -> bool {
+        let mask = u32::from(self.netmask());
+        u32::from(self.addr) & mask == u32::from(other) & mask
+    }
+
+    /// Whether the address can be a host's own address on its subnet.
+    pub fn is_usable_host(&self) -> bool {
+        let a = self.addr;
+        if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || self.prefix == 0 {
+            return false;
+        }
+        if self.prefix >= 31 {
+            return true; // RFC 3021 point-to-point and host routes have no network/broadcast
+        }
+        let host = u32::from(a) & !u32::from(self.netmask());
+        host != 0 && host != !u32::from(self.netmask())
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Ipv4Cidr {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| ConfigError::MissingPrefix(s.to_string()))?;
+        let addr = parse_addr(addr)?;
+        let prefix = prefix
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= 32 && !prefix.starts_with('+'))
+            .ok_or_else(|| ConfigError::InvalidPrefix(prefix.to_string()))?;
+        Ok(Self { addr, prefix })
+    }
+}
+
+/// The default gateway given on the command line (`--ipv4-gateway=10.0.0.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Gateway(pub Ipv4Addr);
+
+impl fmt::Display for Ipv4Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for Ipv4Gateway {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        parse_addr(s).map(Ipv4Gateway)
+    }
+}
+
+fn parse_addr(s: &str) -> Result<Ipv4Addr, ConfigError> {
+    s.parse::<Ipv4Addr>().map_err(|_| ConfigError::InvalidAddress(s.to_string()))
+}
+
+/// Everything the stack needs to know at start; every field has a named default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Static address; `None` asks DHCP when `dhcp` is set.
+    pub ipv4: Option<Ipv4Cidr>,
+    /// Static default gateway (only with a static `ipv4`).
+    pub gateway: Option<Ipv4Addr>,
+    /// Run the DHCPv4 client when `ipv4` is `None`.
+    pub dhcp: bool,
+    /// Receive buffer per TCP connection, bytes.
+    pub tcp_rx_buffer: usize,
+    /// Send buffer per TCP connection, bytes.
+    pub tcp_tx_buffer: usize,
+    /// Live TCP connections at most; SYNs beyond it are answered with RST.
+    pub max_connections: usize,
+    /// Sockets kept in LISTEN state per listening port (half-open connections
+    /// accepted at once).
+    pub backlog: usize,
+    /// Receive buffer per UDP socket, payload bytes.
+    pub udp_rx_buffer: usize,
+    /// Send buffer per UDP socket, payload bytes.
+    pub udp_tx_buffer: usize,
+    /// Datagrams each UDP buffer can queue.
+    pub udp_packets: usize,
+    /// TCP delayed-ACK time; `None` ACKs at the end of every poll that received data
+    /// (smoltcp ACKs every second full segment anyway).
+    pub ack_delay: Option<Duration>,
+    /// Handshake timeout of `tcp_connect`.
+    pub connect_timeout: Duration,
+    /// Time a dropped stream may take to deliver its data and FIN before it is reset.
+    pub close_linger: Duration,
+    /// Receive window cap in segments (`None`: the buffer size alone limits it).
+    pub max_burst: Option<usize>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            ipv4: None,
+            gateway: None,
+            dhcp: true,
+            tcp_rx_buffer: DEFAULT_TCP_RX_BUFFER,
+            tcp_tx_buffer: DEFAULT_TCP_TX_BUFFER,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            backlog: DEFAULT_BACKLOG,
+            udp_rx_buffer: DEFAULT_UDP_RX_BUFFER,
+            udp_tx_buffer: DEFAULT_UDP_TX_BUFFER,
+            udp_packets: DEFAULT_UDP_PACKETS,
+            ack_delay: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            close_linger: DEFAULT_CLOSE_LINGER,
+            max_burst: Some(DEFAULT_MAX_BURST),
+        }
+    }
+}
+
+impl NetConfig {
+    /// A static configuration: `addr` with an optional gateway, DHCP off.
+    pub fn static_ipv4(addr: Ipv4Cidr, gateway: Option<Ipv4Addr>) -> Self {
+        Self {
+            ipv4: Some(addr),
+            gateway,
+            dhcp: false,
+            ..Self::default()
+        }
+    }
+
+    /// Checks addresses and limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(cidr) = self.ipv4 {
+            if !cidr.is_usable_host() {
+                return Err(ConfigError::UnusableAddress(cidr));
+            }
+            if let Some(gateway) = self.gateway
+                && (!cidr.contains(gateway) || gateway == cidr.addr)
+            {
+                return Err(ConfigError::GatewayOffLink { gateway, cidr });
+            }
+        }
+        let checks = [
+            ("tcp_rx_buffer", self.tcp_rx_buffer, MIN_SOCKET_BUFFER),
+            ("tcp_tx_buffer", self.tcp_tx_buffer, MIN_SOCKET_BUFFER),
+            ("udp_rx_buffer", self.udp_rx_buffer, MIN_SOCKET_BUFFER),
+            ("udp_tx_buffer", self.udp_tx_buffer, MIN_SOCKET_BUFFER),
+            ("udp_packets", self.udp_packets, 1),
+            ("max_connections", self.max_connections, 1),
+            ("backlog", self.backlog, 1),
+            ("max_burst", self.max_burst.unwrap_or(1), 1),
+        ];
+        for (field, value, min) in checks {
+            if value < min {
+                return Err(ConfigError::TooSmall { field, value, min });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cidr_and_gateway() {
+        let c: Ipv4Cidr = "10.0.0.2/24".parse().unwrap();
+        assert_eq!(c, Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 2), 24).unwrap());
+        assert_eq!(c.netmask(), Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(c.to_string(), "10.0.0.2/24");
+        assert!(c.contains(Ipv4Addr::new(10, 0, 0, 1)));
+        assert!(!c.contains(Ipv4Addr::new(10, 0, 1, 1)));
+        let g: Ipv4Gateway = "10.0.0.1".parse().unwrap();
+        assert_eq!(g.0, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!("0.0.0.0/0".parse::<Ipv4Cidr>().unwrap().netmask(), Ipv4Addr::UNSPECIFIED);
+    }
+
+    #[test]
+    fn rejects_bad_values_with_clear_errors() {
+        let e = "10.0.0.2".parse::<Ipv4Cidr>().unwrap_err();
+        assert_eq!(e.to_string(), "`10.0.0.2` is not an IPv4 CIDR: expected ADDRESS/PREFIX such as 10.0.0.2/24");
+        let e = "10.0.0.2/33".parse::<Ipv4Cidr>().unwrap_err();
+        assert_eq!(e.to_string(), "prefix length `33` is not a number in 0..=32");
+        assert!(matches!("10.0.0.2/+8".parse::<Ipv4Cidr>(), Err(ConfigError::InvalidPrefix(_))));
+        assert!(matches!("10.0.0.256/24".parse::<Ipv4Cidr>(), Err(ConfigError::InvalidAddress(a)) if a == "10.0.0.256"));
+        assert!(matches!("gw".parse::<Ipv4Gateway>(), Err(ConfigError::InvalidAddress(_))));
+        assert!("/24".parse::<Ipv4Cidr>().is_err());
+    }
+
+    #[test]
+    fn validate_checks_addresses_and_limits() {
+        let cidr = |s: &str| s.parse::<Ipv4Cidr>().unwrap();
+        assert!(NetConfig::default().validate().is_ok());
+        assert!(NetConfig::static_ipv4(cidr("10.0.0.2/24"), Some(Ipv4Addr::new(10, 0, 0, 1))).validate().is_ok());
+        assert!(NetConfig::static_ipv4(cidr("10.0.0.2/32"), None).validate().is_ok());
+        for bad in ["10.0.0.0/24", "10.0.0.255/24", "0.0.0.0/24", "224.0.0.1/24", "10.0.0.2/0"] {
+            assert_eq!(
+                NetConfig::static_ipv4(cidr(bad), None).validate(),
+                Err(ConfigError::UnusableAddress(cidr(bad))),
+                "{bad}"
+            );
+        }
+        let e = NetConfig::static_ipv4(cidr("10.0.0.2/24"), Some(Ipv4Addr::new(10, 0, 1, 1))).validate().unwrap_err();
+        assert_eq!(e.to_string(), "gateway 10.0.1.1 is outside the subnet of 10.0.0.2/24");
+        let e = NetConfig {
+            backlog: 0,
+            ..NetConfig::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.to_string(), "backlog = 0 is out of range (at least 1)");
+    }
+}

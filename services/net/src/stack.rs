@@ -1,0 +1,787 @@
+//! `Stack`: the smoltcp interface, its sockets and the device, driven by the executor.
+//!
+//! The state tasks share ([`Core`]: interface, socket set, listener queues, address)
+//! sits behind `Arc<spin::Mutex<..>>` in a [`NetHandle`]; the device lives in the
+//! [`Stack`], which the executor owns as a [`Poller`]. Socket calls from tasks only
+//! touch the socket buffers; frames move when the executor runs the poller, once per
+//! turn after the ready tasks, so a task's write goes out before the CPU sleeps.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::future::poll_fn;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::task::{Poll, Waker};
+use core::time::Duration;
+
+use oasis_devices::NetDevice;
+use oasis_runtime::{Instant as RtInstant, Poller};
+use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet};
+use smoltcp::socket::{dhcpv4, icmp, tcp, udp};
+use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr};
+use spin::Mutex;
+
+use crate::adapter::{Adapter, AdapterStats};
+use crate::config::{Ipv4Cidr, NetConfig};
+use crate::error::NetError;
+use crate::tcp::{TcpListener, TcpStream};
+use crate::udp::UdpSocket;
+
+/// Frames processed per poll before the executor gets to run tasks again.
+pub const INGRESS_BUDGET: usize = 256;
+/// How soon to retry when smoltcp wants to send but the device has no free buffer.
+const TX_RETRY: Duration = Duration::from_millis(1);
+/// First ephemeral port (IANA dynamic range 49152..=65535).
+pub const EPHEMERAL_FIRST: u16 = 49152;
+const EPHEMERAL_COUNT: u16 = 16384;
+
+pub(crate) fn to_smol(t: RtInstant) -> SmolInstant {
+    SmolInstant::from_micros(i64::try_from(t.as_nanos() / 1000).unwrap_or(i64::MAX))
+}
+
+fn from_smol(t: SmolInstant) -> RtInstant {
+    RtInstant::from_nanos(u64::try_from(t.total_micros()).unwrap_or(0).saturating_mul(1000))
+}
+
+pub(crate) fn smol_duration(d: Duration) -> smoltcp::time::Duration {
+    smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// The accept queue of one listening port.
+#[derive(Default)]
+pub(crate) struct Listener {
+    /// Sockets in LISTEN state.
+    listening: Vec<SocketHandle>,
+    /// Sockets that took a SYN and wait for the handshake to finish.
+    embryonic: Vec<SocketHandle>,
+    /// Established connections waiting for `accept`.
+    pub(crate) ready: VecDeque<SocketHandle>,
+    pub(crate) wakers: Vec<Waker>,
+}
+
+/// A socket whose owner dropped it, freed by the poller once done.
+struct Closing {
+    handle: SocketHandle,
+    /// `Some(port)`: a UDP socket bound to `port`; `None`: a TCP connection.
+    udp_port: Option<u16>,
+    /// Set at the first scan: then the socket gets `close_linger` to finish.
+    deadline: Option<SmolInstant>,
+}
+
+/// Counts describing the stack's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Live TCP connections (handshaking, queued for accept, open, closing).
+    pub tcp_connections: usize,
+    /// TCP sockets in LISTEN state, all ports together.
+    pub tcp_listening: usize,
+    /// Dropped sockets the poller still finishes (FIN, lingering data).
+    pub closing: usize,
+    /// Bound UDP sockets.
+    pub udp_sockets: usize,
+    /// Frames counted by the device adapter (as of the last poll).
+    pub frames: AdapterStats,
+}
+
+/// The shared state; see the module docs.
+pub(crate) struct Core {
+    pub(crate) iface: Interface,
+    pub(crate) sockets: SocketSet<'static>,
+    pub(crate) config: NetConfig,
+    pub(crate) listeners: BTreeMap<u16, Listener>,
+    udp_ports: BTreeSet<u16>,
+    closing: Vec<Closing>,
+    /// Live TCP connections (every TCP socket not in LISTEN state).
+    pub(crate) conns: usize,
+    next_port: u16,
+    next_ident: u16,
+    dhcp: Option<SocketHandle>,
+    ipv4: Option<Ipv4Cidr>,
+    gateway: Option<Ipv4Addr>,
+    dns_servers: Vec<Ipv4Addr>,
+    config_waiters: Vec<Waker>,
+    frames: AdapterStats,
+    /// The device's IP MTU.
+    pub(crate) ip_mtu: usize,
+}
+
+impl Core {
+    /// A zeroed buffer of `n` bytes, or `OutOfMemory` instead of an abort.
+    fn buffer(n: usize) -> Result<Vec<u8>, NetError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| NetError::OutOfMemory(n))?;
+        v.resize(n, 0);
+        Ok(v)
+    }
+
+    fn new_tcp_socket(&self) -> Result<tcp::Socket<'static>, NetError> {
+        let rx = Self::buffer(self.config.tcp_rx_buffer)?;
+        let tx = Self::buffer(self.config.tcp_tx_buffer)?;
+        let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+        s.set_ack_delay(self.config.ack_delay.map(smol_duration));
+        s.set_congestion_control(tcp::CongestionControl::Reno);
+        Ok(s)
+    }
+
+    pub(crate) fn new_udp_socket(&self) -> Result<udp::Socket<'static>, NetError> {
+        let n = self.config.udp_packets;
+        let meta = |n: usize| {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| NetError::OutOfMemory(n * size_of::<udp::PacketMetadata>()))?;
+            v.resize(n, udp::PacketMetadata::EMPTY);
+            Ok::<_, NetError>(v)
+        };
+        let rx = udp::PacketBuffer::new(meta(n)?, Self::buffer(self.config.udp_rx_buffer)?);
+        let tx = udp::PacketBuffer::new(meta(n)?, Self::buffer(self.config.udp_tx_buffer)?);
+        Ok(udp::Socket::new(rx, tx))
+    }
+
+    fn tcp_port_in_use(&self, port: u16) -> bool {
+        self.listeners.contains_key(&port)
+            || self.sockets.iter().any(|(_, s)| match s {
+                smoltcp::socket::Socket::Tcp(t) => t.local_endpoint().is_some_and(|e| e.port == port),
+                _ => false,
+            })
+    }
+
+    pub(crate) fn udp_port_in_use(&self, port: u16) -> bool {
+        self.udp_ports.contains(&port)
+    }
+
+    /// The next free ephemeral port, starting from a seed-randomized point.
+    pub(crate) fn ephemeral_port(&mut self, udp: bool) -> Result<u16, NetError> {
+        for _ in 0..EPHEMERAL_COUNT {
+            let port = self.next_port;
+            self.next_port = if port == u16::MAX { EPHEMERAL_FIRST } else { port + 1 };
+            let used = if udp { self.udp_port_in_use(port) } else { self.tcp_port_in_use(port) };
+            if !used {
+                return Ok(port);
+            }
+        }
+        Err(NetError::NoFreePort)
+    }
+
+    pub(crate) fn bind_udp(&mut self, port: u16) -> Result<SocketHandle, NetError> {
+        let port = if port == 0 { self.ephemeral_port(true)? } else { port };
+        if self.udp_port_in_use(port) {
+            return Err(NetError::AddressInUse(port));
+        }
+        let mut s = self.new_udp_socket()?;
+        s.bind(port).map_err(|_| NetError::InvalidState)?;
+        self.udp_ports.insert(port);
+        Ok(self.sockets.add(s))
+    }
+
+    pub(crate) fn listen(&mut self, port: u16) -> Result<u16, NetError> {
+        let port = if port == 0 { self.ephemeral_port(false)? } else { port };
+        if self.tcp_port_in_use(port) {
+            return Err(NetError::AddressInUse(port));
+        }
+        self.listeners.insert(port, Listener::default());
+        self.rebalance();
+        Ok(port)
+    }
+
+    /// Starts an active open; the socket counts as a connection from now on.
+    pub(crate) fn connect(&mut self, remote: SocketAddr) -> Result<(SocketHandle, SocketAddr), NetError> {
+        if remote.ip().is_unspecified() || remote.port() == 0 {
+            return Err(NetError::Unaddressable(remote));
+        }
+        if remote.is_ipv4() && self.ipv4.is_none() {
+            return Err(NetError::NotConfigured);
+        }
+        if self.conns >= self.config.max_connections {
+            return Err(NetError::TooManyConnections(self.config.max_connections));
+        }
+        let port = self.ephemeral_port(false)?;
+        let mut s = self.new_tcp_socket()?;
+        s.set_timeout(Some(smol_duration(self.config.connect_timeout)));
+        s.connect(self.iface.context(), remote, port)
+            .map_err(|_| NetError::Unaddressable(remote))?;
+        let local = s
+            .local_endpoint()
+            .map(SocketAddr::from)
+            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+        let h = self.sockets.add(s);
+        self.conns += 1;
+        self.rebalance();
+        Ok((h, local))
+    }
+
+    pub(crate) fn ipv4_configured(&self) -> Option<Ipv4Cidr> {
+        self.ipv4
+    }
+
+    pub(crate) fn tcp(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(h)
+    }
+
+    /// Hands a dropped TCP connection to the poller to finish and free.
+    pub(crate) fn retire_tcp(&mut self, h: SocketHandle) {
+        self.closing.push(Closing {
+            handle: h,
+            udp_port: None,
+            deadline: None,
+        });
+    }
+
+    /// Hands a dropped UDP socket to the poller (its queued datagrams still go out).
+    pub(crate) fn retire_udp(&mut self, h: SocketHandle, port: u16) {
+        self.closing.push(Closing {
+            handle: h,
+            udp_port: Some(port),
+            deadline: None,
+        });
+    }
+
+    /// Closes a listener: its LISTEN and half-open sockets go at once, connections
+    /// never accepted are reset.
+    pub(crate) fn unlisten(&mut self, port: u16) {
+        let Some(l) = self.listeners.remove(&port) else { return };
+        for h in l.listening {
+            self.sockets.remove(h);
+        }
+        for h in l.embryonic {
+            self.sockets.remove(h);
+            self.conns -= 1;
+        }
+        for h in l.ready {
+            self.tcp(h).abort();
+            self.retire_tcp(h);
+        }
+        self.rebalance();
+    }
+
+    /// Keeps `backlog` LISTEN sockets per port while the connection limit allows, and
+    /// fewer (down to none: SYNs then get RST) as connections use up the limit.
+    pub(crate) fn rebalance(&mut self) {
+        let budget = self.config.max_connections.saturating_sub(self.conns);
+        let mut total: usize = self.listeners.values().map(|l| l.listening.len()).sum();
+        while total > budget {
+            let Some(l) = self.listeners.values_mut().max_by_key(|l| l.listening.len()) else { break };
+            let Some(h) = l.listening.pop() else { break };
+            self.sockets.remove(h);
+            total -= 1;
+        }
+        let ports: Vec<u16> = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| l.listening.len() < self.config.backlog)
+            .map(|(p, _)| *p)
+            .collect();
+        'fill: loop {
+            let mut added = false;
+            for &port in &ports {
+                if total >= budget {
+                    break 'fill;
+                }
+                let short = self.listeners.get(&port).is_some_and(|l| l.listening.len() < self.config.backlog);
+                if !short {
+                    continue;
+                }
+                let mut s = match self.new_tcp_socket() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        log::warn!("net: cannot refill the listeners of port {port}: {e}");
+                        break 'fill;
+                    }
+                };
+                if s.listen(port).is_err() {
+                    break 'fill;
+                }
+                let h = self.sockets.add(s);
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.listening.push(h);
+                }
+                total += 1;
+                added = true;
+            }
+            if !added {
+                break;
+            }
+        }
+    }
+
+    /// Moves sockets along their listener's queues; frees finished closes.
+    fn scan(&mut self, now: SmolInstant) -> bool {
+        let Core {
+            listeners,
+            sockets,
+            conns,
+            closing,
+            udp_ports,
+            config,
+            ..
+        } = self;
+        let before = *conns;
+        let mut freed_listen = false;
+        for l in listeners.values_mut() {
+            let Listener {
+                listening,
+                embryonic,
+                ready,
+                wakers,
+            } = l;
+            let mut woke = false;
+            listening.retain(|&h| match sockets.get::<tcp::Socket>(h).state() {
+                tcp::State::Listen => true,
+                tcp::State::SynReceived => {
+                    *conns += 1;
+                    embryonic.push(h);
+                    false
+                }
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    sockets.remove(h);
+                    freed_listen = true;
+                    false
+                }
+                _ => {
+                    *conns += 1;
+                    ready.push_back(h);
+                    woke = true;
+                    false
+                }
+            });
+            embryonic.retain(|&h| match sockets.get::<tcp::Socket>(h).state() {
+                tcp::State::SynReceived | tcp::State::SynSent => true,
+                tcp::State::Listen => {
+                    // A RST during the handshake: the socket listens again.
+                    *conns -= 1;
+                    listening.push(h);
+                    false
+                }
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    *conns -= 1;
+                    sockets.remove(h);
+                    false
+                }
+                _ => {
+                    ready.push_back(h);
+                    woke = true;
+                    false
+                }
+            });
+            if woke {
+                wakers.drain(..).for_each(Waker::wake);
+            }
+        }
+        let linger = smol_duration(config.close_linger);
+        closing.retain_mut(|c| {
+            let deadline = *c.deadline.get_or_insert(now + linger);
+            if let Some(port) = c.udp_port {
+                let s = sockets.get::<udp::Socket>(c.handle);
+                if s.send_queue() == 0 || now >= deadline {
+                    sockets.remove(c.handle);
+                    udp_ports.remove(&port);
+                    return false;
+                }
+                return true;
+            }
+            let s = sockets.get_mut::<tcp::Socket>(c.handle);
+            match s.state() {
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    sockets.remove(c.handle);
+                    *conns -= 1;
+                    false
+                }
+                _ => {
+                    if now >= deadline {
+                        // Out of patience: reset; the RST goes out in the next poll.
+                        s.abort();
+                    }
+                    true
+                }
+            }
+        });
+        *conns != before || freed_listen
+    }
+
+    fn poll_dhcp(&mut self) {
+        let Some(h) = self.dhcp else { return };
+        let event = match self.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
+            None => return,
+            Some(dhcpv4::Event::Configured(c)) => Some((
+                Ipv4Cidr {
+                    addr: c.address.address(),
+                    prefix: c.address.prefix_len(),
+                },
+                c.router,
+                c.dns_servers.iter().copied().collect::<Vec<_>>(),
+            )),
+            Some(dhcpv4::Event::Deconfigured) => None,
+        };
+        match event {
+            Some((cidr, router, dns)) => {
+                log::info!("net: DHCP lease {cidr}, gateway {router:?}, DNS {dns:?}");
+                self.dns_servers = dns;
+                self.set_ipv4(Some(cidr), router);
+            }
+            None => {
+                log::warn!("net: DHCP lease lost");
+                self.dns_servers.clear();
+                self.set_ipv4(None, None);
+            }
+        }
+    }
+
+    fn set_ipv4(&mut self, cidr: Option<Ipv4Cidr>, gateway: Option<Ipv4Addr>) {
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.retain(|a| !matches!(a, IpCidr::Ipv4(_)));
+            if let Some(c) = cidr
+                && addrs.push(IpCidr::new(IpAddress::Ipv4(c.addr), c.prefix)).is_err()
+            {
+                log::error!("net: no room for address {c}");
+            }
+        });
+        self.iface.routes_mut().remove_default_ipv4_route();
+        if let Some(gw) = gateway
+            && self.iface.routes_mut().add_default_ipv4_route(gw).is_err()
+        {
+            log::error!("net: no room for the default route via {gw}");
+        }
+        self.ipv4 = cidr;
+        self.gateway = gateway;
+        if cidr.is_some() {
+            self.config_waiters.drain(..).for_each(Waker::wake);
+        }
+    }
+
+    fn stats(&self) -> NetStats {
+        NetStats {
+            tcp_connections: self.conns,
+            tcp_listening: self.listeners.values().map(|l| l.listening.len()).sum(),
+            closing: self.closing.len(),
+            udp_sockets: self.udp_ports.len(),
+            frames: self.frames,
+        }
+    }
+}
+
+/// The application's handle on the network stack: cheap to clone, `Send + Sync`.
+#[derive(Clone)]
+pub struct NetHandle {
+    pub(crate) core: Arc<Mutex<Core>>,
+}
+
+impl core::fmt::Debug for NetHandle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let core = self.core.lock();
+        f.debug_struct("NetHandle")
+            .field("ipv4", &core.ipv4)
+            .field("stats", &core.stats())
+            .finish()
+    }
+}
+
+impl NetHandle {
+    /// Listens on TCP `port` (0: an ephemeral port) on every local address.
+    /// Works before an address is configured.
+    pub fn tcp_listen(&self, port: u16) -> Result<TcpListener, NetError> {
+        let port = self.core.lock().listen(port)?;
+        Ok(TcpListener::new(self.clone(), port))
+    }
+
+    /// Connects to `addr` from an ephemeral port; fails with `ConnectionRefused`
+    /// when the peer answers RST, `TimedOut` after `NetConfig::connect_timeout`.
+    pub async fn tcp_connect(&self, addr: SocketAddr) -> Result<TcpStream, NetError> {
+        let started = oasis_runtime::now();
+        let (h, local) = self.core.lock().connect(addr)?;
+        // From here the stream owns the socket: dropping it (an error below, or the
+        // future cancelled) retires the socket.
+        let mut stream = TcpStream::new(self.clone(), h, local, addr);
+        let connect_timeout = self.core.lock().config.connect_timeout;
+        poll_fn(|cx| {
+            let mut core = self.core.lock();
+            let s = core.tcp(h);
+            match s.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    if oasis_runtime::now().saturating_duration_since(started) >= connect_timeout {
+                        Poll::Ready(Err(NetError::TimedOut))
+                    } else {
+                        Poll::Ready(Err(NetError::ConnectionRefused))
+                    }
+                }
+                _ => {
+                    s.set_timeout(None);
+                    if let Some(l) = s.local_endpoint() {
+                        stream.set_local(l.into());
+                    }
+                    Poll::Ready(Ok(()))
+                }
+            }
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// Binds UDP `port` (0: an ephemeral port) on every local address.
+    pub fn udp_bind(&self, port: u16) -> Result<UdpSocket, NetError> {
+        let mut core = self.core.lock();
+        let h = core.bind_udp(port)?;
+        let port = core.sockets.get::<udp::Socket>(h).endpoint().port;
+        Ok(UdpSocket::new(self.clone(), h, port))
+    }
+
+    /// Waits until the stack has an IPv4 address (at once when static) and returns it.
+    pub async fn wait_configured(&self) -> Ipv4Addr {
+        poll_fn(|cx| {
+            let mut core = self.core.lock();
+            match core.ipv4 {
+                Some(c) => Poll::Ready(c.addr),
+                None => {
+                    if !core.config_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                        core.config_waiters.push(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// The current IPv4 address and prefix, if configured.
+    pub fn ipv4(&self) -> Option<Ipv4Cidr> {
+        self.core.lock().ipv4
+    }
+
+    /// The current default gateway, if any.
+    pub fn gateway(&self) -> Option<Ipv4Addr> {
+        self.core.lock().gateway
+    }
+
+    /// DNS servers learned from DHCP.
+    pub fn dns_servers(&self) -> Vec<Ipv4Addr> {
+        self.core.lock().dns_servers.clone()
+    }
+
+    /// The interface's MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        match self.core.lock().iface.hardware_addr() {
+            HardwareAddress::Ethernet(EthernetAddress(mac)) => mac,
+            #[allow(unreachable_patterns)]
+            _ => [0; 6],
+        }
+    }
+
+    /// Counts describing the stack's state.
+    pub fn stats(&self) -> NetStats {
+        self.core.lock().stats()
+    }
+
+    /// Sends one ICMP echo request with `payload_len` bytes of payload to `addr` and
+    /// waits for the reply; returns the round-trip time. `TimedOut` after `wait`.
+    pub async fn ping(&self, addr: Ipv4Addr, payload_len: usize, wait: Duration) -> Result<Duration, NetError> {
+        let (h, ident) = {
+            let mut core = self.core.lock();
+            if core.ipv4.is_none() {
+                return Err(NetError::NotConfigured);
+            }
+            let meta = || vec![icmp::PacketMetadata::EMPTY; 4];
+            let size = (payload_len + 64).max(256);
+            let rx = icmp::PacketBuffer::new(meta(), Core::buffer(size)?);
+            let tx = icmp::PacketBuffer::new(meta(), Core::buffer(size)?);
+            let mut s = icmp::Socket::new(rx, tx);
+            let ident = core.next_ident;
+            core.next_ident = core.next_ident.wrapping_add(1);
+            s.bind(icmp::Endpoint::Ident(ident)).map_err(|_| NetError::InvalidState)?;
+            (core.sockets.add(s), ident)
+        };
+        // Frees the socket however this future ends.
+        struct Guard<'a>(&'a NetHandle, SocketHandle);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                self.0.core.lock().sockets.remove(self.1);
+            }
+        }
+        let _guard = Guard(self, h);
+        let dest = SocketAddr::new(IpAddr::V4(addr), 0);
+        let data = vec![0xA5u8; payload_len];
+        let request = Icmpv4Repr::EchoRequest {
+            ident,
+            seq_no: 1,
+            data: &data,
+        };
+        {
+            let mut core = self.core.lock();
+            let s = core.sockets.get_mut::<icmp::Socket>(h);
+            let buf = s
+                .send(request.buffer_len(), IpAddress::Ipv4(addr))
+                .map_err(|_| NetError::Unaddressable(dest))?;
+            request.emit(&mut Icmpv4Packet::new_unchecked(buf), &Default::default());
+        }
+        let start = oasis_runtime::now();
+        let reply = poll_fn(|cx| {
+            let mut core = self.core.lock();
+            let s = core.sockets.get_mut::<icmp::Socket>(h);
+            while let Ok((bytes, from)) = s.recv() {
+                let Ok(packet) = Icmpv4Packet::new_checked(bytes) else { continue };
+                let Ok(repr) = Icmpv4Repr::parse(&packet, &Default::default()) else { continue };
+                if let Icmpv4Repr::EchoReply { ident: i, seq_no: 1, .. } = repr
+                    && i == ident
+                    && from == IpAddress::Ipv4(addr)
+                {
+                    return Poll::Ready(());
+                }
+            }
+            s.register_recv_waker(cx.waker());
+            Poll::Pending
+        });
+        oasis_runtime::timeout(wait, reply).await.map_err(|_| NetError::TimedOut)?;
+        Ok(oasis_runtime::now().saturating_duration_since(start))
+    }
+}
+
+/// The network stack over device `D`: the executor drives it as a [`Poller`].
+pub struct Stack<D> {
+    adapter: Adapter<D>,
+    net: NetHandle,
+}
+
+impl<D: NetDevice> core::fmt::Debug for Stack<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Stack").field("net", &self.net).finish()
+    }
+}
+
+impl<D: NetDevice + Send + 'static> Stack<D> {
+    /// Builds the stack over `device` and registers it with the running executor;
+    /// returns the handle applications use. `seed` randomizes TCP sequence numbers
+    /// and ephemeral ports (take it from the platform's entropy); `now` is the
+    /// current time.
+    pub fn install(device: D, config: NetConfig, seed: u64, now: RtInstant) -> Result<NetHandle, NetError> {
+        let stack = Self::new(device, config, seed, now)?;
+        let handle = stack.handle();
+        oasis_runtime::register_poller(Box::new(stack));
+        Ok(handle)
+    }
+}
+
+impl<D: NetDevice> Stack<D> {
+    /// Builds the stack without registering it (drive it with [`Poller::poll`]).
+    pub fn new(device: D, config: NetConfig, seed: u64, now: RtInstant) -> Result<Self, NetError> {
+        config.validate()?;
+        let info = device.info();
+        let mac = info.mac;
+        let mut adapter = Adapter::new(device, config.max_burst);
+        let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        iface_config.random_seed = seed;
+        let mut iface = Interface::new(iface_config, &mut adapter, to_smol(now));
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(IpCidr::new(IpAddress::Ipv6(link_local(mac)), 64));
+        });
+        let mut sockets = SocketSet::new(Vec::new());
+        let dhcp = (config.ipv4.is_none() && config.dhcp).then(|| sockets.add(dhcpv4::Socket::new()));
+        let seed16 = (seed ^ (seed >> 16) ^ (seed >> 32) ^ (seed >> 48)) as u16;
+        let mut core = Core {
+            iface,
+            sockets,
+            listeners: BTreeMap::new(),
+            udp_ports: BTreeSet::new(),
+            closing: Vec::new(),
+            conns: 0,
+            next_port: EPHEMERAL_FIRST + seed16 % EPHEMERAL_COUNT,
+            next_ident: seed16,
+            dhcp,
+            ipv4: None,
+            gateway: None,
+            dns_servers: Vec::new(),
+            config_waiters: Vec::new(),
+            frames: AdapterStats::default(),
+            ip_mtu: info.mtu,
+            config,
+        };
+        if let Some(cidr) = core.config.ipv4 {
+            let gateway = core.config.gateway;
+            core.set_ipv4(Some(cidr), gateway);
+        }
+        Ok(Self {
+            adapter,
+            net: NetHandle {
+                core: Arc::new(Mutex::new(core)),
+            },
+        })
+    }
+
+    /// A handle for applications.
+    pub fn handle(&self) -> NetHandle {
+        self.net.clone()
+    }
+
+    /// The device (tests inspect counters through it).
+    pub fn device(&self) -> &D {
+        self.adapter.device()
+    }
+
+    /// The device, mutably.
+    pub fn device_mut(&mut self) -> &mut D {
+        self.adapter.device_mut()
+    }
+}
+
+impl<D: NetDevice + Send> Poller for Stack<D> {
+    fn poll(&mut self, now: RtInstant) -> Option<RtInstant> {
+        let ts = to_smol(now);
+        let mut guard = self.net.core.lock();
+        let core = &mut *guard;
+        self.adapter.begin();
+        core.iface.poll_maintenance(ts);
+        let mut budget = INGRESS_BUDGET;
+        while budget > 0 {
+            match core.iface.poll_ingress_single(ts, &mut self.adapter, &mut core.sockets) {
+                PollIngressSingleResult::None => break,
+                _ => budget -= 1,
+            }
+        }
+        while let PollResult::SocketStateChanged = core.iface.poll_egress(ts, &mut self.adapter, &mut core.sockets) {}
+        core.poll_dhcp();
+        // After egress, so an aborted socket's RST has gone out before it is freed.
+        if core.scan(ts) {
+            core.rebalance();
+        }
+        core.frames = self.adapter.stats();
+        let rx_waiting = self.adapter.finish();
+        if rx_waiting || budget == 0 {
+            return Some(now);
+        }
+        let at = from_smol(core.iface.poll_at(ts, &core.sockets)?);
+        if at <= now && !self.adapter.can_transmit() {
+            // smoltcp wants to send but every buffer is in flight: the device's
+            // completion interrupt (or this retry) brings us back.
+            return Some(now + TX_RETRY);
+        }
+        Some(at)
+    }
+}
+
+/// The IPv6 link-local address from a MAC (modified EUI-64, RFC 4291 §2.5.1).
+fn link_local(mac: [u8; 6]) -> Ipv6Addr {
+    let [a, b, c, d, e, f] = mac;
+    Ipv6Addr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, a ^ 0x02, b, c, 0xff, 0xfe, d, e, f])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_conversions_round_trip_in_microseconds() {
+        let t = RtInstant::from_nanos(1_234_567_000);
+        assert_eq!(to_smol(t).total_micros(), 1_234_567);
+        assert_eq!(from_smol(to_smol(t)), t);
+        assert_eq!(from_smol(SmolInstant::from_micros(-5)), RtInstant::from_nanos(0));
+        assert_eq!(smol_duration(Duration::from_millis(3)).total_micros(), 3000);
+    }
+
+    #[test]
+    fn link_local_follows_eui64() {
+        let a = link_local([0x02, 0, 0, 0, 0, 0x01]);
+        assert_eq!(a, "fe80::ff:fe00:1".parse::<Ipv6Addr>().unwrap());
+    }
+}
