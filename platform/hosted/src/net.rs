@@ -19,6 +19,7 @@ use std::future::poll_fn;
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use polling::PollMode;
@@ -382,7 +383,7 @@ impl HostNet {
             inner,
             local,
             peer: addr,
-            timeout: None,
+            timeout_ns: AtomicU64::new(NO_TIMEOUT),
         })
     }
 }
@@ -391,6 +392,14 @@ impl HostNet {
 pub struct TcpListener {
     inner: Registered<std::net::TcpListener>,
     local: SocketAddr,
+}
+
+impl core::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local", &self.local)
+            .finish()
+    }
 }
 
 impl TcpListener {
@@ -425,7 +434,22 @@ pub struct TcpStream {
     inner: Registered<std::net::TcpStream>,
     local: SocketAddr,
     peer: SocketAddr,
-    timeout: Option<Duration>,
+    /// Idle timeout in nanoseconds; [`NO_TIMEOUT`] for none. Atomic so that the
+    /// setter takes `&self`, as `oasis-net`'s does.
+    timeout_ns: AtomicU64,
+}
+
+/// `TcpStream::timeout_ns` value meaning "no timeout".
+const NO_TIMEOUT: u64 = u64::MAX;
+
+impl core::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local", &self.local)
+            .field("peer", &self.peer)
+            .field("timeout", &self.timeout())
+            .finish()
+    }
 }
 
 impl TcpStream {
@@ -437,7 +461,7 @@ impl TcpStream {
             inner,
             local,
             peer,
-            timeout: None,
+            timeout_ns: AtomicU64::new(NO_TIMEOUT),
         })
     }
 
@@ -445,7 +469,7 @@ impl TcpStream {
     /// the peer closed its side (or `buf` is empty).
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, HostNetError> {
         let peer = self.peer;
-        io_wait_timeout(&self.inner, Direction::Read, self.timeout, |mut s| {
+        io_wait_timeout(&self.inner, Direction::Read, self.timeout(), |mut s| {
             s.read(buf)
         })
         .await
@@ -455,7 +479,7 @@ impl TcpStream {
     /// Writes some of `buf`, waiting for buffer space; returns how much was taken.
     pub async fn write(&mut self, buf: &[u8]) -> Result<usize, HostNetError> {
         let peer = self.peer;
-        io_wait_timeout(&self.inner, Direction::Write, self.timeout, |s| {
+        io_wait_timeout(&self.inner, Direction::Write, self.timeout(), |s| {
             SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)
         })
         .await
@@ -515,7 +539,7 @@ impl TcpStream {
 
     /// Sends keep-alive probes after `interval` of silence, then every `interval`
     /// (at least [`MIN_KEEPALIVE`]); `None` turns them off.
-    pub fn set_keepalive(&mut self, interval: Option<Duration>) {
+    pub fn set_keepalive(&self, interval: Option<Duration>) {
         let sock = SockRef::from(self.inner.io());
         let r = match interval {
             Some(d) => {
@@ -531,20 +555,56 @@ impl TcpStream {
 
     /// Sets the idle timeout: a read or write that waits longer than this fails with
     /// [`HostNetError::TimedOut`] (the connection stays usable). `None`: no limit.
-    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
-        self.timeout = timeout;
+    ///
+    /// Unlike `oasis-net`'s smoltcp timeout, which aborts a connection whose peer
+    /// stays silent, this only ends the waiting operation.
+    pub fn set_timeout(&self, timeout: Option<Duration>) {
+        // Durations past u64 nanoseconds (584 years) are as good as none.
+        let ns = timeout.map_or(NO_TIMEOUT, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(NO_TIMEOUT)
+        });
+        self.timeout_ns.store(ns, Ordering::Relaxed);
     }
 
     /// The idle timeout in force.
     pub fn timeout(&self) -> Option<Duration> {
-        self.timeout
+        match self.timeout_ns.load(Ordering::Relaxed) {
+            NO_TIMEOUT => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
     }
 
     /// Turns Nagle's algorithm off (`true`: send small writes at once).
-    pub fn set_nodelay(&mut self, nodelay: bool) {
+    pub fn set_nodelay(&self, nodelay: bool) {
         if let Err(e) = self.inner.io().set_nodelay(nodelay) {
             log::warn!("{}: setting TCP_NODELAY {nodelay} failed: {e}", self.peer);
         }
+    }
+}
+
+impl embedded_io::Error for HostNetError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        HostNetError::kind(self).into()
+    }
+}
+
+impl embedded_io::ErrorType for TcpStream {
+    type Error = HostNetError;
+}
+
+impl embedded_io_async::Read for TcpStream {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, HostNetError> {
+        TcpStream::read(self, buf).await
+    }
+}
+
+impl embedded_io_async::Write for TcpStream {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, HostNetError> {
+        TcpStream::write(self, buf).await
+    }
+
+    async fn flush(&mut self) -> Result<(), HostNetError> {
+        TcpStream::flush(self).await
     }
 }
 
@@ -552,6 +612,14 @@ impl TcpStream {
 pub struct UdpSocket {
     inner: Registered<std::net::UdpSocket>,
     local: SocketAddr,
+}
+
+impl core::fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("local", &self.local)
+            .finish()
+    }
 }
 
 impl UdpSocket {
@@ -803,6 +871,7 @@ mod tests {
             let addr = listener.local_addr();
             let mut client = net.tcp_connect(addr).await.unwrap();
             let (mut server, _) = listener.accept().await.unwrap();
+            assert_eq!(client.timeout(), None);
             client.set_timeout(Some(Duration::from_millis(100)));
             assert_eq!(client.timeout(), Some(Duration::from_millis(100)));
             let start = Instant::now();
@@ -828,6 +897,13 @@ mod tests {
             let n = client.read(&mut buf).await.unwrap();
             assert_eq!(&buf[..n], b"late");
             client.set_timeout(None);
+            assert_eq!(client.timeout(), None);
+            client.set_timeout(Some(Duration::MAX));
+            assert_eq!(
+                client.timeout(),
+                None,
+                "a timeout beyond u64 nanoseconds is none"
+            );
         });
     }
 
@@ -896,7 +972,7 @@ mod tests {
         run(async {
             let net = HostNet::default();
             let listener = net.tcp_listen(0).unwrap();
-            let mut s = net.tcp_connect(listener.local_addr()).await.unwrap();
+            let s = net.tcp_connect(listener.local_addr()).await.unwrap();
             let sock = |s: &TcpStream| SockRef::from(s.inner.io()).try_clone().unwrap();
             s.set_nodelay(true);
             assert!(sock(&s).tcp_nodelay().unwrap());
@@ -919,6 +995,53 @@ mod tests {
             let linger = SockRef::from(listener.inner.io()).reuse_address().unwrap();
             assert!(linger, "listeners use SO_REUSEADDR");
         });
+    }
+
+    /// Protocol code written against the `embedded-io-async` traits, as in `oasis-net`.
+    async fn generic_roundtrip<S: embedded_io_async::Read + embedded_io_async::Write>(
+        s: &mut S,
+        msg: &[u8],
+    ) -> Result<Vec<u8>, S::Error> {
+        s.write_all(msg).await?;
+        s.flush().await?;
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).await.map_err(|e| match e {
+            embedded_io::ReadExactError::Other(e) => e,
+            embedded_io::ReadExactError::UnexpectedEof => panic!("EOF during read_exact"),
+        })?;
+        Ok(back)
+    }
+
+    #[test]
+    fn embedded_io_traits_and_error_kinds() {
+        run(async {
+            let net = HostNet::default();
+            let listener = net.tcp_listen(0).unwrap();
+            let addr = listener.local_addr();
+            spawn_echo_server(listener);
+            let mut s = net.tcp_connect(addr).await.unwrap();
+            assert_eq!(
+                generic_roundtrip(&mut s, b"embedded").await.unwrap(),
+                b"embedded"
+            );
+            assert!(format!("{s:?}").contains(&addr.to_string()));
+        });
+        let e = HostNetError::TimedOut {
+            op: "read",
+            peer: "127.0.0.1:1".parse().unwrap(),
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(
+            embedded_io::Error::kind(&e),
+            embedded_io::ErrorKind::TimedOut
+        );
+        let e = HostNetError::ConnectionReset {
+            peer: "127.0.0.1:1".parse().unwrap(),
+        };
+        assert_eq!(
+            embedded_io::Error::kind(&e),
+            embedded_io::ErrorKind::ConnectionReset
+        );
     }
 
     #[test]

@@ -80,6 +80,17 @@ pub struct TapDevice {
     last_error: Option<io::ErrorKind>,
 }
 
+impl core::fmt::Debug for TapDevice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TapDevice")
+            .field("name", &self.name)
+            .field("info", &self.info)
+            .field("queued", &self.rx_count)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
 /// Checks `name` as a Linux interface name and returns it as `ifr_name` bytes.
 fn ifname(name: &str) -> Result<[libc::c_char; libc::IFNAMSIZ], HostNetError> {
     let bad = |why| HostNetError::TapName {
@@ -437,6 +448,7 @@ mod tests {
         };
         let name = tap.name().to_string();
         assert_eq!(name, format!("oasist{pid}"));
+        assert!(format!("{tap:?}").contains(&name));
         assert_eq!(
             tap.info(),
             NetInfo {
