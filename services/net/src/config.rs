@@ -16,8 +16,9 @@ pub const DEFAULT_TCP_RX_BUFFER: usize = 64 * 1024;
 pub const DEFAULT_TCP_TX_BUFFER: usize = 64 * 1024;
 /// Default limit of live TCP connections (in both directions, listeners excluded).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
-/// Default number of sockets kept in LISTEN state per listening port.
-pub const DEFAULT_BACKLOG: usize = 8;
+/// Default limit of connections per listening port that are half-open or wait for
+/// `accept` (Linux's classic `SOMAXCONN`); SYNs beyond it get RST.
+pub const DEFAULT_BACKLOG: usize = 128;
 /// Default UDP receive buffer per socket (payload bytes).
 pub const DEFAULT_UDP_RX_BUFFER: usize = 64 * 1024;
 /// Default UDP send buffer per socket (payload bytes).
@@ -167,8 +168,8 @@ pub struct NetConfig {
     pub tcp_tx_buffer: usize,
     /// Live TCP connections at most; SYNs beyond it are answered with RST.
     pub max_connections: usize,
-    /// Sockets kept in LISTEN state per listening port (half-open connections
-    /// accepted at once).
+    /// Connections per listening port that may be half-open or wait for `accept`;
+    /// SYNs beyond it get RST.
     pub backlog: usize,
     /// Receive buffer per UDP socket, payload bytes.
     pub udp_rx_buffer: usize,

@@ -50,6 +50,21 @@ pub(crate) fn smol_duration(d: Duration) -> smoltcp::time::Duration {
     smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// A TCP socket with the configured buffers, or `OutOfMemory` instead of an abort.
+fn new_tcp_socket(config: &NetConfig) -> Result<tcp::Socket<'static>, NetError> {
+    let rx = Core::buffer(config.tcp_rx_buffer)?;
+    let tx = Core::buffer(config.tcp_tx_buffer)?;
+    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+    s.set_ack_delay(config.ack_delay.map(smol_duration));
+    s.set_congestion_control(tcp::CongestionControl::Reno);
+    Ok(s)
+}
+
+/// Sockets kept in LISTEN state per port. Each received frame takes at most one,
+/// and the poller refills after every frame, so two absorb any burst of SYNs;
+/// `NetConfig::backlog` bounds the connections waiting for `accept` instead.
+pub const LISTEN_SPARE: usize = 2;
+
 /// The accept queue of one listening port.
 #[derive(Default)]
 pub(crate) struct Listener {
@@ -118,12 +133,7 @@ impl Core {
     }
 
     fn new_tcp_socket(&self) -> Result<tcp::Socket<'static>, NetError> {
-        let rx = Self::buffer(self.config.tcp_rx_buffer)?;
-        let tx = Self::buffer(self.config.tcp_tx_buffer)?;
-        let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
-        s.set_ack_delay(self.config.ack_delay.map(smol_duration));
-        s.set_congestion_control(tcp::CongestionControl::Reno);
-        Ok(s)
+        new_tcp_socket(&self.config)
     }
 
     pub(crate) fn new_udp_socket(&self) -> Result<udp::Socket<'static>, NetError> {
@@ -255,53 +265,72 @@ impl Core {
         self.rebalance();
     }
 
-    /// Keeps `backlog` LISTEN sockets per port while the connection limit allows, and
-    /// fewer (down to none: SYNs then get RST) as connections use up the limit.
+    /// Keeps [`LISTEN_SPARE`] LISTEN sockets per port while the port's accept queue
+    /// (half-open plus waiting for `accept`) is below `backlog` and the connection
+    /// limit allows; fewer, down to none, otherwise: SYNs then get RST.
     pub(crate) fn rebalance(&mut self) {
-        let budget = self.config.max_connections.saturating_sub(self.conns);
-        let mut total: usize = self.listeners.values().map(|l| l.listening.len()).sum();
-        while total > budget {
-            let Some(l) = self.listeners.values_mut().max_by_key(|l| l.listening.len()) else { break };
-            let Some(h) = l.listening.pop() else { break };
-            self.sockets.remove(h);
-            total -= 1;
+        let Core {
+            listeners,
+            sockets,
+            config,
+            conns,
+            ..
+        } = self;
+        let budget = config.max_connections.saturating_sub(*conns);
+        let target = |l: &Listener| LISTEN_SPARE.min(config.backlog.saturating_sub(l.embryonic.len() + l.ready.len()));
+        let mut total: usize = listeners.values().map(|l| l.listening.len()).sum();
+        // Too many: the accept queue filled up, or connections used up the limit.
+        for l in listeners.values_mut() {
+            let keep = target(l).min(l.listening.len().saturating_sub(total.saturating_sub(budget)));
+            while l.listening.len() > keep {
+                if let Some(h) = l.listening.pop() {
+                    sockets.remove(h);
+                    total -= 1;
+                }
+            }
         }
-        let ports: Vec<u16> = self
-            .listeners
-            .iter()
-            .filter(|(_, l)| l.listening.len() < self.config.backlog)
-            .map(|(p, _)| *p)
-            .collect();
-        'fill: loop {
-            let mut added = false;
-            for &port in &ports {
-                if total >= budget {
-                    break 'fill;
-                }
-                let short = self.listeners.get(&port).is_some_and(|l| l.listening.len() < self.config.backlog);
-                if !short {
-                    continue;
-                }
-                let mut s = match self.new_tcp_socket() {
+        for (&port, l) in listeners.iter_mut() {
+            while l.listening.len() < target(l) && total < budget {
+                let mut s = match new_tcp_socket(config) {
                     Ok(s) => s,
                     Err(e) => {
                         log::warn!("net: cannot refill the listeners of port {port}: {e}");
-                        break 'fill;
+                        return;
                     }
                 };
                 if s.listen(port).is_err() {
-                    break 'fill;
+                    return;
                 }
-                let h = self.sockets.add(s);
-                if let Some(l) = self.listeners.get_mut(&port) {
-                    l.listening.push(h);
-                }
+                l.listening.push(sockets.add(s));
                 total += 1;
-                added = true;
             }
-            if !added {
-                break;
-            }
+        }
+    }
+
+    /// After each received frame: moves LISTEN sockets that took a SYN to the
+    /// half-open list and refills. Cost: a look at `LISTEN_SPARE` sockets per port.
+    fn refill_after_frame(&mut self) {
+        let mut taken = false;
+        for l in self.listeners.values_mut() {
+            let Listener {
+                listening,
+                embryonic,
+                ..
+            } = l;
+            listening.retain(|&h| {
+                if self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen {
+                    true
+                } else {
+                    // Its final state is sorted out by `scan`.
+                    self.conns += 1;
+                    embryonic.push(h);
+                    taken = true;
+                    false
+                }
+            });
+        }
+        if taken {
+            self.rebalance();
         }
     }
 
@@ -316,8 +345,7 @@ impl Core {
             config,
             ..
         } = self;
-        let before = *conns;
-        let mut freed_listen = false;
+        let before = (*conns, closing.len());
         for l in listeners.values_mut() {
             let Listener {
                 listening,
@@ -326,22 +354,12 @@ impl Core {
                 wakers,
             } = l;
             let mut woke = false;
-            listening.retain(|&h| match sockets.get::<tcp::Socket>(h).state() {
-                tcp::State::Listen => true,
-                tcp::State::SynReceived => {
+            listening.retain(|&h| {
+                if sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen {
+                    true
+                } else {
                     *conns += 1;
                     embryonic.push(h);
-                    false
-                }
-                tcp::State::Closed | tcp::State::TimeWait => {
-                    sockets.remove(h);
-                    freed_listen = true;
-                    false
-                }
-                _ => {
-                    *conns += 1;
-                    ready.push_back(h);
-                    woke = true;
                     false
                 }
             });
@@ -396,7 +414,7 @@ impl Core {
                 }
             }
         });
-        *conns != before || freed_listen
+        (*conns, closing.len()) != before
     }
 
     fn poll_dhcp(&mut self) {
@@ -736,15 +754,20 @@ impl<D: NetDevice + Send> Poller for Stack<D> {
         while budget > 0 {
             match core.iface.poll_ingress_single(ts, &mut self.adapter, &mut core.sockets) {
                 PollIngressSingleResult::None => break,
-                _ => budget -= 1,
+                PollIngressSingleResult::PacketProcessed => budget -= 1,
+                PollIngressSingleResult::SocketStateChanged => {
+                    budget -= 1;
+                    if !core.listeners.is_empty() {
+                        core.refill_after_frame();
+                    }
+                }
             }
         }
         while let PollResult::SocketStateChanged = core.iface.poll_egress(ts, &mut self.adapter, &mut core.sockets) {}
         core.poll_dhcp();
         // After egress, so an aborted socket's RST has gone out before it is freed.
-        if core.scan(ts) {
-            core.rebalance();
-        }
+        core.scan(ts);
+        core.rebalance();
         core.frames = self.adapter.stats();
         let rx_waiting = self.adapter.finish();
         if rx_waiting || budget == 0 {
