@@ -32,6 +32,7 @@ extern crate alloc;
 mod args;
 mod console;
 mod logger;
+pub mod net;
 mod platform;
 mod rng;
 
@@ -125,6 +126,13 @@ impl Os {
         platform::get().exit(status)
     }
 
+    /// The network, set up on first use: virtio-net and our TCP/IP stack on `kvm`
+    /// (static `--ipv4=`/`--ipv4-gateway=` or DHCP), host sockets on `hosted` (or
+    /// our stack over a TAP device with `--net=tap:NAME`). Waits until configured.
+    pub async fn net(&self) -> Result<net::Net, net::NetError> {
+        net::get(self.rng()).await
+    }
+
     /// A short description of the platform (for logs).
     pub fn platform_report(&self) -> String {
         platform::report()
@@ -161,6 +169,25 @@ pub mod __private {
             .unwrap_or_else(|e| usage_error(&e));
         logger::init(filters);
         platform::take_platform_args(&mut parser);
+        let net_args = net::NetArgs {
+            ipv4: parser
+                .value("ipv4", "ADDR/PREFIX", "static IPv4 address (default: DHCP)")
+                .unwrap_or_else(|e| usage_error(&e)),
+            gateway: parser
+                .value("ipv4-gateway", "ADDR", "default IPv4 gateway (with --ipv4)")
+                .unwrap_or_else(|e| usage_error(&e)),
+            tap: parser
+                .value::<String>("net", "tap:NAME", "hosted: run our TCP/IP stack over a TAP device instead of host sockets")
+                .unwrap_or_else(|e| usage_error(&e))
+                .map(|v| match v.strip_prefix("tap:") {
+                    Some(name) => name.into(),
+                    None => usage_error(&alloc::format!("--net={v}: expected tap:NAME")),
+                }),
+            bind: parser
+                .value("bind", "IP", "hosted: address host sockets listen on (default 127.0.0.1)")
+                .unwrap_or_else(|e| usage_error(&e)),
+        };
+        net::ARGS.call_once(|| net_args);
         let shared = alloc::sync::Arc::new(spin::Mutex::new(Some(parser)));
         let os = Os {
             args: shared.clone(),

@@ -2,10 +2,11 @@
 
 use oasis_devices::Platform;
 
-#[cfg(not(target_os = "none"))]
-use oasis_hosted as imp;
 #[cfg(target_os = "none")]
 use oasis_kvm as imp;
+
+#[cfg(not(target_os = "none"))]
+use oasis_hosted as imp;
 
 /// Name used in usage and error messages.
 pub const PROGRAM: &str = "oasis";
@@ -24,4 +25,161 @@ pub fn report() -> alloc::string::String {
 /// `virtio_mmio.device=` that QEMU microvm and Firecracker append).
 pub fn take_platform_args(parser: &mut oasis_bootargs::ArgParser) {
     parser.take_params("virtio_mmio.device");
+}
+
+/// A network device our stack can drive.
+pub struct NetDev(imp_net::Device);
+
+impl NetDev {
+    /// Builds the stack over the device and registers it with the executor.
+    pub fn install(
+        self,
+        config: oasis_net::NetConfig,
+        seed: u64,
+        now: oasis_runtime::Instant,
+    ) -> Result<oasis_net::NetHandle, oasis_net::NetError> {
+        oasis_net::Stack::install(self.0, config, seed, now)
+    }
+}
+
+/// The device for our stack: virtio-net on `kvm`; a TAP device on `hosted` when
+/// `tap` names one. `None`: no device (hosted without TAP uses host sockets).
+pub fn open_net_device(tap: Option<&str>) -> Option<Result<NetDev, crate::net::NetError>> {
+    imp_net::open(tap).map(|r| r.map(NetDev))
+}
+
+/// The host-socket backend (hosted), bound to `bind` (default 127.0.0.1).
+pub fn host_net(bind: Option<core::net::IpAddr>) -> Option<host::HostNet> {
+    imp_net::host(bind)
+}
+
+#[cfg(target_os = "none")]
+mod imp_net {
+    use crate::net::NetError;
+
+    pub type Device = oasis_kvm::NetDevice;
+
+    pub fn open(_tap: Option<&str>) -> Option<Result<Device, NetError>> {
+        match oasis_kvm::take_net_device() {
+            Some(Ok(d)) => Some(Ok(d)),
+            Some(Err(e)) => Some(Err(NetError::Device(alloc::format!("{e}")))),
+            None => Some(Err(NetError::NoDevice)),
+        }
+    }
+
+    pub fn host(_bind: Option<core::net::IpAddr>) -> Option<super::host::HostNet> {
+        None
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+mod imp_net {
+    use crate::net::NetError;
+
+    pub type Device = oasis_hosted::TapDevice;
+
+    pub fn open(tap: Option<&str>) -> Option<Result<Device, NetError>> {
+        tap.map(|name| oasis_hosted::TapDevice::open(name).map_err(NetError::Host))
+    }
+
+    pub fn host(bind: Option<core::net::IpAddr>) -> Option<super::host::HostNet> {
+        Some(bind.map_or_else(oasis_hosted::HostNet::default, oasis_hosted::HostNet::new))
+    }
+}
+
+/// The host-socket backend's types (hosted) — uninhabited on `kvm`, where there is
+/// no host kernel, so code matching on them needs no target checks.
+#[cfg(not(target_os = "none"))]
+pub mod host {
+    pub use oasis_hosted::{HostNet, HostNetError, TcpListener, TcpStream, UdpSocket};
+}
+
+#[cfg(target_os = "none")]
+pub mod host {
+    //! Uninhabited stand-ins: values of these types cannot exist on `kvm`.
+    use core::net::{IpAddr, SocketAddr};
+    use core::time::Duration;
+
+    macro_rules! never {
+        ($($t:ident),*) => {$(
+            #[derive(Debug, Clone, Copy)]
+            pub enum $t {}
+        )*};
+    }
+    never!(HostNet, HostNetError, TcpListener, TcpStream, UdpSocket);
+
+    impl core::fmt::Display for HostNetError {
+        fn fmt(&self, _: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match *self {}
+        }
+    }
+
+    impl HostNet {
+        pub fn tcp_listen(&self, _: u16) -> Result<TcpListener, HostNetError> {
+            match *self {}
+        }
+        pub fn udp_bind(&self, _: u16) -> Result<UdpSocket, HostNetError> {
+            match *self {}
+        }
+        pub async fn tcp_connect(&self, _: SocketAddr) -> Result<TcpStream, HostNetError> {
+            match *self {}
+        }
+        pub fn bind_ip(&self) -> IpAddr {
+            match *self {}
+        }
+    }
+
+    impl TcpListener {
+        pub async fn accept(&self) -> Result<(TcpStream, SocketAddr), HostNetError> {
+            match *self {}
+        }
+        pub fn local_addr(&self) -> SocketAddr {
+            match *self {}
+        }
+    }
+
+    impl TcpStream {
+        pub async fn read(&mut self, _: &mut [u8]) -> Result<usize, HostNetError> {
+            match *self {}
+        }
+        pub async fn write(&mut self, _: &[u8]) -> Result<usize, HostNetError> {
+            match *self {}
+        }
+        pub async fn write_all(&mut self, _: &[u8]) -> Result<(), HostNetError> {
+            match *self {}
+        }
+        pub async fn flush(&mut self) -> Result<(), HostNetError> {
+            match *self {}
+        }
+        pub async fn shutdown(&mut self) -> Result<(), HostNetError> {
+            match *self {}
+        }
+        pub fn abort(self) {
+            match self {}
+        }
+        pub fn peer_addr(&self) -> SocketAddr {
+            match *self {}
+        }
+        pub fn local_addr(&self) -> SocketAddr {
+            match *self {}
+        }
+        pub fn set_keepalive(&self, _: Option<Duration>) {
+            match *self {}
+        }
+        pub fn set_nodelay(&self, _: bool) {
+            match *self {}
+        }
+    }
+
+    impl UdpSocket {
+        pub async fn recv_from(&self, _: &mut [u8]) -> Result<(usize, SocketAddr), HostNetError> {
+            match *self {}
+        }
+        pub async fn send_to(&self, _: &[u8], _: SocketAddr) -> Result<(), HostNetError> {
+            match *self {}
+        }
+        pub fn local_addr(&self) -> SocketAddr {
+            match *self {}
+        }
+    }
 }

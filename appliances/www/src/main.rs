@@ -102,7 +102,7 @@ struct Logged<'a> {
 impl Handler for Logged<'_> {
     fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter) {
         self.site.handle(req, resp);
-        info!(target: "www::access", "{} \"{} {}\" {} {}", self.peer, req.method(), req.target(), resp.status(), resp.body_len());
+        info!(target: "www::access", "{} \"{} {}\" {} {}", self.peer, req.method().as_str(), req.target(), resp.status().code(), resp.body_len());
     }
 
     fn wants_body(&self) -> bool {

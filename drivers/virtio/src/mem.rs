@@ -162,6 +162,12 @@ pub struct Dma {
     leaked: bool,
 }
 
+// SAFETY: a `Dma` owns its allocation exclusively (like a `Box<[u8]>`); moving it to
+// another thread moves that ownership. Access goes through `&self`/`&mut self`
+// methods, so Rust's borrow rules serialise it; the device's concurrent DMA is the
+// same whichever thread owns the handle.
+unsafe impl Send for Dma {}
+
 impl Dma {
     /// Allocates `len` zeroed bytes aligned to `align`.
     pub fn zeroed(len: usize, align: usize) -> Result<Self, DmaError> {

@@ -1,0 +1,265 @@
+//! Networking for applications: one API over two backends.
+//!
+//! - **Stack**: our smoltcp-based stack ([`oasis_net`]) over a device: virtio-net on
+//!   `kvm`, a TAP device on `hosted` with `--net=tap:NAME`.
+//! - **Host**: the host kernel's sockets (`hosted` default: `cargo run` serves on
+//!   127.0.0.1 with no privileges; `--bind=IP` to change).
+//!
+//! Boot arguments: `--ipv4=ADDR/PREFIX` and `--ipv4-gateway=ADDR` configure the
+//! stack statically; without them it asks DHCP. [`Os::net`](crate::Os::net) sets the
+//! network up on first use and waits until it has an address.
+
+use core::fmt;
+use core::net::{IpAddr, SocketAddr};
+use core::time::Duration;
+
+use crate::platform::host;
+
+/// Why a network operation failed.
+#[derive(Debug)]
+pub enum NetError {
+    /// From our TCP/IP stack.
+    Stack(oasis_net::NetError),
+    /// From the host's sockets (hosted only).
+    Host(host::HostNetError),
+    /// The machine has no network device (run with `--net user`, `--port` or a TAP).
+    NoDevice,
+    /// The network device could not be initialised.
+    Device(alloc::string::String),
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetError::Stack(e) => e.fmt(f),
+            NetError::Host(e) => e.fmt(f),
+            NetError::NoDevice => f.write_str("no network device: boot the VM with a virtio-net device (cargo oasis run --net user or --port HOST:GUEST)"),
+            NetError::Device(e) => write!(f, "network device: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for NetError {}
+
+impl From<oasis_net::NetError> for NetError {
+    fn from(e: oasis_net::NetError) -> Self {
+        NetError::Stack(e)
+    }
+}
+
+impl From<host::HostNetError> for NetError {
+    fn from(e: host::HostNetError) -> Self {
+        NetError::Host(e)
+    }
+}
+
+/// Runs `$body` on whichever backend `$v` holds.
+macro_rules! both {
+    ($ty:ident, $v:expr, $x:ident => $body:expr) => {
+        match $v {
+            $ty::Stack($x) => $body,
+            $ty::Host($x) => $body,
+        }
+    };
+}
+
+/// The application's network: create listeners and sockets.
+#[derive(Clone)]
+pub enum Net {
+    Stack(oasis_net::NetHandle),
+    Host(host::HostNet),
+}
+
+// On `kvm` the `Host` variants are uninhabited, so their arms are unreachable there.
+#[allow(unreachable_code)]
+impl Net {
+    /// Listens for TCP connections on `port` on every local address.
+    pub fn tcp_listen(&self, port: u16) -> Result<TcpListener, NetError> {
+        Ok(match self {
+            Net::Stack(n) => TcpListener::Stack(n.tcp_listen(port)?),
+            Net::Host(n) => TcpListener::Host(n.tcp_listen(port)?),
+        })
+    }
+
+    /// Binds a UDP socket to `port`.
+    pub fn udp_bind(&self, port: u16) -> Result<UdpSocket, NetError> {
+        Ok(match self {
+            Net::Stack(n) => UdpSocket::Stack(n.udp_bind(port)?),
+            Net::Host(n) => UdpSocket::Host(n.udp_bind(port)?),
+        })
+    }
+
+    /// Opens a TCP connection.
+    pub async fn tcp_connect(&self, addr: SocketAddr) -> Result<TcpStream, NetError> {
+        Ok(match self {
+            Net::Stack(n) => TcpStream::Stack(n.tcp_connect(addr).await?),
+            Net::Host(n) => TcpStream::Host(n.tcp_connect(addr).await?),
+        })
+    }
+
+    /// This host's address (the configured IPv4, or the host bind address).
+    pub fn address(&self) -> IpAddr {
+        match self {
+            Net::Stack(n) => n.ipv4().map_or(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED), |c| IpAddr::V4(c.addr)),
+            Net::Host(n) => n.bind_ip(),
+        }
+    }
+}
+
+/// A listening TCP socket with a backlog.
+pub enum TcpListener {
+    Stack(oasis_net::TcpListener),
+    Host(host::TcpListener),
+}
+
+impl TcpListener {
+    /// Waits for the next connection.
+    pub async fn accept(&self) -> Result<(TcpStream, SocketAddr), NetError> {
+        Ok(match self {
+            TcpListener::Stack(l) => {
+                let (s, a) = l.accept().await?;
+                (TcpStream::Stack(s), a)
+            }
+            TcpListener::Host(l) => {
+                let (s, a) = l.accept().await?;
+                (TcpStream::Host(s), a)
+            }
+        })
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        both!(TcpListener, self, l => l.local_addr())
+    }
+}
+
+/// A TCP connection. Dropping it closes gracefully; [`abort`](Self::abort) resets.
+pub enum TcpStream {
+    Stack(oasis_net::TcpStream),
+    Host(host::TcpStream),
+}
+
+impl TcpStream {
+    /// Reads into `buf`; `Ok(0)` means the peer closed its side.
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        Ok(both!(TcpStream, self, s => s.read(buf).await?))
+    }
+
+    /// Writes some of `buf`; returns how much was taken.
+    pub async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        Ok(both!(TcpStream, self, s => s.write(buf).await?))
+    }
+
+    /// Writes all of `buf`.
+    pub async fn write_all(&mut self, buf: &[u8]) -> Result<(), NetError> {
+        both!(TcpStream, self, s => s.write_all(buf).await?);
+        Ok(())
+    }
+
+    /// Waits until everything written has been sent.
+    pub async fn flush(&mut self) -> Result<(), NetError> {
+        both!(TcpStream, self, s => s.flush().await?);
+        Ok(())
+    }
+
+    /// Closes the sending side (FIN); reading still works.
+    pub async fn shutdown(&mut self) -> Result<(), NetError> {
+        both!(TcpStream, self, s => s.shutdown().await?);
+        Ok(())
+    }
+
+    /// Resets the connection (RST) and drops it.
+    pub fn abort(self) {
+        both!(TcpStream, self, s => s.abort())
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        both!(TcpStream, self, s => s.peer_addr())
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        both!(TcpStream, self, s => s.local_addr())
+    }
+
+    /// TCP keepalive probes every `interval` (`None`: off).
+    pub fn set_keepalive(&self, interval: Option<Duration>) {
+        both!(TcpStream, self, s => s.set_keepalive(interval))
+    }
+
+    /// Disables Nagle's algorithm when `true`.
+    pub fn set_nodelay(&self, nodelay: bool) {
+        both!(TcpStream, self, s => s.set_nodelay(nodelay))
+    }
+}
+
+/// A UDP socket.
+pub enum UdpSocket {
+    Stack(oasis_net::UdpSocket),
+    Host(host::UdpSocket),
+}
+
+impl UdpSocket {
+    /// Receives one datagram.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), NetError> {
+        Ok(both!(UdpSocket, self, s => s.recv_from(buf).await?))
+    }
+
+    /// Sends one datagram.
+    pub async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> Result<(), NetError> {
+        both!(UdpSocket, self, s => s.send_to(buf, addr).await?);
+        Ok(())
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        both!(UdpSocket, self, s => s.local_addr())
+    }
+}
+
+/// Network options from the boot arguments, read before `main`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NetArgs {
+    pub ipv4: Option<oasis_net::Ipv4Cidr>,
+    pub gateway: Option<oasis_net::Ipv4Gateway>,
+    /// Hosted: `tap:NAME` to run our stack over a TAP device.
+    pub tap: Option<alloc::string::String>,
+    /// Hosted socket backend: the address to bind.
+    pub bind: Option<IpAddr>,
+}
+
+pub(crate) static ARGS: spin::Once<NetArgs> = spin::Once::new();
+static NET: spin::Once<Net> = spin::Once::new();
+
+/// Sets the network up on first call (device, stack, DHCP) and waits for an address.
+pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
+    if let Some(n) = NET.get() {
+        return Ok(n.clone());
+    }
+    let args = ARGS.get().cloned().unwrap_or_default();
+    let mut config = match args.ipv4 {
+        Some(cidr) => oasis_net::NetConfig::static_ipv4(cidr, args.gateway.map(|g| g.0)),
+        None => oasis_net::NetConfig::default(),
+    };
+    config.max_connections = 4096;
+    config.tcp_rx_buffer = 32 * 1024;
+    config.tcp_tx_buffer = 32 * 1024;
+    let net = match crate::platform::open_net_device(args.tap.as_deref()) {
+        Some(Ok(dev)) => {
+            let handle = dev.install(config, rng.next_u64(), oasis_runtime::now())?;
+            if args.ipv4.is_none() {
+                log::info!("net: waiting for DHCP");
+            }
+            let addr = handle.wait_configured().await;
+            log::info!("net: configured {addr}");
+            Net::Stack(handle)
+        }
+        Some(Err(e)) => return Err(e),
+        None => match crate::platform::host_net(args.bind) {
+            Some(h) => Net::Host(h),
+            None => return Err(NetError::NoDevice),
+        },
+    };
+    Ok(NET.call_once(|| net).clone())
+}
