@@ -177,14 +177,22 @@ pub mod __private {
                 .value("ipv4-gateway", "ADDR", "default IPv4 gateway (with --ipv4)")
                 .unwrap_or_else(|e| usage_error(&e)),
             tap: parser
-                .value::<String>("net", "tap:NAME", "hosted: run our TCP/IP stack over a TAP device instead of host sockets")
+                .value::<String>(
+                    "net",
+                    "tap:NAME",
+                    "hosted: run our TCP/IP stack over a TAP device instead of host sockets",
+                )
                 .unwrap_or_else(|e| usage_error(&e))
                 .map(|v| match v.strip_prefix("tap:") {
                     Some(name) => name.into(),
                     None => usage_error(&alloc::format!("--net={v}: expected tap:NAME")),
                 }),
             bind: parser
-                .value("bind", "IP", "hosted: address host sockets listen on (default 127.0.0.1)")
+                .value(
+                    "bind",
+                    "IP",
+                    "hosted: address host sockets listen on (default 127.0.0.1)",
+                )
                 .unwrap_or_else(|e| usage_error(&e)),
         };
         net::ARGS.call_once(|| net_args);

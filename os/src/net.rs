@@ -100,7 +100,11 @@ impl Net {
     /// This host's address (the configured IPv4, or the host bind address).
     pub fn address(&self) -> IpAddr {
         match self {
-            Net::Stack(n) => n.ipv4().map_or(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED), |c| IpAddr::V4(c.addr)),
+            Net::Stack(n) => n
+                .ipv4()
+                .map_or(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED), |c| {
+                    IpAddr::V4(c.addr)
+                }),
             Net::Host(n) => n.bind_ip(),
         }
     }

@@ -12,6 +12,14 @@ use crate::boot::{E820_RAM, MemRegion};
 #[global_allocator]
 static HEAP: TalcLock<RawSpinlock, Manual> = TalcLock::new(Manual);
 
+/// One past the highest RAM address, from the memory map.
+static RAM_TOP: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// One past the highest RAM address.
+pub fn ram_top() -> u64 {
+    RAM_TOP.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Bytes of RAM given to the heap, for reports.
 static HEAP_BYTES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
@@ -178,6 +186,7 @@ pub fn init_paging(memmap: &[MemRegion]) {
         .map(|r| r.addr.saturating_add(r.size))
         .max()
         .unwrap_or(0);
+    RAM_TOP.store(ram_top, core::sync::atomic::Ordering::Relaxed);
     let is_ram = |a: u64| {
         memmap
             .iter()
