@@ -173,10 +173,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 quiet: false,
             })?;
             if target == Target::Hosted {
-                if !ports.is_empty() || !disks.is_empty() {
-                    eprintln!(
-                        "oasis: note: --port/--disk apply to VMs; the hosted app uses host sockets and files directly"
-                    );
+                if !disks.is_empty() {
+                    eprintln!("oasis: note: --disk applies to VMs; hosted apps open files directly");
+                }
+                // Hosted apps listen on host ports directly: give the app the host
+                // side of its first forward (e.g. www's 8080:80 -> --port=8080) unless
+                // the user chose a port.
+                let mut args = args;
+                if let Some(p) = ports.first() {
+                    if !args.iter().any(|a| a.starts_with("--port")) {
+                        args.push(format!("--port={}", p.host));
+                    }
+                    eprintln!("oasis: serving on 127.0.0.1:{} (host sockets)", p.host);
                 }
                 let status = std::process::Command::new(&image)
                     .args(&args)
@@ -194,6 +202,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             vm.append = args.join(" ");
             if let qemu::Accel::Tcg { reason } = &vm.accel {
                 eprintln!("oasis: notice: using TCG (software emulation): {reason}");
+            }
+            for p in vm.ports.iter().filter(|p| p.guest == 80) {
+                eprintln!("oasis: once the guest is ready, open http://127.0.0.1:{}/", p.host);
             }
             for p in &vm.ports {
                 eprintln!(
