@@ -203,8 +203,14 @@ impl<D: NetDevice> RxToken<'_, D> {
     fn flush_reply(&mut self) {
         let mut reply = self.reply.borrow_mut();
         let Some(len) = reply.len.take() else { return };
-        let Some(frame) = reply.buf.get(..len) else { return };
-        if self.dev.transmit(len, |b| b.copy_from_slice(frame)).is_some() {
+        let Some(frame) = reply.buf.get(..len) else {
+            return;
+        };
+        if self
+            .dev
+            .transmit(len, |b| b.copy_from_slice(frame))
+            .is_some()
+        {
             self.stats.tx_frames += 1;
             *self.sent += 1;
         } else {

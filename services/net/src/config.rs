@@ -83,12 +83,18 @@ pub struct Ipv4Cidr {
 impl Ipv4Cidr {
     /// `addr/prefix`; `None` when `prefix > 32`.
     pub const fn new(addr: Ipv4Addr, prefix: u8) -> Option<Self> {
-        if prefix > 32 { None } else { Some(Self { addr, prefix }) }
+        if prefix > 32 {
+            None
+        } else {
+            Some(Self { addr, prefix })
+        }
     }
 
     /// The subnet mask (`255.255.255.0` for /24).
     pub fn netmask(&self) -> Ipv4Addr {
-        let bits = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+        let bits = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
         Ipv4Addr::from(bits)
     }
 
@@ -121,7 +127,9 @@ impl fmt::Display for Ipv4Cidr {
 impl FromStr for Ipv4Cidr {
     type Err = ConfigError;
     fn from_str(s: &str) -> Result<Self, ConfigError> {
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| ConfigError::MissingPrefix(s.to_string()))?;
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| ConfigError::MissingPrefix(s.to_string()))?;
         let addr = parse_addr(addr)?;
         let prefix = prefix
             .parse::<u8>()
@@ -150,7 +158,8 @@ impl FromStr for Ipv4Gateway {
 }
 
 fn parse_addr(s: &str) -> Result<Ipv4Addr, ConfigError> {
-    s.parse::<Ipv4Addr>().map_err(|_| ConfigError::InvalidAddress(s.to_string()))
+    s.parse::<Ipv4Addr>()
+        .map_err(|_| ConfigError::InvalidAddress(s.to_string()))
 }
 
 /// Everything the stack needs to know at start; every field has a named default.
@@ -265,18 +274,35 @@ mod tests {
         assert!(!c.contains(Ipv4Addr::new(10, 0, 1, 1)));
         let g: Ipv4Gateway = "10.0.0.1".parse().unwrap();
         assert_eq!(g.0, Ipv4Addr::new(10, 0, 0, 1));
-        assert_eq!("0.0.0.0/0".parse::<Ipv4Cidr>().unwrap().netmask(), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(
+            "0.0.0.0/0".parse::<Ipv4Cidr>().unwrap().netmask(),
+            Ipv4Addr::UNSPECIFIED
+        );
     }
 
     #[test]
     fn rejects_bad_values_with_clear_errors() {
         let e = "10.0.0.2".parse::<Ipv4Cidr>().unwrap_err();
-        assert_eq!(e.to_string(), "`10.0.0.2` is not an IPv4 CIDR: expected ADDRESS/PREFIX such as 10.0.0.2/24");
+        assert_eq!(
+            e.to_string(),
+            "`10.0.0.2` is not an IPv4 CIDR: expected ADDRESS/PREFIX such as 10.0.0.2/24"
+        );
         let e = "10.0.0.2/33".parse::<Ipv4Cidr>().unwrap_err();
-        assert_eq!(e.to_string(), "prefix length `33` is not a number in 0..=32");
-        assert!(matches!("10.0.0.2/+8".parse::<Ipv4Cidr>(), Err(ConfigError::InvalidPrefix(_))));
-        assert!(matches!("10.0.0.256/24".parse::<Ipv4Cidr>(), Err(ConfigError::InvalidAddress(a)) if a == "10.0.0.256"));
-        assert!(matches!("gw".parse::<Ipv4Gateway>(), Err(ConfigError::InvalidAddress(_))));
+        assert_eq!(
+            e.to_string(),
+            "prefix length `33` is not a number in 0..=32"
+        );
+        assert!(matches!(
+            "10.0.0.2/+8".parse::<Ipv4Cidr>(),
+            Err(ConfigError::InvalidPrefix(_))
+        ));
+        assert!(
+            matches!("10.0.0.256/24".parse::<Ipv4Cidr>(), Err(ConfigError::InvalidAddress(a)) if a == "10.0.0.256")
+        );
+        assert!(matches!(
+            "gw".parse::<Ipv4Gateway>(),
+            Err(ConfigError::InvalidAddress(_))
+        ));
         assert!("/24".parse::<Ipv4Cidr>().is_err());
     }
 
@@ -284,17 +310,36 @@ mod tests {
     fn validate_checks_addresses_and_limits() {
         let cidr = |s: &str| s.parse::<Ipv4Cidr>().unwrap();
         assert!(NetConfig::default().validate().is_ok());
-        assert!(NetConfig::static_ipv4(cidr("10.0.0.2/24"), Some(Ipv4Addr::new(10, 0, 0, 1))).validate().is_ok());
-        assert!(NetConfig::static_ipv4(cidr("10.0.0.2/32"), None).validate().is_ok());
-        for bad in ["10.0.0.0/24", "10.0.0.255/24", "0.0.0.0/24", "224.0.0.1/24", "10.0.0.2/0"] {
+        assert!(
+            NetConfig::static_ipv4(cidr("10.0.0.2/24"), Some(Ipv4Addr::new(10, 0, 0, 1)))
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            NetConfig::static_ipv4(cidr("10.0.0.2/32"), None)
+                .validate()
+                .is_ok()
+        );
+        for bad in [
+            "10.0.0.0/24",
+            "10.0.0.255/24",
+            "0.0.0.0/24",
+            "224.0.0.1/24",
+            "10.0.0.2/0",
+        ] {
             assert_eq!(
                 NetConfig::static_ipv4(cidr(bad), None).validate(),
                 Err(ConfigError::UnusableAddress(cidr(bad))),
                 "{bad}"
             );
         }
-        let e = NetConfig::static_ipv4(cidr("10.0.0.2/24"), Some(Ipv4Addr::new(10, 0, 1, 1))).validate().unwrap_err();
-        assert_eq!(e.to_string(), "gateway 10.0.1.1 is outside the subnet of 10.0.0.2/24");
+        let e = NetConfig::static_ipv4(cidr("10.0.0.2/24"), Some(Ipv4Addr::new(10, 0, 1, 1)))
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "gateway 10.0.1.1 is outside the subnet of 10.0.0.2/24"
+        );
         let e = NetConfig {
             backlog: 0,
             ..NetConfig::default()

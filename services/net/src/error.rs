@@ -77,13 +77,26 @@ mod tests {
 
     #[test]
     fn messages_name_values() {
-        assert_eq!(NetError::AddressInUse(80).to_string(), "port 80 is already in use");
-        assert!(NetError::TooManyConnections(256).to_string().contains("256"));
+        assert_eq!(
+            NetError::AddressInUse(80).to_string(),
+            "port 80 is already in use"
+        );
+        assert!(
+            NetError::TooManyConnections(256)
+                .to_string()
+                .contains("256")
+        );
         let e = NetError::BufferTooSmall {
             needed: 1400,
             capacity: 512,
         };
-        assert_eq!(e.to_string(), "buffer of 512 bytes is too small for a 1400-byte datagram");
-        assert_eq!(embedded_io::Error::kind(&NetError::ConnectionReset), embedded_io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            e.to_string(),
+            "buffer of 512 bytes is too small for a 1400-byte datagram"
+        );
+        assert_eq!(
+            embedded_io::Error::kind(&NetError::ConnectionReset),
+            embedded_io::ErrorKind::ConnectionReset
+        );
     }
 }

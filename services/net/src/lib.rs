@@ -40,7 +40,10 @@
 //! - Per TCP connection: `tcp_rx_buffer + tcp_tx_buffer` (64 KiB + 64 KiB by
 //!   default) plus ~1 KiB of socket state, allocated when the connection's socket is
 //!   created (a LISTEN socket is created with its buffers, since it becomes the
-//!   connection). Per listening port: `backlog` (8) such sockets in LISTEN state.
+//!   connection). Per listening port: [`LISTEN_SPARE`](stack::LISTEN_SPARE) (2)
+//!   such sockets in LISTEN state, refilled after every received frame, so a burst
+//!   of SYNs is absorbed; `backlog` (128) bounds the port's half-open plus
+//!   not-yet-accepted connections (SYNs beyond it get RST).
 //!   Defaults: [`DEFAULT_MAX_CONNECTIONS`](config::DEFAULT_MAX_CONNECTIONS) = 256
 //!   connections ≈ 32 MiB at most; shrink the buffers for many connections (the
 //!   tests run 1000 connections with 2 KiB buffers ≈ 4 MiB).

@@ -18,10 +18,14 @@ use core::time::Duration;
 
 use oasis_devices::NetDevice;
 use oasis_runtime::{Instant as RtInstant, Poller};
-use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet};
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
+};
 use smoltcp::socket::{dhcpv4, icmp, tcp, udp};
 use smoltcp::time::Instant as SmolInstant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr};
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr,
+};
 use spin::Mutex;
 
 use crate::adapter::{Adapter, AdapterStats};
@@ -43,7 +47,11 @@ pub(crate) fn to_smol(t: RtInstant) -> SmolInstant {
 }
 
 fn from_smol(t: SmolInstant) -> RtInstant {
-    RtInstant::from_nanos(u64::try_from(t.total_micros()).unwrap_or(0).saturating_mul(1000))
+    RtInstant::from_nanos(
+        u64::try_from(t.total_micros())
+            .unwrap_or(0)
+            .saturating_mul(1000),
+    )
 }
 
 pub(crate) fn smol_duration(d: Duration) -> smoltcp::time::Duration {
@@ -127,7 +135,8 @@ impl Core {
     /// A zeroed buffer of `n` bytes, or `OutOfMemory` instead of an abort.
     fn buffer(n: usize) -> Result<Vec<u8>, NetError> {
         let mut v = Vec::new();
-        v.try_reserve_exact(n).map_err(|_| NetError::OutOfMemory(n))?;
+        v.try_reserve_exact(n)
+            .map_err(|_| NetError::OutOfMemory(n))?;
         v.resize(n, 0);
         Ok(v)
     }
@@ -140,7 +149,8 @@ impl Core {
         let n = self.config.udp_packets;
         let meta = |n: usize| {
             let mut v = Vec::new();
-            v.try_reserve_exact(n).map_err(|_| NetError::OutOfMemory(n * size_of::<udp::PacketMetadata>()))?;
+            v.try_reserve_exact(n)
+                .map_err(|_| NetError::OutOfMemory(n * size_of::<udp::PacketMetadata>()))?;
             v.resize(n, udp::PacketMetadata::EMPTY);
             Ok::<_, NetError>(v)
         };
@@ -152,7 +162,9 @@ impl Core {
     fn tcp_port_in_use(&self, port: u16) -> bool {
         self.listeners.contains_key(&port)
             || self.sockets.iter().any(|(_, s)| match s {
-                smoltcp::socket::Socket::Tcp(t) => t.local_endpoint().is_some_and(|e| e.port == port),
+                smoltcp::socket::Socket::Tcp(t) => {
+                    t.local_endpoint().is_some_and(|e| e.port == port)
+                }
                 _ => false,
             })
     }
@@ -165,8 +177,16 @@ impl Core {
     pub(crate) fn ephemeral_port(&mut self, udp: bool) -> Result<u16, NetError> {
         for _ in 0..EPHEMERAL_COUNT {
             let port = self.next_port;
-            self.next_port = if port == u16::MAX { EPHEMERAL_FIRST } else { port + 1 };
-            let used = if udp { self.udp_port_in_use(port) } else { self.tcp_port_in_use(port) };
+            self.next_port = if port == u16::MAX {
+                EPHEMERAL_FIRST
+            } else {
+                port + 1
+            };
+            let used = if udp {
+                self.udp_port_in_use(port)
+            } else {
+                self.tcp_port_in_use(port)
+            };
             if !used {
                 return Ok(port);
             }
@@ -175,7 +195,11 @@ impl Core {
     }
 
     pub(crate) fn bind_udp(&mut self, port: u16) -> Result<SocketHandle, NetError> {
-        let port = if port == 0 { self.ephemeral_port(true)? } else { port };
+        let port = if port == 0 {
+            self.ephemeral_port(true)?
+        } else {
+            port
+        };
         if self.udp_port_in_use(port) {
             return Err(NetError::AddressInUse(port));
         }
@@ -186,7 +210,11 @@ impl Core {
     }
 
     pub(crate) fn listen(&mut self, port: u16) -> Result<u16, NetError> {
-        let port = if port == 0 { self.ephemeral_port(false)? } else { port };
+        let port = if port == 0 {
+            self.ephemeral_port(false)?
+        } else {
+            port
+        };
         if self.tcp_port_in_use(port) {
             return Err(NetError::AddressInUse(port));
         }
@@ -196,7 +224,10 @@ impl Core {
     }
 
     /// Starts an active open; the socket counts as a connection from now on.
-    pub(crate) fn connect(&mut self, remote: SocketAddr) -> Result<(SocketHandle, SocketAddr), NetError> {
+    pub(crate) fn connect(
+        &mut self,
+        remote: SocketAddr,
+    ) -> Result<(SocketHandle, SocketAddr), NetError> {
         if remote.ip().is_unspecified() || remote.port() == 0 {
             return Err(NetError::Unaddressable(remote));
         }
@@ -250,7 +281,9 @@ impl Core {
     /// Closes a listener: its LISTEN and half-open sockets go at once, connections
     /// never accepted are reset.
     pub(crate) fn unlisten(&mut self, port: u16) {
-        let Some(l) = self.listeners.remove(&port) else { return };
+        let Some(l) = self.listeners.remove(&port) else {
+            return;
+        };
         for h in l.listening {
             self.sockets.remove(h);
         }
@@ -277,11 +310,21 @@ impl Core {
             ..
         } = self;
         let budget = config.max_connections.saturating_sub(*conns);
-        let target = |l: &Listener| LISTEN_SPARE.min(config.backlog.saturating_sub(l.embryonic.len() + l.ready.len()));
+        let target = |l: &Listener| {
+            LISTEN_SPARE.min(
+                config
+                    .backlog
+                    .saturating_sub(l.embryonic.len() + l.ready.len()),
+            )
+        };
         let mut total: usize = listeners.values().map(|l| l.listening.len()).sum();
         // Too many: the accept queue filled up, or connections used up the limit.
         for l in listeners.values_mut() {
-            let keep = target(l).min(l.listening.len().saturating_sub(total.saturating_sub(budget)));
+            let keep = target(l).min(
+                l.listening
+                    .len()
+                    .saturating_sub(total.saturating_sub(budget)),
+            );
             while l.listening.len() > keep {
                 if let Some(h) = l.listening.pop() {
                     sockets.remove(h);
@@ -449,7 +492,9 @@ impl Core {
         self.iface.update_ip_addrs(|addrs| {
             addrs.retain(|a| !matches!(a, IpCidr::Ipv4(_)));
             if let Some(c) = cidr
-                && addrs.push(IpCidr::new(IpAddress::Ipv4(c.addr), c.prefix)).is_err()
+                && addrs
+                    .push(IpCidr::new(IpAddress::Ipv4(c.addr), c.prefix))
+                    .is_err()
             {
                 log::error!("net: no room for address {c}");
             }
@@ -595,7 +640,12 @@ impl NetHandle {
 
     /// Sends one ICMP echo request with `payload_len` bytes of payload to `addr` and
     /// waits for the reply; returns the round-trip time. `TimedOut` after `wait`.
-    pub async fn ping(&self, addr: Ipv4Addr, payload_len: usize, wait: Duration) -> Result<Duration, NetError> {
+    pub async fn ping(
+        &self,
+        addr: Ipv4Addr,
+        payload_len: usize,
+        wait: Duration,
+    ) -> Result<Duration, NetError> {
         let (h, ident) = {
             let mut core = self.core.lock();
             if core.ipv4.is_none() {
@@ -608,7 +658,8 @@ impl NetHandle {
             let mut s = icmp::Socket::new(rx, tx);
             let ident = core.next_ident;
             core.next_ident = core.next_ident.wrapping_add(1);
-            s.bind(icmp::Endpoint::Ident(ident)).map_err(|_| NetError::InvalidState)?;
+            s.bind(icmp::Endpoint::Ident(ident))
+                .map_err(|_| NetError::InvalidState)?;
             (core.sockets.add(s), ident)
         };
         // Frees the socket however this future ends.
@@ -639,9 +690,17 @@ impl NetHandle {
             let mut core = self.core.lock();
             let s = core.sockets.get_mut::<icmp::Socket>(h);
             while let Ok((bytes, from)) = s.recv() {
-                let Ok(packet) = Icmpv4Packet::new_checked(bytes) else { continue };
-                let Ok(repr) = Icmpv4Repr::parse(&packet, &Default::default()) else { continue };
-                if let Icmpv4Repr::EchoReply { ident: i, seq_no: 1, .. } = repr
+                let Ok(packet) = Icmpv4Packet::new_checked(bytes) else {
+                    continue;
+                };
+                let Ok(repr) = Icmpv4Repr::parse(&packet, &Default::default()) else {
+                    continue;
+                };
+                if let Icmpv4Repr::EchoReply {
+                    ident: i,
+                    seq_no: 1,
+                    ..
+                } = repr
                     && i == ident
                     && from == IpAddress::Ipv4(addr)
                 {
@@ -651,7 +710,9 @@ impl NetHandle {
             s.register_recv_waker(cx.waker());
             Poll::Pending
         });
-        oasis_runtime::timeout(wait, reply).await.map_err(|_| NetError::TimedOut)?;
+        oasis_runtime::timeout(wait, reply)
+            .await
+            .map_err(|_| NetError::TimedOut)?;
         Ok(oasis_runtime::now().saturating_duration_since(start))
     }
 }
@@ -673,7 +734,12 @@ impl<D: NetDevice + Send + 'static> Stack<D> {
     /// returns the handle applications use. `seed` randomizes TCP sequence numbers
     /// and ephemeral ports (take it from the platform's entropy); `now` is the
     /// current time.
-    pub fn install(device: D, config: NetConfig, seed: u64, now: RtInstant) -> Result<NetHandle, NetError> {
+    pub fn install(
+        device: D,
+        config: NetConfig,
+        seed: u64,
+        now: RtInstant,
+    ) -> Result<NetHandle, NetError> {
         let stack = Self::new(device, config, seed, now)?;
         let handle = stack.handle();
         oasis_runtime::register_poller(Box::new(stack));
@@ -695,7 +761,8 @@ impl<D: NetDevice> Stack<D> {
             let _ = addrs.push(IpCidr::new(IpAddress::Ipv6(link_local(mac)), 64));
         });
         let mut sockets = SocketSet::new(Vec::new());
-        let dhcp = (config.ipv4.is_none() && config.dhcp).then(|| sockets.add(dhcpv4::Socket::new()));
+        let dhcp =
+            (config.ipv4.is_none() && config.dhcp).then(|| sockets.add(dhcpv4::Socket::new()));
         let seed16 = (seed ^ (seed >> 16) ^ (seed >> 32) ^ (seed >> 48)) as u16;
         let mut core = Core {
             iface,
@@ -752,7 +819,10 @@ impl<D: NetDevice + Send> Poller for Stack<D> {
         core.iface.poll_maintenance(ts);
         let mut budget = INGRESS_BUDGET;
         while budget > 0 {
-            match core.iface.poll_ingress_single(ts, &mut self.adapter, &mut core.sockets) {
+            match core
+                .iface
+                .poll_ingress_single(ts, &mut self.adapter, &mut core.sockets)
+            {
                 PollIngressSingleResult::None => break,
                 PollIngressSingleResult::PacketProcessed => budget -= 1,
                 PollIngressSingleResult::SocketStateChanged => {
@@ -763,7 +833,10 @@ impl<D: NetDevice + Send> Poller for Stack<D> {
                 }
             }
         }
-        while let PollResult::SocketStateChanged = core.iface.poll_egress(ts, &mut self.adapter, &mut core.sockets) {}
+        while let PollResult::SocketStateChanged =
+            core.iface
+                .poll_egress(ts, &mut self.adapter, &mut core.sockets)
+        {}
         core.poll_dhcp();
         // After egress, so an aborted socket's RST has gone out before it is freed.
         core.scan(ts);
@@ -786,7 +859,24 @@ impl<D: NetDevice + Send> Poller for Stack<D> {
 /// The IPv6 link-local address from a MAC (modified EUI-64, RFC 4291 §2.5.1).
 fn link_local(mac: [u8; 6]) -> Ipv6Addr {
     let [a, b, c, d, e, f] = mac;
-    Ipv6Addr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, a ^ 0x02, b, c, 0xff, 0xfe, d, e, f])
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        a ^ 0x02,
+        b,
+        c,
+        0xff,
+        0xfe,
+        d,
+        e,
+        f,
+    ])
 }
 
 #[cfg(test)]
@@ -798,7 +888,10 @@ mod tests {
         let t = RtInstant::from_nanos(1_234_567_000);
         assert_eq!(to_smol(t).total_micros(), 1_234_567);
         assert_eq!(from_smol(to_smol(t)), t);
-        assert_eq!(from_smol(SmolInstant::from_micros(-5)), RtInstant::from_nanos(0));
+        assert_eq!(
+            from_smol(SmolInstant::from_micros(-5)),
+            RtInstant::from_nanos(0)
+        );
         assert_eq!(smol_duration(Duration::from_millis(3)).total_micros(), 3000);
     }
 

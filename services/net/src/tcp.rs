@@ -26,7 +26,9 @@ pub struct TcpListener {
 
 impl core::fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("TcpListener").field("port", &self.port).finish()
+        f.debug_struct("TcpListener")
+            .field("port", &self.port)
+            .finish()
     }
 }
 
@@ -106,7 +108,12 @@ fn closed_error(state: tcp::State) -> NetError {
 }
 
 impl TcpStream {
-    pub(crate) fn new(net: NetHandle, handle: SocketHandle, local: SocketAddr, peer: SocketAddr) -> Self {
+    pub(crate) fn new(
+        net: NetHandle,
+        handle: SocketHandle,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Self {
         Self {
             net,
             handle,
@@ -218,18 +225,30 @@ impl TcpStream {
 
     /// Sends a keep-alive probe after `interval` of silence (`None`: never).
     pub fn set_keepalive(&self, interval: Option<Duration>) {
-        self.net.core.lock().tcp(self.handle).set_keep_alive(interval.map(smol_duration));
+        self.net
+            .core
+            .lock()
+            .tcp(self.handle)
+            .set_keep_alive(interval.map(smol_duration));
     }
 
     /// Aborts the connection when the peer stays silent for `timeout` while data is
     /// unacknowledged or keep-alive is on (smoltcp's idle timeout; `None`: never).
     pub fn set_timeout(&self, timeout: Option<Duration>) {
-        self.net.core.lock().tcp(self.handle).set_timeout(timeout.map(smol_duration));
+        self.net
+            .core
+            .lock()
+            .tcp(self.handle)
+            .set_timeout(timeout.map(smol_duration));
     }
 
     /// `true` disables Nagle's algorithm: small writes go out at once.
     pub fn set_nodelay(&self, nodelay: bool) {
-        self.net.core.lock().tcp(self.handle).set_nagle_enabled(!nodelay);
+        self.net
+            .core
+            .lock()
+            .tcp(self.handle)
+            .set_nagle_enabled(!nodelay);
     }
 }
 

@@ -23,7 +23,9 @@ pub struct UdpSocket {
 
 impl core::fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("UdpSocket").field("port", &self.port).finish()
+        f.debug_struct("UdpSocket")
+            .field("port", &self.port)
+            .finish()
     }
 }
 
@@ -75,10 +77,11 @@ impl UdpSocket {
             if addr.is_ipv4() && core.ipv4_configured().is_none() {
                 return Err(NetError::NotConfigured);
             }
-            let max = core
-                .ip_mtu
-                .saturating_sub(UDP_IPV4_OVERHEAD)
-                .min(core.sockets.get_mut::<udp::Socket>(self.handle).payload_send_capacity());
+            let max = core.ip_mtu.saturating_sub(UDP_IPV4_OVERHEAD).min(
+                core.sockets
+                    .get_mut::<udp::Socket>(self.handle)
+                    .payload_send_capacity(),
+            );
             if buf.len() > max {
                 return Err(NetError::BufferTooSmall {
                     needed: buf.len(),
@@ -95,7 +98,9 @@ impl UdpSocket {
                     s.register_send_waker(cx.waker());
                     Poll::Pending
                 }
-                Err(udp::SendError::Unaddressable) => Poll::Ready(Err(NetError::Unaddressable(addr))),
+                Err(udp::SendError::Unaddressable) => {
+                    Poll::Ready(Err(NetError::Unaddressable(addr)))
+                }
             }
         })
         .await

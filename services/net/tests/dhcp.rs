@@ -14,8 +14,9 @@ use oasis_net::{Ipv4Cidr, NetConfig};
 use oasis_runtime::{Instant, Poller, block_on, register_poller, sleep, timeout};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress, EthernetFrame,
-    EthernetProtocol, EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    ArpOperation, ArpPacket, ArpRepr, DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress,
+    EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet,
+    Ipv4Repr, UdpPacket, UdpRepr,
 };
 
 const SERVER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
@@ -170,7 +171,10 @@ fn dhcp_reply(req: &DhcpRepr, message_type: DhcpMessageType) -> Vec<u8> {
         &IpAddress::Ipv4(SERVER),
         &IpAddress::Ipv4(dst),
         dhcp_len,
-        |payload| repr.emit(&mut DhcpPacket::new_unchecked(payload)).expect("DHCP reply fits"),
+        |payload| {
+            repr.emit(&mut DhcpPacket::new_unchecked(payload))
+                .expect("DHCP reply fits")
+        },
         &caps,
     );
     buf
@@ -190,7 +194,6 @@ impl Poller for Server {
     }
 }
 
-
 #[test]
 fn dhcp_lease_renewal_expiry_and_recovery() {
     let p = TestPlatform::new();
@@ -207,16 +210,27 @@ fn dhcp_lease_renewal_expiry_and_recovery() {
             },
         }));
         let net = install(client_end, NetConfig::default(), 3);
-        let addr = timeout(Duration::from_secs(30), net.wait_configured()).await.expect("a lease within 30 s");
+        let addr = timeout(Duration::from_secs(30), net.wait_configured())
+            .await
+            .expect("a lease within 30 s");
         assert_eq!(addr, OFFER);
-        assert_eq!(net.ipv4(), Some(Ipv4Cidr { addr: OFFER, prefix: 24 }));
+        assert_eq!(
+            net.ipv4(),
+            Some(Ipv4Cidr {
+                addr: OFFER,
+                prefix: 24
+            })
+        );
         assert_eq!(net.gateway(), Some(SERVER));
         assert_eq!(seen.discovers.load(Ordering::Relaxed), 1);
         assert_eq!(seen.requests.load(Ordering::Relaxed), 1);
 
         // Renewal at T1 = 60 s keeps the lease.
         sleep(Duration::from_secs(100)).await;
-        assert!(seen.requests.load(Ordering::Relaxed) >= 2, "no renewal request");
+        assert!(
+            seen.requests.load(Ordering::Relaxed) >= 2,
+            "no renewal request"
+        );
         assert_eq!(net.ipv4().map(|c| c.addr), Some(OFFER));
 
         // The server goes away: the lease runs out and the address goes with it.
@@ -227,7 +241,9 @@ fn dhcp_lease_renewal_expiry_and_recovery() {
 
         // It comes back: a fresh DISCOVER gets a new lease.
         up.store(true, Ordering::Relaxed);
-        let addr = timeout(Duration::from_secs(300), net.wait_configured()).await.expect("a new lease");
+        let addr = timeout(Duration::from_secs(300), net.wait_configured())
+            .await
+            .expect("a new lease");
         assert_eq!(addr, OFFER);
         assert!(seen.discovers.load(Ordering::Relaxed) >= 2);
     });

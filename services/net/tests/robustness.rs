@@ -10,7 +10,9 @@ use common::*;
 use oasis_devices::mem_net::MemNet;
 use oasis_devices::{NetDevice, NetInfo};
 use oasis_runtime::{block_on, spawn};
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, TcpPacket};
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, TcpPacket,
+};
 
 /// Wraps a device: before each real frame it lends up to eight junk frames —
 /// random bytes (half of them addressed to us as IPv4), corrupted copies of the last
@@ -65,21 +67,34 @@ impl Noisy {
                 let len = self.last.len();
                 self.scratch[..len].copy_from_slice(&self.last);
                 let (r1, r2, r3) = (self.next(), self.next(), self.next());
-                let Ok(eth) = EthernetFrame::new_checked(&mut self.scratch[..len]) else { return len };
+                let Ok(eth) = EthernetFrame::new_checked(&mut self.scratch[..len]) else {
+                    return len;
+                };
                 if eth.ethertype() != EthernetProtocol::Ipv4 {
                     return len;
                 }
                 let mut eth = eth;
-                let Ok(mut ip) = Ipv4Packet::new_checked(eth.payload_mut()) else { return len };
+                let Ok(mut ip) = Ipv4Packet::new_checked(eth.payload_mut()) else {
+                    return len;
+                };
                 if ip.next_header() != IpProtocol::Tcp {
                     return len;
                 }
-                let (src, dst) = (IpAddress::Ipv4(ip.src_addr()), IpAddress::Ipv4(ip.dst_addr()));
-                let Ok(mut tcp) = TcpPacket::new_checked(ip.payload_mut()) else { return len };
+                let (src, dst) = (
+                    IpAddress::Ipv4(ip.src_addr()),
+                    IpAddress::Ipv4(ip.dst_addr()),
+                );
+                let Ok(mut tcp) = TcpPacket::new_checked(ip.payload_mut()) else {
+                    return len;
+                };
                 match r1 % 3 {
                     // Far outside the window: must draw at most an ACK.
-                    0 => tcp.set_seq_number(tcp.seq_number() + (1 << 30) + (r2 as usize % (1 << 29))),
-                    1 => tcp.set_ack_number(tcp.ack_number() + (1 << 30) + (r2 as usize % (1 << 29))),
+                    0 => {
+                        tcp.set_seq_number(tcp.seq_number() + (1 << 30) + (r2 as usize % (1 << 29)))
+                    }
+                    1 => {
+                        tcp.set_ack_number(tcp.ack_number() + (1 << 30) + (r2 as usize % (1 << 29)))
+                    }
                     _ => tcp.set_window_len(r3 as u16),
                 }
                 tcp.fill_checksum(&src, &dst);
@@ -177,7 +192,9 @@ fn tcp_echo_survives_thousands_of_hostile_frames() {
         assert_eq!(c.read(&mut buf).await.unwrap(), 0);
         server.await;
         // The stack still answers pings afterwards.
-        b.ping(A, 32, std::time::Duration::from_secs(1)).await.unwrap();
+        b.ping(A, 32, std::time::Duration::from_secs(1))
+            .await
+            .unwrap();
     });
     let n = injected.load(Ordering::Relaxed);
     assert!(n >= 5000, "only {n} frames injected");

@@ -55,7 +55,11 @@ async fn transfer(a: &oasis_net::NetHandle, b: &oasis_net::NetHandle, len: usize
         n += k;
     }
     assert_eq!(u64::from_le_bytes(ack) as usize, len);
-    assert_eq!(c.read(&mut ack).await.unwrap(), 0, "EOF after the server's drop");
+    assert_eq!(
+        c.read(&mut ack).await.unwrap(),
+        0,
+        "EOF after the server's drop"
+    );
     assert_eq!(server.await, len);
 }
 
@@ -87,7 +91,10 @@ fn transfer_survives_loss_and_corruption() {
         da.set_faults(faults(7));
         db.set_faults(faults(8));
         p.watch(da.link());
-        let (a, b) = (install(da, static_config(A), 1), install(db, static_config(B), 2));
+        let (a, b) = (
+            install(da, static_config(A), 1),
+            install(db, static_config(B), 2),
+        );
         transfer(&a, &b, MIB).await;
     });
 }
@@ -131,15 +138,30 @@ fn closed_port_refuses_and_silent_host_times_out() {
         };
         let (_a, b) = two_stacks(p, static_config(A), cfg);
         let t0 = secs(p);
-        assert_eq!(b.tcp_connect(sa(A, 9)).await.unwrap_err(), NetError::ConnectionRefused);
+        assert_eq!(
+            b.tcp_connect(sa(A, 9)).await.unwrap_err(),
+            NetError::ConnectionRefused
+        );
         assert!(secs(p) - t0 < 0.5, "refusal took {}s", secs(p) - t0);
         // Nobody owns 10.0.0.99: ARP goes unanswered until the connect timeout.
         let t0 = secs(p);
-        assert_eq!(b.tcp_connect(sa("10.0.0.99".parse().unwrap(), 80)).await.unwrap_err(), NetError::TimedOut);
-        assert!((3.0..4.0).contains(&(secs(p) - t0)), "timeout after {}s", secs(p) - t0);
+        assert_eq!(
+            b.tcp_connect(sa("10.0.0.99".parse().unwrap(), 80))
+                .await
+                .unwrap_err(),
+            NetError::TimedOut
+        );
+        assert!(
+            (3.0..4.0).contains(&(secs(p) - t0)),
+            "timeout after {}s",
+            secs(p) - t0
+        );
         sleep(Duration::from_millis(1)).await; // the poller frees retired sockets
         assert_eq!(b.stats().tcp_connections, 0, "failed connects are freed");
-        assert!(matches!(b.tcp_connect(sa(A, 0)).await, Err(NetError::Unaddressable(_))));
+        assert!(matches!(
+            b.tcp_connect(sa(A, 0)).await,
+            Err(NetError::Unaddressable(_))
+        ));
     });
 }
 
@@ -189,12 +211,25 @@ fn drop_delivers_data_then_eof_and_abort_resets() {
         assert_eq!(total, 100_000);
         let mut c2 = b.tcp_connect(sa(A, 80)).await.unwrap();
         server.await;
-        assert_eq!(c2.read(&mut buf).await.unwrap_err(), NetError::ConnectionReset);
+        assert_eq!(
+            c2.read(&mut buf).await.unwrap_err(),
+            NetError::ConnectionReset
+        );
         assert_eq!(c2.write(b"x").await.unwrap_err(), NetError::ConnectionReset);
         drop((c, c2));
         sleep(Duration::from_secs(1)).await;
-        assert_eq!(a.stats().tcp_connections, 0, "server sockets freed: {:?}", a.stats());
-        assert_eq!(b.stats().tcp_connections, 0, "client sockets freed: {:?}", b.stats());
+        assert_eq!(
+            a.stats().tcp_connections,
+            0,
+            "server sockets freed: {:?}",
+            a.stats()
+        );
+        assert_eq!(
+            b.stats().tcp_connections,
+            0,
+            "client sockets freed: {:?}",
+            b.stats()
+        );
     });
 }
 
@@ -214,7 +249,9 @@ fn shutdown_half_closes_and_write_after_it_fails() {
         c.shutdown().await.unwrap();
         assert_eq!(c.write(b"late").await.unwrap_err(), NetError::InvalidState);
         let mut buf = [0u8; 3];
-        embedded_io_async::Read::read_exact(&mut c, &mut buf).await.unwrap();
+        embedded_io_async::Read::read_exact(&mut c, &mut buf)
+            .await
+            .unwrap();
         assert_eq!(&buf, b"bye");
         server.await;
     });
@@ -276,9 +313,16 @@ fn listener_refuses_beyond_max_connections_and_others_keep_working() {
         assert_eq!(a.stats().tcp_connections, 4);
         assert_eq!(a.stats().tcp_listening, 0, "no LISTEN socket at the limit");
         for _ in 0..3 {
-            assert_eq!(b.tcp_connect(sa(A, 80)).await.unwrap_err(), NetError::ConnectionRefused);
+            assert_eq!(
+                b.tcp_connect(sa(A, 80)).await.unwrap_err(),
+                NetError::ConnectionRefused
+            );
         }
-        assert_eq!(a.tcp_listen(81).map(|l| l.local_addr().port()), Ok(81), "listening itself still works");
+        assert_eq!(
+            a.tcp_listen(81).map(|l| l.local_addr().port()),
+            Ok(81),
+            "listening itself still works"
+        );
         for (i, c) in conns.iter_mut().enumerate() {
             echo(c, &[i as u8 + 100; 1000]).await.unwrap();
         }

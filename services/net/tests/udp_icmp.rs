@@ -26,7 +26,10 @@ fn udp_round_trip_and_limits() {
             let mut small = [0u8; 8];
             assert_eq!(
                 server.recv_from(&mut small).await.unwrap_err(),
-                NetError::BufferTooSmall { needed: 100, capacity: 8 }
+                NetError::BufferTooSmall {
+                    needed: 100,
+                    capacity: 8
+                }
             );
         });
         let client = b.udp_bind(0).unwrap();
@@ -44,9 +47,15 @@ fn udp_round_trip_and_limits() {
         task.await;
         assert_eq!(
             client.send_to(&[0; 1473], sa(A, 5353)).await.unwrap_err(),
-            NetError::BufferTooSmall { needed: 1473, capacity: 1472 }
+            NetError::BufferTooSmall {
+                needed: 1473,
+                capacity: 1472
+            }
         );
-        assert!(matches!(client.send_to(b"x", sa(A, 0)).await, Err(NetError::Unaddressable(_))));
+        assert!(matches!(
+            client.send_to(b"x", sa(A, 0)).await,
+            Err(NetError::Unaddressable(_))
+        ));
     });
 }
 
@@ -60,7 +69,11 @@ fn icmp_echo_is_answered_by_the_stack() {
         // A large payload comes back through the adapter's reply path too.
         a.ping(B, 1400, Duration::from_secs(1)).await.unwrap();
         let t0 = secs(p);
-        assert_eq!(b.ping("10.0.0.77".parse().unwrap(), 8, Duration::from_secs(2)).await, Err(NetError::TimedOut));
+        assert_eq!(
+            b.ping("10.0.0.77".parse().unwrap(), 8, Duration::from_secs(2))
+                .await,
+            Err(NetError::TimedOut)
+        );
         assert!((secs(p) - t0 - 2.0).abs() < 0.01);
     });
 }
@@ -72,13 +85,26 @@ fn unconfigured_stack_reports_not_configured() {
         // DHCP on, but nobody answers.
         let (_a, b) = two_stacks(p, static_config(A), NetConfig::default());
         assert_eq!(b.ipv4(), None);
-        assert_eq!(b.tcp_connect(sa(A, 80)).await.unwrap_err(), NetError::NotConfigured);
+        assert_eq!(
+            b.tcp_connect(sa(A, 80)).await.unwrap_err(),
+            NetError::NotConfigured
+        );
         let u = b.udp_bind(68_00).unwrap();
-        assert_eq!(u.send_to(b"x", sa(A, 9)).await.unwrap_err(), NetError::NotConfigured);
-        assert_eq!(b.ping(A, 8, Duration::from_secs(1)).await, Err(NetError::NotConfigured));
+        assert_eq!(
+            u.send_to(b"x", sa(A, 9)).await.unwrap_err(),
+            NetError::NotConfigured
+        );
+        assert_eq!(
+            b.ping(A, 8, Duration::from_secs(1)).await,
+            Err(NetError::NotConfigured)
+        );
         // Listening needs no address.
         assert!(b.tcp_listen(80).is_ok());
-        assert!(oasis_runtime::timeout(Duration::from_secs(5), b.wait_configured()).await.is_err());
+        assert!(
+            oasis_runtime::timeout(Duration::from_secs(5), b.wait_configured())
+                .await
+                .is_err()
+        );
     });
 }
 

@@ -49,7 +49,13 @@ impl Platform for TestPlatform {
         Err(EntropyError::NoSource)
     }
     fn wait_for_event(&self, deadline: Option<u64>) {
-        if self.links.lock().unwrap().iter().any(|l| l.frames_in_flight() > 0) {
+        if self
+            .links
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.frames_in_flight() > 0)
+        {
             return;
         }
         let d = deadline.expect("executor slept with no deadline and no frame in flight: deadlock");

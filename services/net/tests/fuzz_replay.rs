@@ -1,0 +1,188 @@
+//! Stable replay of the `frames` fuzz target: every seed-corpus file, then thousands
+//! of pseudo-random and mutated inputs, through the same harness.
+//!
+//! `OASIS_NET_WRITE_CORPUS=1 cargo test -p oasis-net --test fuzz_replay` rewrites the
+//! seed corpus from frames built with smoltcp's wire types.
+
+mod harness;
+
+use std::path::PathBuf;
+
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::*;
+
+fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/frames")
+}
+
+const US: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
+const PEER: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
+const US_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+const PEER_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+
+fn ethernet(ethertype: EthernetProtocol, payload: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; 14 + payload.len()];
+    let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
+    EthernetRepr {
+        src_addr: PEER,
+        dst_addr: US,
+        ethertype,
+    }
+    .emit(&mut f);
+    f.payload_mut().copy_from_slice(payload);
+    buf
+}
+
+fn ipv4(proto: IpProtocol, payload: &[u8]) -> Vec<u8> {
+    let repr = Ipv4Repr {
+        src_addr: PEER_IP,
+        dst_addr: US_IP,
+        next_header: proto,
+        payload_len: payload.len(),
+        hop_limit: 64,
+    };
+    let mut buf = vec![0u8; 20 + payload.len()];
+    let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+    repr.emit(&mut p, &ChecksumCapabilities::default());
+    p.payload_mut().copy_from_slice(payload);
+    ethernet(EthernetProtocol::Ipv4, &buf)
+}
+
+fn tcp(control: TcpControl, seq: u32, ack: Option<u32>, payload: &[u8]) -> Vec<u8> {
+    let repr = TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        control,
+        seq_number: TcpSeqNumber(seq as i32),
+        ack_number: ack.map(|a| TcpSeqNumber(a as i32)),
+        window_len: 8192,
+        window_scale: None,
+        max_seg_size: Some(1460),
+        sack_permitted: false,
+        sack_ranges: [None, None, None],
+        timestamp: None,
+        payload,
+    };
+    let mut buf = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut TcpPacket::new_unchecked(&mut buf[..]),
+        &IpAddress::Ipv4(PEER_IP),
+        &IpAddress::Ipv4(US_IP),
+        &ChecksumCapabilities::default(),
+    );
+    ipv4(IpProtocol::Tcp, &buf)
+}
+
+fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: PEER,
+        source_protocol_addr: PEER_IP,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: US_IP,
+    };
+    let mut arp_buf = vec![0u8; arp.buffer_len()];
+    arp.emit(&mut ArpPacket::new_unchecked(&mut arp_buf[..]));
+    let arp = ethernet(EthernetProtocol::Arp, &arp_buf);
+    let echo = Icmpv4Repr::EchoRequest {
+        ident: 1,
+        seq_no: 1,
+        data: b"0123456789abcdef",
+    };
+    let mut echo_buf = vec![0u8; echo.buffer_len()];
+    echo.emit(
+        &mut Icmpv4Packet::new_unchecked(&mut echo_buf[..]),
+        &ChecksumCapabilities::default(),
+    );
+    let mut udp_buf = vec![0u8; 8 + 12];
+    UdpRepr {
+        src_port: 5000,
+        dst_port: 53,
+    }
+    .emit(
+        &mut UdpPacket::new_unchecked(&mut udp_buf[..]),
+        &IpAddress::Ipv4(PEER_IP),
+        &IpAddress::Ipv4(US_IP),
+        12,
+        |p| p.copy_from_slice(b"dns question"),
+        &ChecksumCapabilities::default(),
+    );
+    vec![
+        ("arp_request", vec![arp.clone()]),
+        (
+            "icmp_echo",
+            vec![arp.clone(), ipv4(IpProtocol::Icmp, &echo_buf)],
+        ),
+        ("udp_53", vec![arp.clone(), ipv4(IpProtocol::Udp, &udp_buf)]),
+        (
+            "tcp_syn",
+            vec![arp.clone(), tcp(TcpControl::Syn, 1000, None, &[])],
+        ),
+        (
+            "tcp_syn_data_fin_rst",
+            vec![
+                arp,
+                tcp(TcpControl::Syn, 1000, None, &[]),
+                tcp(TcpControl::None, 1001, Some(1), b"GET / HTTP/1.0\r\n\r\n"),
+                tcp(TcpControl::Fin, 1019, Some(1), &[]),
+                tcp(TcpControl::Rst, 1020, None, &[]),
+            ],
+        ),
+    ]
+}
+
+/// Frames in the harness's input format.
+fn encode(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in frames {
+        out.extend_from_slice(&(f.len() as u16).to_be_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+#[test]
+fn seed_corpus_replays_without_panic() {
+    if std::env::var_os("OASIS_NET_WRITE_CORPUS").is_some() {
+        std::fs::create_dir_all(corpus_dir()).unwrap();
+        for (name, frames) in seeds() {
+            std::fs::write(corpus_dir().join(name), encode(&frames)).unwrap();
+        }
+    }
+    let mut n = 0;
+    for entry in std::fs::read_dir(corpus_dir()).expect("seed corpus present") {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        harness::run(&data);
+        n += 1;
+    }
+    assert!(n >= 5, "only {n} seed files");
+}
+
+#[test]
+fn random_and_mutated_inputs_do_not_panic() {
+    let mut state = 0x0DDB_1A5E_5BAD_5EEDu64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let bases: Vec<Vec<u8>> = seeds().into_iter().map(|(_, f)| encode(&f)).collect();
+    for i in 0..3000 {
+        let input = if i % 4 == 0 {
+            let len = (next() % 600) as usize;
+            (0..len).map(|_| next() as u8).collect()
+        } else {
+            let mut v = bases[i % bases.len()].clone();
+            for _ in 0..1 + next() % 8 {
+                let at = (next() % v.len() as u64) as usize;
+                v[at] = next() as u8;
+            }
+            if next() % 8 == 0 {
+                v.truncate((next() % v.len() as u64) as usize);
+            }
+            v
+        };
+        harness::run(&input);
+    }
+}
