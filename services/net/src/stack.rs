@@ -1,6 +1,6 @@
 //! `Stack`: the smoltcp interface, its sockets and the device, driven by the executor.
 //!
-//! The state tasks share ([`Core`]: interface, socket set, listener queues, address)
+//! The state tasks share (`Core`: interface, socket set, listener queues, address)
 //! sits behind `Arc<spin::Mutex<..>>` in a [`NetHandle`]; the device lives in the
 //! [`Stack`], which the executor owns as a [`Poller`]. Socket calls from tasks only
 //! touch the socket buffers; frames move when the executor runs the poller, once per
