@@ -481,7 +481,11 @@ impl Core {
                 self.set_ipv4(Some(cidr), router);
             }
             None => {
-                log::warn!("net: DHCP lease lost");
+                // smoltcp also reports "deconfigured" when its client starts; only a
+                // lease we had is worth a warning.
+                if self.ipv4.is_some() {
+                    log::warn!("net: DHCP lease lost");
+                }
                 self.dns_servers.clear();
                 self.set_ipv4(None, None);
             }
