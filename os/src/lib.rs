@@ -169,32 +169,7 @@ pub mod __private {
             .unwrap_or_else(|e| usage_error(&e));
         logger::init(filters);
         platform::take_platform_args(&mut parser);
-        let net_args = net::NetArgs {
-            ipv4: parser
-                .value("ipv4", "ADDR/PREFIX", "static IPv4 address (default: DHCP)")
-                .unwrap_or_else(|e| usage_error(&e)),
-            gateway: parser
-                .value("ipv4-gateway", "ADDR", "default IPv4 gateway (with --ipv4)")
-                .unwrap_or_else(|e| usage_error(&e)),
-            tap: parser
-                .value::<String>(
-                    "net",
-                    "tap:NAME",
-                    "hosted: run our TCP/IP stack over a TAP device instead of host sockets",
-                )
-                .unwrap_or_else(|e| usage_error(&e))
-                .map(|v| match v.strip_prefix("tap:") {
-                    Some(name) => name.into(),
-                    None => usage_error(&alloc::format!("--net={v}: expected tap:NAME")),
-                }),
-            bind: parser
-                .value(
-                    "bind",
-                    "IP",
-                    "hosted: address host sockets listen on (default 127.0.0.1)",
-                )
-                .unwrap_or_else(|e| usage_error(&e)),
-        };
+        let net_args = net::NetArgs::parse(&mut parser);
         net::ARGS.call_once(|| net_args);
         let shared = alloc::sync::Arc::new(spin::Mutex::new(Some(parser)));
         let os = Os {

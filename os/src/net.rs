@@ -231,6 +231,64 @@ pub(crate) struct NetArgs {
     pub tap: Option<alloc::string::String>,
     /// Hosted socket backend: the address to bind.
     pub bind: Option<IpAddr>,
+    /// Per-connection TCP buffer sizes and the connection limit of our stack.
+    pub tcp_buffer: Option<usize>,
+    pub max_connections: Option<usize>,
+}
+
+/// Default TCP receive and send buffer per connection of our stack: large enough
+/// for a full-speed window on a virtio link, small enough for 1000 connections in
+/// 64 MiB.
+pub const DEFAULT_TCP_BUFFER: usize = 16 * 1024;
+/// Default limit of live TCP connections of our stack; SYNs beyond it get RST.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
+
+impl NetArgs {
+    /// Takes the network options from the boot arguments (exits 64 on bad values).
+    pub(crate) fn parse(p: &mut oasis_bootargs::ArgParser) -> Self {
+        use crate::__private::usage_error;
+        let tap = p
+            .value::<alloc::string::String>(
+                "net",
+                "tap:NAME",
+                "hosted: our TCP/IP stack over a TAP device instead of host sockets",
+            )
+            .unwrap_or_else(|e| usage_error(&e))
+            .map(|v| match v.strip_prefix("tap:") {
+                Some(name) => name.into(),
+                None => usage_error(&alloc::format!("--net={v}: expected tap:NAME")),
+            });
+        NetArgs {
+            ipv4: p
+                .value("ipv4", "ADDR/PREFIX", "static IPv4 address (default: DHCP)")
+                .unwrap_or_else(|e| usage_error(&e)),
+            gateway: p
+                .value("ipv4-gateway", "ADDR", "default IPv4 gateway (with --ipv4)")
+                .unwrap_or_else(|e| usage_error(&e)),
+            tap,
+            bind: p
+                .value(
+                    "bind",
+                    "IP",
+                    "hosted: address host sockets listen on (default 127.0.0.1)",
+                )
+                .unwrap_or_else(|e| usage_error(&e)),
+            tcp_buffer: p
+                .value(
+                    "tcp-buffer",
+                    "BYTES",
+                    "TCP receive and send buffer per connection (default 16384)",
+                )
+                .unwrap_or_else(|e| usage_error(&e)),
+            max_connections: p
+                .value(
+                    "tcp-max-connections",
+                    "N",
+                    "live TCP connections at most; more get RST (default 2048)",
+                )
+                .unwrap_or_else(|e| usage_error(&e)),
+        }
+    }
 }
 
 pub(crate) static ARGS: spin::Once<NetArgs> = spin::Once::new();
@@ -246,9 +304,9 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
         Some(cidr) => oasis_net::NetConfig::static_ipv4(cidr, args.gateway.map(|g| g.0)),
         None => oasis_net::NetConfig::default(),
     };
-    config.max_connections = 4096;
-    config.tcp_rx_buffer = 32 * 1024;
-    config.tcp_tx_buffer = 32 * 1024;
+    config.max_connections = args.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    config.tcp_rx_buffer = args.tcp_buffer.unwrap_or(DEFAULT_TCP_BUFFER);
+    config.tcp_tx_buffer = config.tcp_rx_buffer;
     let net = match crate::platform::open_net_device(args.tap.as_deref()) {
         Some(Ok(dev)) => {
             let handle = dev.install(config, rng.next_u64(), oasis_runtime::now())?;
