@@ -22,6 +22,7 @@
 //! What it does not do: multi-threaded executors (each reactor belongs to the thread
 //! that created it; sockets stay on the thread that opened them), Windows or macOS.
 
+mod block;
 mod net;
 mod reactor;
 mod tap;
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use oasis_devices::{EntropyError, Platform};
 
+pub use block::{DiskSpec, FILE_SECTOR_SIZE, FileDisk, FileDiskError};
 pub use net::{
     DEFAULT_BIND_IP, HostNet, HostNetError, LISTEN_BACKLOG, MIN_KEEPALIVE, TcpListener, TcpStream,
     UdpSocket,
