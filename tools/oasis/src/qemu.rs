@@ -252,6 +252,9 @@ impl Vm {
         ]);
         push(&["-device", DEBUG_EXIT]);
         let sfx = self.machine.virtio_suffix();
+        // No option ROM on the NIC: we boot by PVH, not PXE (and Debian's QEMU may
+        // lack efi-virtio.rom).
+        let rom_opts = if sfx == "pci" { ",romfile=" } else { "" };
         let pci_opts = if sfx == "pci" {
             ",disable-legacy=on"
         } else {
@@ -269,7 +272,7 @@ impl Vm {
                     "-netdev",
                     &nd,
                     "-device",
-                    &format!("virtio-net-{sfx},netdev=net0{pci_opts}"),
+                    &format!("virtio-net-{sfx},netdev=net0{pci_opts}{rom_opts}"),
                 ]);
             }
             Net::Tap(name) => {
@@ -278,7 +281,7 @@ impl Vm {
                     "-netdev",
                     &nd,
                     "-device",
-                    &format!("virtio-net-{sfx},netdev=net0{pci_opts}"),
+                    &format!("virtio-net-{sfx},netdev=net0{pci_opts}{rom_opts}"),
                 ]);
             }
         }
