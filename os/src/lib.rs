@@ -30,6 +30,7 @@
 extern crate alloc;
 
 mod args;
+pub mod block;
 mod console;
 mod logger;
 pub mod net;
@@ -131,6 +132,21 @@ impl Os {
     /// our stack over a TAP device with `--net=tap:NAME`). Waits until configured.
     pub async fn net(&self) -> Result<net::Net, net::NetError> {
         net::get(self.rng()).await
+    }
+
+    /// The machine's block devices, handed out once (a second call returns
+    /// [`block::DiskError::Taken`]): virtio-blk on `kvm`, the `--disk=FILE[:ro]`
+    /// files on `hosted`. See [`block`].
+    pub fn disks(&self) -> Result<alloc::vec::Vec<block::Disk>, block::DiskError> {
+        block::take_all()
+    }
+
+    /// The first block device (the others are dropped); see [`Os::disks`].
+    pub fn disk(&self) -> Result<block::Disk, block::DiskError> {
+        block::take_all()?
+            .into_iter()
+            .next()
+            .ok_or(block::DiskError::NoDisk)
     }
 
     /// A short description of the platform (for logs).

@@ -25,6 +25,135 @@ pub fn report() -> alloc::string::String {
 /// `virtio_mmio.device=` that QEMU microvm and Firecracker append).
 pub fn take_platform_args(parser: &mut oasis_bootargs::ArgParser) {
     parser.take_params("virtio_mmio.device");
+    imp_block::take_args(parser);
+}
+
+/// A block device as the platform provides it; [`crate::block::Disk`] wraps it.
+pub struct RawDisk(imp_block::Device);
+
+impl RawDisk {
+    pub fn geometry(&self) -> oasis_devices::Geometry {
+        oasis_devices::BlockDevice::geometry(&self.0)
+    }
+
+    pub async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), oasis_devices::BlockError> {
+        oasis_devices::BlockDevice::read(&self.0, sector, buf).await
+    }
+
+    pub async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), oasis_devices::BlockError> {
+        oasis_devices::BlockDevice::write(&self.0, sector, buf).await
+    }
+
+    pub async fn flush(&self) -> Result<(), oasis_devices::BlockError> {
+        oasis_devices::BlockDevice::flush(&self.0).await
+    }
+
+    /// Acknowledges the device's interrupt and completes finished requests (waking
+    /// their futures); whether any completed. Task context only.
+    pub fn poll(&self) -> bool {
+        imp_block::poll(&self.0)
+    }
+}
+
+/// Whether a disk request can stay pending until an interrupt (virtio-blk) rather
+/// than completing within its first poll (host files).
+pub const DISKS_INTERRUPT: bool = imp_block::INTERRUPT_DRIVEN;
+
+/// The machine's block devices, in discovery order, each with a name for messages
+/// (`virtio-blk0`, or the file's path). Discovers on the first call; later calls
+/// return nothing (the devices are handed out once).
+pub fn open_disks() -> alloc::vec::Vec<(
+    alloc::string::String,
+    Result<RawDisk, alloc::string::String>,
+)> {
+    imp_block::open()
+        .into_iter()
+        .map(|(name, r)| (name, r.map(RawDisk)))
+        .collect()
+}
+
+/// Whether any device interrupt arrived since the last call (the block poller is the
+/// only caller). Never on `hosted`, whose disks complete inline.
+pub fn take_device_interrupts() -> bool {
+    imp_block::take_interrupts()
+}
+
+#[cfg(target_os = "none")]
+mod imp_block {
+    use alloc::format;
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    pub type Device = oasis_kvm::BlockDevice;
+    pub const INTERRUPT_DRIVEN: bool = true;
+
+    /// IRQ vectors 33..=63 (bits 1..=31 of the pending set; bit 0 is the LAPIC timer).
+    const DEVICE_IRQ_BITS: u64 = 0xffff_fffe;
+
+    pub fn take_args(_parser: &mut oasis_bootargs::ArgParser) {}
+
+    pub fn open() -> Vec<(String, Result<Device, String>)> {
+        oasis_kvm::take_block_devices()
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (format!("virtio-blk{i}"), r.map_err(|e| format!("{e}"))))
+            .collect()
+    }
+
+    pub fn poll(d: &Device) -> bool {
+        d.poll()
+    }
+
+    pub fn take_interrupts() -> bool {
+        oasis_kvm::take_pending_irqs() & DEVICE_IRQ_BITS != 0
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+mod imp_block {
+    use alloc::format;
+    use alloc::string::{String, ToString};
+    use alloc::vec::Vec;
+
+    pub type Device = oasis_hosted::FileDisk;
+    pub const INTERRUPT_DRIVEN: bool = false;
+
+    /// The `--disk=FILE[:ro]` arguments, taken at start.
+    static SPECS: spin::Mutex<Option<Vec<oasis_hosted::DiskSpec>>> = spin::Mutex::new(None);
+
+    pub fn take_args(parser: &mut oasis_bootargs::ArgParser) {
+        let specs = parser
+            .values::<oasis_hosted::DiskSpec>(
+                "disk",
+                None,
+                "FILE[:ro]",
+                "hosted: use FILE as a block device (read-only with :ro), repeatable",
+            )
+            .unwrap_or_else(|e| crate::__private::usage_error(&e));
+        *SPECS.lock() = Some(specs);
+    }
+
+    pub fn open() -> Vec<(String, Result<Device, String>)> {
+        let specs = SPECS.lock().take().unwrap_or_default();
+        specs
+            .iter()
+            .map(|s| {
+                let name = s.path.display().to_string();
+                (
+                    name,
+                    oasis_hosted::FileDisk::open_spec(s).map_err(|e| format!("{e}")),
+                )
+            })
+            .collect()
+    }
+
+    pub fn poll(_d: &Device) -> bool {
+        false
+    }
+
+    pub fn take_interrupts() -> bool {
+        false
+    }
 }
 
 /// A network device our stack can drive.
