@@ -134,6 +134,8 @@ async fn serve(os: &Os, mut stream: TcpStream, peer: core::net::SocketAddr, site
                 }
             }
             Action::Close => break,
+            // The embedded site answers every request at once.
+            Action::Defer => {}
         }
     }
     let _ = stream.flush().await;

@@ -44,6 +44,10 @@ pub enum Action {
     Read,
     /// Close the connection: everything owed has been written.
     Close,
+    /// The handler [deferred](ResponseWriter::defer) its answer: do the work it
+    /// asked for, then call [`Connection::poll`] again, which hands the same request
+    /// to the handler again. Never returned to a handler that does not defer.
+    Defer,
 }
 
 /// The bytes still to be written for the current response: first `head`, then `body`.
@@ -193,6 +197,9 @@ enum State {
     Head,
     /// Reading the body of the request whose head is at the front of the buffer.
     Body { info: HeadInfo, body: BodyState },
+    /// The request at the front of the buffer (body collected) was deferred by the
+    /// handler: dispatch it again.
+    Dispatch { info: HeadInfo },
     /// Done; only [`Action::Close`] from now on.
     Closed,
 }
@@ -230,6 +237,8 @@ pub struct Connection {
     timed_out: bool,
     last_error: Option<RequestError>,
     requests: u64,
+    /// The handler just deferred: `poll` returns [`Action::Defer`].
+    defer_now: bool,
 }
 
 impl Connection {
@@ -254,6 +263,7 @@ impl Connection {
             timed_out: false,
             last_error: None,
             requests: 0,
+            defer_now: false,
         }
     }
 
@@ -382,8 +392,16 @@ impl Connection {
             let progressed = match self.state {
                 State::Head => self.step_head(handler, now),
                 State::Body { .. } => self.step_body(handler, now),
+                State::Dispatch { info } => {
+                    self.state = State::Head;
+                    self.dispatch_buffered(handler, info, now);
+                    true
+                }
                 State::Closed => false,
             };
+            if core::mem::take(&mut self.defer_now) {
+                return Action::Defer;
+            }
             if !progressed {
                 if self.eof {
                     self.state = State::Closed;
@@ -428,6 +446,11 @@ impl Connection {
                 body: &[],
             };
             handler.handle(&request, &mut self.writer);
+            if self.writer.is_deferred() {
+                // The head stays at the front of the buffer and is parsed again.
+                self.defer_now = true;
+                return true;
+            }
             self.start += info.len;
             self.finish_response(info, now);
             return true;
@@ -536,6 +559,11 @@ impl Connection {
             body: &self.body,
         };
         handler.handle(&request, &mut self.writer);
+        if self.writer.is_deferred() {
+            self.state = State::Dispatch { info };
+            self.defer_now = true;
+            return;
+        }
         self.start += info.len;
         self.finish_response(info, now);
     }
@@ -862,6 +890,9 @@ pub(crate) mod tests {
                 }
                 Action::Close => {
                     return (String::from_utf8_lossy(&out).into_owned(), Action::Close);
+                }
+                Action::Defer => {
+                    return (String::from_utf8_lossy(&out).into_owned(), Action::Defer);
                 }
             }
         }
@@ -1401,5 +1432,101 @@ pub(crate) mod tests {
         }
         assert_eq!(conn.head.capacity(), cap);
         assert_eq!(conn.requests(), 101);
+    }
+
+    /// Defers every request once, then answers with what the "async work" produced.
+    struct Deferring {
+        calls: Vec<String>,
+        ready: Option<String>,
+    }
+
+    impl Handler for Deferring {
+        fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter) {
+            let seen = alloc::format!(
+                "{} {} {}",
+                req.method().as_str(),
+                req.path(),
+                String::from_utf8_lossy(req.body())
+            );
+            self.calls.push(seen.clone());
+            match self.ready.take() {
+                Some(answer) if answer == seen => resp.body_bytes(answer.as_bytes()),
+                _ => {
+                    resp.set_status(StatusCode::NotFound); // discarded by defer
+                    resp.defer();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deferred_requests_are_dispatched_again_with_the_same_request() {
+        let input = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n\
+                      PUT /b HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyz\
+                      POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n";
+        let mut h = Deferring {
+            calls: Vec::new(),
+            ready: None,
+        };
+        let mut conn = Connection::new(Limits::default());
+        let mut out = String::new();
+        let (o, action) = drive(&mut conn, &mut h, input);
+        out.push_str(&o);
+        let mut rounds = 0;
+        let mut action = action;
+        while action == Action::Defer {
+            rounds += 1;
+            assert!(!conn.is_idle());
+            // The "async work": answer the request the handler last saw.
+            h.ready = h.calls.last().cloned();
+            let (o, a) = drive(&mut conn, &mut h, b"");
+            out.push_str(&o);
+            action = a;
+        }
+        assert_eq!(rounds, 3);
+        assert_eq!(action, Action::Read);
+        assert_eq!(
+            h.calls,
+            [
+                "GET /a ",
+                "GET /a ",
+                "PUT /b xyz",
+                "PUT /b xyz",
+                "POST /c hi",
+                "POST /c hi"
+            ]
+        );
+        let bodies: Vec<&str> = out
+            .split("\r\n\r\n")
+            .skip(1)
+            .map(|s| s.split("HTTP/1.1").next().unwrap())
+            .collect();
+        assert_eq!(bodies, ["GET /a ", "PUT /b xyz", "POST /c hi"]);
+        assert!(!out.contains("404"));
+        assert_eq!(conn.requests(), 3);
+        assert!(conn.is_idle());
+    }
+
+    #[test]
+    fn a_deferred_request_survives_eof_and_is_still_answered() {
+        let mut h = Deferring {
+            calls: Vec::new(),
+            ready: None,
+        };
+        let mut conn = Connection::new(Limits::default());
+        let (_, a) = drive(
+            &mut conn,
+            &mut h,
+            b"PUT /k HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nv",
+        );
+        assert_eq!(a, Action::Defer);
+        conn.eof();
+        h.ready = h.calls.last().cloned();
+        let (out, a) = drive(&mut conn, &mut h, b"");
+        assert!(
+            out.starts_with("HTTP/1.1 200 OK") && out.ends_with("PUT /k v"),
+            "{out}"
+        );
+        assert_eq!(a, Action::Close);
     }
 }

@@ -106,6 +106,7 @@ pub fn connection(data: &[u8], site: &mut StaticSite<'static>) {
                 assert!(out_first.is_empty() || out_first.starts_with(b"HTTP/1.1 "));
                 return;
             }
+            Action::Defer => panic!("Defer without a deferring handler"),
         }
     }
     panic!("connection did not finish");

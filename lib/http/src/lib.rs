@@ -15,7 +15,9 @@
 //!   the caller's header timer fires; [`Connection::is_idle`] tells which timer to run;
 //!   [`Connection::eof`] reports a peer half-close.
 //! - [`Handler`]: `fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter)`.
-//!   Closures implement it too.
+//!   Closures implement it too. A handler that needs asynchronous work (a store on a
+//!   disk) calls [`ResponseWriter::defer`]: `poll` returns [`Action::Defer`], the
+//!   caller does the work and polls again, and the handler sees the same request again.
 //! - [`Request`]: method, target, path, query, version, headers, decoded body.
 //! - [`ResponseWriter`]: status, headers, and a body that is a `&'static [u8]`
 //!   ([`ResponseWriter::body_static`], never copied) or bytes in a reused buffer.
@@ -57,6 +59,7 @@
 //!         }
 //!         Action::Read => break,                 // socket.read(conn.read_buf()).await …
 //!         Action::Close => break,
+//!         Action::Defer => unreachable!("StaticSite never defers"),
 //!     }
 //! }
 //! assert!(wire.starts_with(b"HTTP/1.1 200 OK\r\n"));
@@ -146,5 +149,5 @@ pub use limits::Limits;
 pub use pack::{ETag, Entry, PackError, StaticSite};
 pub use request::{Method, Request, Version};
 pub use response::ResponseWriter;
-pub use serve::INDEX_FILE;
+pub use serve::{INDEX_FILE, RESOLVE_BUF_LEN, SiteIndex, resolve, serve_entry_copied};
 pub use status::StatusCode;

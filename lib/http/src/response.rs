@@ -39,6 +39,7 @@ pub struct ResponseWriter {
     now: u64,
     close: bool,
     invalid: bool,
+    deferred: bool,
 }
 
 impl ResponseWriter {
@@ -51,6 +52,7 @@ impl ResponseWriter {
             now: 0,
             close: false,
             invalid: false,
+            deferred: false,
         }
     }
 
@@ -62,6 +64,7 @@ impl ResponseWriter {
         self.now = now;
         self.close = false;
         self.invalid = false;
+        self.deferred = false;
     }
 
     /// The current time in unix seconds, as passed to [`Connection::poll`](crate::Connection::poll).
@@ -113,6 +116,22 @@ impl ResponseWriter {
         self.owned.clear();
         self.body = BodySource::Owned;
         &mut self.owned
+    }
+
+    /// Answers later: the connection sends nothing for this request now and
+    /// [`Connection::poll`](crate::Connection::poll) returns
+    /// [`Action::Defer`](crate::Action::Defer). The caller does its asynchronous work
+    /// (a disk read, a durable write) and polls again; the connection then calls the
+    /// handler again with the same request (same head, same body), and the handler
+    /// answers it this time (or defers once more). Everything else set on this
+    /// writer is discarded.
+    pub fn defer(&mut self) {
+        self.deferred = true;
+    }
+
+    /// Whether [`defer`](ResponseWriter::defer) was called for this request.
+    pub fn is_deferred(&self) -> bool {
+        self.deferred
     }
 
     /// Closes the connection after this response.

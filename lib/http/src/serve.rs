@@ -34,69 +34,126 @@ impl StaticSite<'static> {
     /// Answers `req` from the site. Allocation-free: bodies are `&'static` slices of the
     /// pack, headers go into the writer's reused buffer.
     pub fn respond(&self, req: &Request<'_>, resp: &mut ResponseWriter) {
-        if !matches!(req.method(), Method::Get | Method::Head) {
-            write_canned(resp, StatusCode::MethodNotAllowed);
-            resp.header("Allow", b"GET, HEAD");
-            return;
-        }
         let mut buf = [0u8; PATH_BUF_LEN];
-        let n = match normalize(req.path().as_bytes(), &mut buf) {
-            Ok(n) => n,
-            // No entry can have a path this long.
-            Err(PathError::TooLong { .. }) => return write_canned(resp, StatusCode::NotFound),
-            Err(_) => {
-                write_canned(resp, StatusCode::BadRequest);
-                resp.close();
-                return;
-            }
+        let Some(path) = resolve(self, req, resp, &mut buf) else {
+            return;
         };
-        let path = buf.get(..n).unwrap_or_default();
-        if path.ends_with(b"/") {
-            let dir_len = n;
-            let with_index = n + INDEX_FILE.len();
-            if let Some(slot) = buf.get_mut(n..with_index) {
-                slot.copy_from_slice(INDEX_FILE);
-            }
-            let index = buf.get(..with_index).unwrap_or_default();
-            if let Some(entry) = self.get_bytes(index) {
-                return serve_entry(&entry, req, resp);
-            }
-            // A directory without index: nginx answers 403 (autoindex off).
-            let dir = buf.get(..dir_len).unwrap_or_default();
-            let status = if dir == b"/" || self.has_prefix(dir) {
-                StatusCode::Forbidden
-            } else {
-                StatusCode::NotFound
-            };
-            return write_canned(resp, status);
+        match self.get_bytes(path) {
+            Some(entry) => serve_entry(&entry, req, resp, |r, b| r.body_static(b)),
+            None => write_canned(resp, StatusCode::NotFound),
         }
-        if let Some(entry) = self.get_bytes(path) {
-            return serve_entry(&entry, req, resp);
-        }
-        // `/dir` where `/dir/…` exists: redirect to the slash form, like nginx.
-        if let Some(slot) = buf.get_mut(n) {
-            *slot = b'/';
-            let dir = buf.get(..n + 1).unwrap_or_default();
-            if self.has_prefix(dir) {
-                write_canned(resp, StatusCode::MovedPermanently);
-                let query = req.query();
-                resp.header_fmt(
-                    "Location",
-                    format_args!(
-                        "{}{}{}",
-                        PercentEncoded(dir),
-                        if query.is_some() { "?" } else { "" },
-                        query.unwrap_or("")
-                    ),
-                );
-                return;
-            }
-        }
-        write_canned(resp, StatusCode::NotFound);
     }
 }
 
-fn serve_entry(entry: &Entry<'static>, req: &Request<'_>, resp: &mut ResponseWriter) {
+/// The file paths of a site whose bodies live elsewhere (a tar image on a disk):
+/// what [`resolve`] needs to map a request path as [`StaticSite`] does.
+pub trait SiteIndex {
+    /// Whether a file has exactly this normalized path (`/a/b.html`).
+    fn contains(&self, path: &[u8]) -> bool;
+    /// Whether some file's path starts with `prefix` (the directory exists).
+    fn has_prefix(&self, prefix: &[u8]) -> bool;
+}
+
+impl SiteIndex for StaticSite<'_> {
+    fn contains(&self, path: &[u8]) -> bool {
+        self.get_bytes(path).is_some()
+    }
+
+    fn has_prefix(&self, prefix: &[u8]) -> bool {
+        StaticSite::has_prefix(self, prefix)
+    }
+}
+
+/// Maps `req` to a file of `index` exactly as [`StaticSite`] serving does: only
+/// `GET`/`HEAD` (else 405), path normalization (bad paths 400 and close), `dir/` →
+/// `dir/index.html` (else 403/404), `dir` → 301 to `dir/`, missing → 404. Returns the
+/// normalized path of the file to serve (inside `buf`), or `None` when it answered
+/// `resp` itself. Pair with [`serve_entry_copied`].
+pub fn resolve<'b, I: SiteIndex + ?Sized>(
+    index: &I,
+    req: &Request<'_>,
+    resp: &mut ResponseWriter,
+    buf: &'b mut [u8; PATH_BUF_LEN],
+) -> Option<&'b [u8]> {
+    if !matches!(req.method(), Method::Get | Method::Head) {
+        write_canned(resp, StatusCode::MethodNotAllowed);
+        resp.header("Allow", b"GET, HEAD");
+        return None;
+    }
+    let n = match normalize(req.path().as_bytes(), buf) {
+        Ok(n) => n,
+        // No entry can have a path this long.
+        Err(PathError::TooLong { .. }) => {
+            write_canned(resp, StatusCode::NotFound);
+            return None;
+        }
+        Err(_) => {
+            write_canned(resp, StatusCode::BadRequest);
+            resp.close();
+            return None;
+        }
+    };
+    let path = buf.get(..n).unwrap_or_default();
+    if path.ends_with(b"/") {
+        let with_index = n + INDEX_FILE.len();
+        if let Some(slot) = buf.get_mut(n..with_index) {
+            slot.copy_from_slice(INDEX_FILE);
+        }
+        if index.contains(buf.get(..with_index).unwrap_or_default()) {
+            return buf.get(..with_index);
+        }
+        // A directory without index: nginx answers 403 (autoindex off).
+        let dir = buf.get(..n).unwrap_or_default();
+        let status = if dir == b"/" || index.has_prefix(dir) {
+            StatusCode::Forbidden
+        } else {
+            StatusCode::NotFound
+        };
+        write_canned(resp, status);
+        return None;
+    }
+    if index.contains(path) {
+        return buf.get(..n);
+    }
+    // `/dir` where `/dir/…` exists: redirect to the slash form, like nginx.
+    if let Some(slot) = buf.get_mut(n) {
+        *slot = b'/';
+        let dir = buf.get(..n + 1).unwrap_or_default();
+        if index.has_prefix(dir) {
+            write_canned(resp, StatusCode::MovedPermanently);
+            let query = req.query();
+            resp.header_fmt(
+                "Location",
+                format_args!(
+                    "{}{}{}",
+                    PercentEncoded(dir),
+                    if query.is_some() { "?" } else { "" },
+                    query.unwrap_or("")
+                ),
+            );
+            return None;
+        }
+    }
+    write_canned(resp, StatusCode::NotFound);
+    None
+}
+
+/// Serves `entry` (already resolved) with the full static-file logic: preconditions,
+/// 304, ranges, gzip negotiation. The body is copied into the writer's reused buffer,
+/// so `entry` may borrow a buffer just read from a disk.
+pub fn serve_entry_copied(entry: &Entry<'_>, req: &Request<'_>, resp: &mut ResponseWriter) {
+    serve_entry(entry, req, resp, |r, b| r.body_bytes(b));
+}
+
+/// Size of the path buffer [`resolve`] needs.
+pub const RESOLVE_BUF_LEN: usize = PATH_BUF_LEN;
+
+fn serve_entry<'a>(
+    entry: &Entry<'a>,
+    req: &Request<'_>,
+    resp: &mut ResponseWriter,
+    set_body: impl FnOnce(&mut ResponseWriter, &'a [u8]),
+) {
     let gzip = entry.gzip.is_some() && accepts_gzip(req.header_values("accept-encoding"));
     let (repr, etag) = match entry.gzip {
         Some(g) if gzip => (g, entry.etag(true)),
@@ -164,7 +221,7 @@ fn serve_entry(entry: &Entry<'static>, req: &Request<'_>, resp: &mut ResponseWri
             }
             vary(resp);
             let body = repr.get(start as usize..=end as usize).unwrap_or_default();
-            resp.body_static(body);
+            set_body(resp, body);
         }
         RangeOutcome::Full => {
             resp.set_status(StatusCode::Ok);
@@ -175,7 +232,7 @@ fn serve_entry(entry: &Entry<'static>, req: &Request<'_>, resp: &mut ResponseWri
                 resp.header("Content-Encoding", b"gzip");
             }
             vary(resp);
-            resp.body_static(repr);
+            set_body(resp, repr);
         }
     }
 }
@@ -581,5 +638,68 @@ mod tests {
         site().respond(&req, &mut w);
         assert_eq!(w.status(), StatusCode::PartialContent);
         assert_eq!(w.body(), &[229, 230, 231]);
+    }
+
+    /// An index without bodies, as a disk-backed site has.
+    struct Paths(&'static [&'static str]);
+
+    impl SiteIndex for Paths {
+        fn contains(&self, path: &[u8]) -> bool {
+            self.0.iter().any(|p| p.as_bytes() == path)
+        }
+        fn has_prefix(&self, prefix: &[u8]) -> bool {
+            self.0.iter().any(|p| p.as_bytes().starts_with(prefix))
+        }
+    }
+
+    /// `resolve` + `serve_entry_copied` answer like `StaticSite` with a borrowed body.
+    #[test]
+    fn resolve_and_copied_bodies_follow_the_static_rules() {
+        let index = Paths(&["/index.html", "/docs/a.txt"]);
+        let body: Vec<u8> = b"0123456789".to_vec();
+        let mut h = |req: &Request<'_>, resp: &mut ResponseWriter| {
+            let mut buf = [0u8; RESOLVE_BUF_LEN];
+            let Some(path) = resolve(&index, req, resp, &mut buf) else {
+                return;
+            };
+            let path = core::str::from_utf8(path).unwrap();
+            let entry = Entry {
+                path,
+                content_type: "text/plain",
+                body: &body,
+                gzip: None,
+                digest: 0xfeed,
+                last_modified: LM,
+                compressible: false,
+            };
+            serve_entry_copied(&entry, req, resp);
+            resp.header_fmt("X-Path", format_args!("{path}"));
+        };
+        let (out, _) = run(&mut h, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+        assert!(out.contains("X-Path: /index.html") && out.ends_with("0123456789"));
+        assert!(out.contains("ETag: \"000000000000feed\""), "{out}");
+        let (out, _) = run(&mut h, b"GET /docs HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 301") && out.contains("Location: /docs/"));
+        let (out, _) = run(&mut h, b"GET /docs/ HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 403"));
+        let (out, _) = run(&mut h, b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 404"));
+        let (out, _) = run(&mut h, b"DELETE /index.html HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 405"));
+        let (out, _) = run(
+            &mut h,
+            b"GET /docs/a.txt HTTP/1.1\r\nHost: a\r\nRange: bytes=2-4\r\n\r\n",
+        );
+        assert!(
+            out.starts_with("HTTP/1.1 206") && out.ends_with("\r\n\r\n234"),
+            "{out}"
+        );
+        let (out, _) = run(
+            &mut h,
+            b"GET /docs/a.txt HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"000000000000feed\"\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 304"), "{out}");
+        let _ = NOW;
     }
 }
