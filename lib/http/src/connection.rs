@@ -837,12 +837,16 @@ fn parse_decimal(s: &[u8]) -> Option<u64> {
     })
 }
 
-/// Whether the request line ends in a well-formed `HTTP/<digits>.<digits>` token, so
-/// that httparse's version error means "unsupported" (505) rather than "garbage" (400).
+/// Whether the request line is `METHOD SP TARGET SP HTTP/<digits>.<digits>`, so that
+/// httparse's version error means "unsupported" (505) rather than "garbage" (400). A
+/// line with more spaces (`GET /a b HTTP/1.1`) is garbage: its version is `b HTTP/1.1`.
 fn looks_like_http_version(data: &[u8]) -> bool {
     let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
     let line = data.get(..line_end).unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().filter(|&&b| b == b' ').count() != 2 {
+        return false;
+    }
     let Some(space) = line.iter().rposition(|&b| b == b' ') else {
         return false;
     };
@@ -1255,6 +1259,9 @@ pub(crate) mod tests {
             Some(RequestError::UnsupportedVersion)
         );
         expect_error(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", "505");
+        // A space inside the target makes the "version" garbage: 400, as nginx.
+        expect_error(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", "400");
+        expect_error(b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", "400");
         expect_error(b"GET / HTTP/0.9\r\n\r\n", "505");
     }
 

@@ -106,19 +106,20 @@ impl<'a> Request<'a> {
     }
 
     /// The raw, still percent-encoded path: the target without scheme and authority
-    /// (absolute-form) and without the query. For `*` and authority-form targets, the
+    /// (absolute-form), without the query and without a `#fragment` (never valid in a
+    /// request target; nginx drops it too). For `*` and authority-form targets, the
     /// whole target.
     pub fn path(&self) -> &'a str {
-        let t = strip_absolute_form(self.target);
+        let t = strip_fragment(strip_absolute_form(self.target));
         match t.find('?') {
             Some(q) => t.get(..q).unwrap_or(t),
             None => t,
         }
     }
 
-    /// The query string after `?`, if any (still percent-encoded).
+    /// The query string after `?`, if any (still percent-encoded, fragment dropped).
     pub fn query(&self) -> Option<&'a str> {
-        let t = strip_absolute_form(self.target);
+        let t = strip_fragment(strip_absolute_form(self.target));
         t.find('?').and_then(|q| t.get(q + 1..))
     }
 
@@ -179,6 +180,14 @@ fn strip_absolute_form(target: &str) -> &str {
     }
 }
 
+/// `/p?q#f` → `/p?q`: clients must not send fragments (RFC 9112 §3.2), some do.
+fn strip_fragment(target: &str) -> &str {
+    match target.find('#') {
+        Some(i) => target.get(..i).unwrap_or(target),
+        None => target,
+    }
+}
+
 /// Whether a header value's comma-separated list contains `token` (case-insensitive).
 pub(crate) fn list_contains(value: &[u8], token: &str) -> bool {
     value
@@ -202,6 +211,16 @@ mod tests {
         let r = req("/plain", &[]);
         assert_eq!(r.path(), "/plain");
         assert_eq!(r.query(), None);
+    }
+
+    #[test]
+    fn fragments_are_dropped() {
+        let r = req("/index.html#top", &[]);
+        assert_eq!((r.path(), r.query()), ("/index.html", None));
+        let r = req("/a?x=1#frag?y", &[]);
+        assert_eq!((r.path(), r.query()), ("/a", Some("x=1")));
+        assert_eq!(req("http://h/p#f", &[]).path(), "/p");
+        assert_eq!(req("/#", &[]).path(), "/");
     }
 
     #[test]

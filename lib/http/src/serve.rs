@@ -391,6 +391,13 @@ mod tests {
     }
 
     #[test]
+    fn fragments_are_ignored_like_nginx() {
+        assert_eq!(body(&get("/index.html#top", "")), "<h1>home</h1>");
+        assert_eq!(body(&get("/docs/#x", "")), "docs");
+        assert!(get("/docs?a=1#f", "").contains("Location: /docs/?a=1\r\n"));
+    }
+
+    #[test]
     fn traversal_attempts() {
         for bad in [
             "/../etc/passwd",
