@@ -44,6 +44,7 @@ async fn main(os: Os) -> Result<(), NetError> {
         match tcp.accept().await {
             Ok((s, peer)) => {
                 debug!("connection from {peer}");
+                s.set_nodelay(true);
                 os.spawn(tcp_echo(s));
             }
             Err(e) => warn!("accept: {e}"),
