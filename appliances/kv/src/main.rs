@@ -1,0 +1,199 @@
+//! `kv`: the HTTP key-value unikernel (see the library docs for the API). Mounts the
+//! store on the first disk (formatting a blank one), listens on port 80, prints
+//! `kv: ready` and serves until stopped (`POST /shutdown` with `--allow-shutdown`).
+//!
+//! `cargo oasis image empty kv.img --size 64 && cargo oasis run kv --disk kv.img`
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use kv::{Client, KvHandler, MAX_VALUE_LEN, Reply, Store, channel};
+use oasis::block::DiskError;
+use oasis::net::{NetError, TcpListener, TcpStream};
+use oasis::prelude::*;
+use oasis_http::{Action, Connection, Limits, StatusCode};
+use oasis_storage::{KvError, KvRead, LogStore};
+
+/// Why `kv` stopped.
+#[derive(Debug)]
+enum KvAppError {
+    Disk(DiskError),
+    Store(KvError),
+    Net(NetError),
+}
+
+impl core::fmt::Display for KvAppError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            KvAppError::Disk(e) => write!(f, "{e}"),
+            KvAppError::Store(e) => write!(f, "store: {e}"),
+            KvAppError::Net(e) => write!(f, "network: {e}"),
+        }
+    }
+}
+
+impl From<DiskError> for KvAppError {
+    fn from(e: DiskError) -> Self {
+        KvAppError::Disk(e)
+    }
+}
+
+impl From<KvError> for KvAppError {
+    fn from(e: KvError) -> Self {
+        KvAppError::Store(e)
+    }
+}
+
+impl From<NetError> for KvAppError {
+    fn from(e: NetError) -> Self {
+        KvAppError::Net(e)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Settings {
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    limits: Limits,
+    allow_shutdown: bool,
+    max_conns: usize,
+}
+
+#[oasis::main]
+async fn main(os: Os) -> Result<(), KvAppError> {
+    let mut args = os.args();
+    let port: u16 = args.value_or("port", 80, "PORT", "TCP port to serve on");
+    let max_conns: usize = args.value_or(
+        "max-connections",
+        256,
+        "N",
+        "connections served at once; more are refused",
+    );
+    let header_secs: u64 = args.value_or(
+        "header-timeout",
+        10,
+        "SECS",
+        "time a client has to send a request (408 after)",
+    );
+    let idle_secs: u64 = args.value_or(
+        "idle-timeout",
+        60,
+        "SECS",
+        "keep-alive connections idle this long are closed",
+    );
+    let allow_shutdown = args.flag(
+        "allow-shutdown",
+        "POST /shutdown stops the service (exit 0)",
+    );
+    args.finish();
+
+    let disk = os.disk()?;
+    let name = disk.name().to_owned();
+    let started = os.now();
+    let mut store = LogStore::mount_or_format(disk).await?;
+    let clock_os = os.clone();
+    store.set_clock(move || clock_os.wall_clock().map_or(0, |d| d.as_secs()));
+    let mount_ms = started.elapsed().as_millis();
+    let keys = store.len();
+
+    let settings = Settings {
+        header_timeout: Duration::from_secs(header_secs.max(1)),
+        idle_timeout: Duration::from_secs(idle_secs.max(1)),
+        limits: Limits {
+            body: MAX_VALUE_LEN,
+            ..Limits::default()
+        },
+        allow_shutdown,
+        max_conns,
+    };
+    let net = os.net().await?;
+    let listener = net.tcp_listen(port)?;
+    let (client, rx) = channel();
+    os.spawn(accept_loop(os.clone(), listener, client, settings));
+    println!(
+        "kv: ready: {keys} keys on {name} (mounted in {mount_ms} ms), http://{}:{port}/kv/",
+        net.address()
+    );
+    let mut store = Store::new(store);
+    store.run(&rx).await;
+    Ok(())
+}
+
+async fn accept_loop(os: Os, listener: TcpListener, client: Client, s: Settings) {
+    let active = Arc::new(AtomicUsize::new(0));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                oasis::log::warn!("accept: {e}");
+                continue;
+            }
+        };
+        if active.load(Ordering::Relaxed) >= s.max_conns {
+            oasis::log::warn!("refusing {peer}: {} connections already open", s.max_conns);
+            stream.abort();
+            continue;
+        }
+        active.fetch_add(1, Ordering::Relaxed);
+        let active = active.clone();
+        let (os2, client) = (os.clone(), client.clone());
+        os.spawn(async move {
+            serve(&os2, stream, &client, s).await;
+            active.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn serve(os: &Os, mut stream: TcpStream, client: &Client, s: Settings) {
+    let mut conn = Connection::new(s.limits);
+    let mut handler = KvHandler::new(s.allow_shutdown);
+    loop {
+        let now = os.wall_clock().map_or(0, |d| d.as_secs());
+        match conn.poll(&mut handler, now) {
+            Action::Write => {
+                let out = conn.output();
+                let r = if out.head.is_empty() {
+                    stream.write(out.body).await
+                } else {
+                    stream.write(out.head).await
+                };
+                match r {
+                    Ok(n) => conn.advance(n),
+                    Err(_) => break,
+                }
+            }
+            Action::Read => {
+                let limit = if conn.is_idle() {
+                    s.idle_timeout
+                } else {
+                    s.header_timeout
+                };
+                match timeout(limit, stream.read(conn.read_buf())).await {
+                    Ok(Ok(0)) => conn.eof(),
+                    Ok(Ok(n)) => conn.commit(n),
+                    Ok(Err(_)) => break,
+                    Err(_) => conn.timeout(),
+                }
+            }
+            Action::Defer => {
+                let reply = match handler.take_op() {
+                    Some(op) => client.call(op).await,
+                    None => Reply::Refused(StatusCode::InternalServerError, "lost request\n"),
+                };
+                handler.set_reply(reply);
+            }
+            Action::Close => break,
+        }
+    }
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
+    if handler.stopping() {
+        println!("kv: stopping");
+        os.exit(0);
+    }
+}
