@@ -14,6 +14,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod dnsapp;
+
 pub use oasis_cli::build::Target;
 pub use oasis_cli::qemu::{GuestExit, Machine, Net, PortForward, Vm};
 
