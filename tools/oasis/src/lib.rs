@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod build;
+pub mod image;
 pub mod qemu;
 pub mod scaffold;
 pub mod size;

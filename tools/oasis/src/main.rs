@@ -54,10 +54,40 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Make a raw disk image for `--disk`.
+    Image {
+        #[command(subcommand)]
+        kind: ImageKind,
+    },
     /// Report an application's release image size by section.
     Size { app: String },
     /// Create a new application under appliances/.
     New { name: String },
+}
+
+#[derive(Subcommand)]
+enum ImageKind {
+    /// A tar image of DIR (e.g. a website for `www --disk`), padded to 4 KiB.
+    Tar {
+        dir: std::path::PathBuf,
+        out: std::path::PathBuf,
+        /// Pad the image to this many MiB.
+        #[arg(long)]
+        size: Option<u64>,
+        /// Overwrite OUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// A zeroed image (e.g. for `kv`, whose store formats itself on first mount).
+    Empty {
+        out: std::path::PathBuf,
+        /// Size in MiB.
+        #[arg(long)]
+        size: u64,
+        /// Overwrite OUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -90,6 +120,26 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 quiet: false,
             })?;
             println!("{}", path.display());
+            Ok(0)
+        }
+        Cmd::Image { kind } => {
+            let (out, len) = match kind {
+                ImageKind::Tar {
+                    dir,
+                    out,
+                    size,
+                    force,
+                } => {
+                    let len = oasis_cli::image::tar(&dir, &out, size, force)?;
+                    (out, len)
+                }
+                ImageKind::Empty { out, size, force } => {
+                    let len = oasis_cli::image::empty(&out, size, force)?;
+                    (out, len)
+                }
+            };
+            eprintln!("oasis: wrote {} ({len} bytes)", out.display());
+            println!("{}", out.display());
             Ok(0)
         }
         Cmd::Size { app } => {
@@ -173,13 +223,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 quiet: false,
             })?;
             if target == Target::Hosted {
-                if !disks.is_empty() {
-                    eprintln!("oasis: note: --disk applies to VMs; hosted apps open files directly");
-                }
                 // Hosted apps listen on host ports directly: give the app the host
                 // side of its first forward (e.g. www's 8080:80 -> --port=8080) unless
                 // the user chose a port.
                 let mut args = args;
+                // Hosted apps open the disk files themselves (`--disk=FILE[:ro]`).
+                // Before the user's arguments, which may end with `--` positionals.
+                let disk_args = disks.iter().map(|d| {
+                    let ro = if d.read_only { ":ro" } else { "" };
+                    format!("--disk={}{ro}", d.path.display())
+                });
+                args.splice(0..0, disk_args);
                 if let Some(p) = ports.first() {
                     if !args.iter().any(|a| a.starts_with("--port")) {
                         args.push(format!("--port={}", p.host));
@@ -204,7 +258,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 eprintln!("oasis: notice: using TCG (software emulation): {reason}");
             }
             for p in vm.ports.iter().filter(|p| p.guest == 80) {
-                eprintln!("oasis: once the guest is ready, open http://127.0.0.1:{}/", p.host);
+                eprintln!(
+                    "oasis: once the guest is ready, open http://127.0.0.1:{}/",
+                    p.host
+                );
             }
             for p in &vm.ports {
                 eprintln!(
