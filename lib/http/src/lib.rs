@@ -135,6 +135,7 @@ pub mod date;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod limits;
+pub mod mime;
 pub mod negotiate;
 pub mod pack;
 pub mod path;
