@@ -6,11 +6,17 @@
 //! `oasis_http::Connection`; file bodies are written straight from the image, never
 //! copied. Slow clients are bounded by a header timeout and an idle timeout;
 //! connections beyond `--max-connections` are refused.
+//!
+//! With a disk holding a tar image, `www` serves that instead (`--site=auto`, the
+//! default, uses it when present; `--site=disk` requires it; `--site=embedded` never
+//! looks): see [`disk`].
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+
+mod disk;
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +33,30 @@ oasis::embed!(SITE, concat!(env!("OUT_DIR"), "/site.pack"));
 enum WwwError {
     Site(oasis_http::PackError),
     Net(NetError),
+    Disk(alloc::string::String),
+}
+
+/// Where the site comes from (`--site`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SiteSource {
+    /// A tar image on the first disk when there is one, else the embedded pack.
+    Auto,
+    /// The embedded pack.
+    Embedded,
+    /// The tar image on the first disk (an error without one).
+    Disk,
+}
+
+impl core::str::FromStr for SiteSource {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(SiteSource::Auto),
+            "embedded" => Ok(SiteSource::Embedded),
+            "disk" => Ok(SiteSource::Disk),
+            _ => Err("expected auto, embedded or disk"),
+        }
+    }
 }
 
 impl core::fmt::Display for WwwError {
@@ -34,6 +64,7 @@ impl core::fmt::Display for WwwError {
         match self {
             WwwError::Site(e) => write!(f, "the embedded site is corrupt: {e}"),
             WwwError::Net(e) => write!(f, "network: {e}"),
+            WwwError::Disk(e) => write!(f, "site on disk: {e}"),
         }
     }
 }
@@ -58,7 +89,27 @@ async fn main(os: Os) -> Result<(), WwwError> {
     let max_conns: usize = args.value_or("max-connections", 1024, "N", "connections served at once; more are refused");
     let header_secs: u64 = args.value_or("header-timeout", 10, "SECS", "time a client has to send a request head (408 after)");
     let idle_secs: u64 = args.value_or("idle-timeout", 60, "SECS", "keep-alive connections idle this long are closed");
+    let source: SiteSource = args.value_or("site", SiteSource::Auto, "auto|embedded|disk", "serve a tar image from the first disk (auto: when there is one)");
+    let max_file_mib: u64 = args.value_or("disk-max-file", 8, "MiB", "largest file served from a disk site");
     args.finish();
+
+    let disk_site = match source {
+        SiteSource::Embedded => None,
+        SiteSource::Auto | SiteSource::Disk => match os.disk() {
+            Ok(d) => match disk::mount(d).await {
+                Ok(Some(site)) => Some(site),
+                Ok(None) if source == SiteSource::Auto => None,
+                Ok(None) => return Err(WwwError::Disk("the disk holds no files".into())),
+                Err(e) if source == SiteSource::Auto => {
+                    oasis::log::info!("not serving from the disk: {e}");
+                    None
+                }
+                Err(e) => return Err(WwwError::Disk(format!("{e}"))),
+            },
+            Err(_) if source == SiteSource::Auto => None,
+            Err(e) => return Err(WwwError::Disk(format!("{e}"))),
+        },
+    };
 
     let site = StaticSite::parse(&SITE).map_err(WwwError::Site)?;
     let settings = Settings {
@@ -68,6 +119,30 @@ async fn main(os: Os) -> Result<(), WwwError> {
     };
     let net = os.net().await?;
     let listener = net.tcp_listen(port)?;
+    if let Some(ds) = disk_site {
+        println!("www: ready: serving {} files from {} on http://{}:{port}/", ds.len(), ds.disk, net.address());
+        let client = ds.client.clone();
+        let os2 = os.clone();
+        os.spawn(async move {
+            let active = Arc::new(AtomicUsize::new(0));
+            loop {
+                let Ok((stream, peer)) = listener.accept().await else { continue };
+                if active.load(Ordering::Relaxed) >= max_conns {
+                    oasis::log::warn!("refusing {peer}: {max_conns} connections already open");
+                    stream.abort();
+                    continue;
+                }
+                active.fetch_add(1, Ordering::Relaxed);
+                let (active, os3, client) = (active.clone(), os2.clone(), client.clone());
+                os2.spawn(async move {
+                    disk::serve(&os3, stream, peer, client, settings).await;
+                    active.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+        });
+        ds.run(max_file_mib.saturating_mul(1024 * 1024)).await;
+        return Ok(());
+    }
     println!("www: ready: serving {} files on http://{}:{port}/", site.len(), net.address());
     let active = Arc::new(AtomicUsize::new(0));
     loop {

@@ -1,0 +1,344 @@
+//! Serving the site from a tar image on a disk instead of the embedded pack, so the
+//! content changes without rebuilding the image (`cargo oasis image tar DIR site.img`,
+//! then `cargo oasis run www --disk site.img`; hosted: `www --disk=site.img`).
+//!
+//! - Every regular file of the tar is served at `/` + its path; directory index,
+//!   redirects, 403/404/405 and path rules are those of the embedded site
+//!   ([`oasis_http::resolve`]).
+//! - Content type by extension ([`oasis_http::mime`]); ETag from the store's digest
+//!   (CRC-32 of the content, computed on first request and cached); Last-Modified
+//!   from the tar mtime; conditional and range requests as for the embedded site.
+//! - No compression on the fly: `X.gz` in the tar, when present, is served as the
+//!   gzip variant of `X` to clients that accept gzip (and `Vary: Accept-Encoding` is
+//!   sent for such files only).
+//! - Bodies are read per request into a buffer reused by the connection; files
+//!   larger than `--disk-max-file` MiB (default 8) are answered 500 (the embedded
+//!   path has no such limit, its bodies are never copied).
+//!
+//! The [`TarStore`] lives in the main task (its device futures are not `Send`);
+//! connection tasks resolve paths against a shared index, then ask the store task
+//! for the file over a channel and answer with a deferred response.
+
+use alloc::collections::{BTreeSet, VecDeque};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::future::poll_fn;
+use core::net::SocketAddr;
+use core::task::{Poll, Waker};
+
+use oasis::block::Disk;
+use oasis::log::info;
+use oasis::net::TcpStream;
+use oasis::prelude::*;
+use oasis_http::{
+    Action, Connection, Entry, Handler, RESOLVE_BUF_LEN, Request, ResponseWriter, SiteIndex,
+    StatusCode, mime, resolve, serve_entry_copied,
+};
+use oasis_storage::{KvError, KvRead, TarStore};
+
+use crate::Settings;
+
+/// The paths of the tar's files, as the site serves them (`/dir/file`).
+#[derive(Debug, Default)]
+pub struct Index {
+    paths: BTreeSet<String>,
+}
+
+impl SiteIndex for Index {
+    fn contains(&self, path: &[u8]) -> bool {
+        core::str::from_utf8(path).is_ok_and(|p| self.paths.contains(p))
+    }
+
+    fn has_prefix(&self, prefix: &[u8]) -> bool {
+        let Ok(prefix) = core::str::from_utf8(prefix) else {
+            return false;
+        };
+        self.paths
+            .range::<str, _>((
+                core::ops::Bound::Included(prefix),
+                core::ops::Bound::Unbounded,
+            ))
+            .next()
+            .is_some_and(|p| p.starts_with(prefix))
+    }
+}
+
+/// A file as the store task hands it over.
+#[derive(Debug)]
+pub struct FileData {
+    body: Vec<u8>,
+    gzip: Option<Vec<u8>>,
+    digest: u32,
+    mtime: u64,
+}
+
+type Answer = Result<FileData, (StatusCode, &'static str)>;
+
+struct Call {
+    key: String,
+    with_gzip: bool,
+    slot: Arc<spin::Mutex<(Option<Answer>, Option<Waker>)>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    calls: VecDeque<Call>,
+    waker: Option<Waker>,
+}
+
+/// Connection tasks' handle on the store task.
+#[derive(Clone)]
+pub struct Client {
+    queue: Arc<spin::Mutex<Queue>>,
+    index: Arc<Index>,
+}
+
+impl Client {
+    async fn fetch(&self, key: String, with_gzip: bool) -> Answer {
+        let slot = Arc::new(spin::Mutex::new((None, None)));
+        let waker = {
+            let mut q = self.queue.lock();
+            q.calls.push_back(Call {
+                key,
+                with_gzip,
+                slot: slot.clone(),
+            });
+            q.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        poll_fn(|cx| {
+            let mut s = slot.lock();
+            match s.0.take() {
+                Some(a) => Poll::Ready(a),
+                None => {
+                    s.1 = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// The mounted site: the store (for the main task) and the client (for connections).
+pub struct DiskSite {
+    store: TarStore<Disk>,
+    queue: Arc<spin::Mutex<Queue>>,
+    /// The connection tasks' handle.
+    pub client: Client,
+    /// Name of the disk, for the ready line.
+    pub disk: String,
+}
+
+/// Mounts the tar image on `disk`; `Ok(None)` when it holds no file (a blank disk).
+pub async fn mount(disk: Disk) -> Result<Option<DiskSite>, KvError> {
+    let name = disk.name().into();
+    let store = TarStore::mount(disk).await?;
+    if store.is_empty() {
+        return Ok(None);
+    }
+    let index = Index {
+        paths: store
+            .list("")
+            .into_iter()
+            .map(|k| alloc::format!("/{k}"))
+            .collect(),
+    };
+    let queue = Arc::new(spin::Mutex::new(Queue::default()));
+    Ok(Some(DiskSite {
+        store,
+        queue: queue.clone(),
+        client: Client {
+            queue,
+            index: Arc::new(index),
+        },
+        disk: name,
+    }))
+}
+
+impl DiskSite {
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Answers file requests forever (runs in the main task).
+    pub async fn run(self, max_file: u64) {
+        loop {
+            let calls: Vec<Call> = poll_fn(|cx| {
+                let mut q = self.queue.lock();
+                if q.calls.is_empty() {
+                    q.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                } else {
+                    Poll::Ready(q.calls.drain(..).collect())
+                }
+            })
+            .await;
+            for call in calls {
+                let answer = self.read(&call.key, call.with_gzip, max_file).await;
+                let waker = {
+                    let mut s = call.slot.lock();
+                    s.0 = Some(answer);
+                    s.1.take()
+                };
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    async fn read(&self, key: &str, with_gzip: bool, max_file: u64) -> Answer {
+        let failed = |e: KvError| {
+            oasis::log::error!("reading {key} from the disk: {e}");
+            (
+                StatusCode::InternalServerError,
+                "the disk could not be read\n",
+            )
+        };
+        let Some(meta) = self.store.meta(key) else {
+            return Err((StatusCode::NotFound, "not found\n"));
+        };
+        if meta.size > max_file {
+            oasis::log::warn!("{key}: {} bytes is over --disk-max-file", meta.size);
+            return Err((
+                StatusCode::InternalServerError,
+                "file too large to serve from disk\n",
+            ));
+        }
+        let digest = self.store.digest(key).await.map_err(failed)?.unwrap_or(0);
+        let body = self
+            .store
+            .get(key)
+            .await
+            .map_err(failed)?
+            .unwrap_or_default();
+        let gz_key = alloc::format!("{key}.gz");
+        let gzip = match self.store.meta(&gz_key) {
+            Some(m) if with_gzip && m.size <= max_file => {
+                self.store.get(&gz_key).await.map_err(failed)?
+            }
+            _ => None,
+        };
+        Ok(FileData {
+            body,
+            gzip,
+            digest,
+            mtime: meta.mtime,
+        })
+    }
+}
+
+/// The per-connection handler: resolves paths at once, defers file reads.
+struct DiskHandler<'a> {
+    index: &'a Index,
+    peer: &'a SocketAddr,
+    want: Option<(String, bool)>,
+    ready: Option<(String, Answer)>,
+}
+
+impl Handler for DiskHandler<'_> {
+    fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter) {
+        match self.ready.take() {
+            Some((path, Ok(file))) => {
+                let gz = file.gzip.as_deref();
+                let entry = Entry {
+                    path: &path,
+                    content_type: mime::content_type_for(&path),
+                    body: &file.body,
+                    gzip: gz,
+                    digest: u64::from(file.digest),
+                    last_modified: file.mtime,
+                    compressible: gz.is_some(),
+                };
+                serve_entry_copied(&entry, req, resp);
+            }
+            Some((_, Err((status, why)))) => {
+                resp.set_status(status);
+                resp.header("Content-Type", b"text/plain");
+                resp.body_bytes(why.as_bytes());
+            }
+            None => {
+                let mut buf = [0u8; RESOLVE_BUF_LEN];
+                let Some(path) = resolve(self.index, req, resp, &mut buf) else {
+                    return self.log(req, resp);
+                };
+                let Ok(path) = core::str::from_utf8(path) else {
+                    resp.set_status(StatusCode::NotFound);
+                    return self.log(req, resp);
+                };
+                let gz_path = alloc::format!("{path}.gz");
+                let with_gzip = req.header("accept-encoding").is_some()
+                    && self.index.contains(gz_path.as_bytes());
+                self.want = Some((path.into(), with_gzip));
+                resp.defer();
+                return;
+            }
+        }
+        self.log(req, resp);
+    }
+
+    fn wants_body(&self) -> bool {
+        false
+    }
+}
+
+impl DiskHandler<'_> {
+    fn log(&self, req: &Request<'_>, resp: &ResponseWriter) {
+        info!(target: "www::access", "{} \"{} {}\" {} {}", self.peer, req.method().as_str(), req.target(), resp.status().code(), resp.body_len());
+    }
+}
+
+/// One connection, answered from the disk.
+pub async fn serve(os: &Os, mut stream: TcpStream, peer: SocketAddr, client: Client, s: Settings) {
+    let mut conn = Connection::new(s.limits);
+    let mut handler = DiskHandler {
+        index: &client.index,
+        peer: &peer,
+        want: None,
+        ready: None,
+    };
+    loop {
+        let now = os.wall_clock().map_or(0, |d| d.as_secs());
+        match conn.poll(&mut handler, now) {
+            Action::Write => {
+                let out = conn.output();
+                let r = if out.head.is_empty() {
+                    stream.write(out.body).await
+                } else {
+                    stream.write(out.head).await
+                };
+                match r {
+                    Ok(n) => conn.advance(n),
+                    Err(_) => break,
+                }
+            }
+            Action::Read => {
+                let limit = if conn.is_idle() {
+                    s.idle_timeout
+                } else {
+                    s.header_timeout
+                };
+                match timeout(limit, stream.read(conn.read_buf())).await {
+                    Ok(Ok(0)) => conn.eof(),
+                    Ok(Ok(n)) => conn.commit(n),
+                    Ok(Err(_)) => break,
+                    Err(_) => conn.timeout(),
+                }
+            }
+            Action::Defer => {
+                let (path, with_gzip) = handler.want.take().unwrap_or_default();
+                let key = path.strip_prefix('/').unwrap_or(&path).into();
+                let answer = client.fetch(key, with_gzip).await;
+                handler.ready = Some((path, answer));
+            }
+            Action::Close => break,
+        }
+    }
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
+}
