@@ -308,7 +308,9 @@ pub fn summary(resp: &[u8]) -> String {
 // NSD
 
 /// A foreground `nsd` on 127.0.0.1 serving `zones`, configured like the engine
-/// (`minimal-responses`, hidden version and identity). Killed, and its temp
+/// (`minimal-responses`, hidden version and identity, and no response rate
+/// limiting: Debian's NSD enables RRL by default, which would answer a fast test
+/// client with TC=1 or not at all). Killed, and its temp
 /// directory removed, on drop (also when a test panics).
 pub struct Nsd {
     child: Child,
@@ -342,7 +344,8 @@ impl Nsd {
              chroot: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  \
              xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  zonelistfile: \"{d}/zone.list\"\n  \
              logfile: \"{d}/nsd.log\"\n  server-count: {server_count}\n  minimal-responses: yes\n  \
-             hide-version: yes\n  hide-identity: yes\n  verbosity: 1\n\
+             hide-version: yes\n  hide-identity: yes\n  verbosity: 1\n  \
+             rrl-ratelimit: 0\n\
              remote-control:\n  control-enable: no\n"
         );
         for (origin, file) in zones {
