@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod dnsapp;
+pub mod nettests;
 
 pub use oasis_cli::build::Target;
 pub use oasis_cli::qemu::{GuestExit, Machine, Net, PortForward, Vm};
