@@ -15,7 +15,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod dnsapp;
+pub mod kvapp;
 pub mod nettests;
+pub mod wwwtests;
 
 pub use oasis_cli::build::Target;
 pub use oasis_cli::qemu::{GuestExit, Machine, Net, PortForward, Vm};

@@ -23,7 +23,13 @@ fn write_image(out: &Path, bytes: &[u8], len: u64, force: bool) -> anyhow::Resul
     if out.exists() && !force {
         bail!("{} exists; pass --force to overwrite it", out.display());
     }
-    let tmp = PathBuf::from(format!("{}.tmp-{}", out.display(), std::process::id()));
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = PathBuf::from(format!(
+        "{}.tmp-{}-{seq}",
+        out.display(),
+        std::process::id()
+    ));
     let result = (|| -> anyhow::Result<()> {
         let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(bytes)
