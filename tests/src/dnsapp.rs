@@ -642,22 +642,60 @@ pub fn corpus(zones: &[Zone]) -> Vec<Case> {
     cases
 }
 
+/// `count` corrupted copies of the well-formed queries in `base`: 1 to 3 bytes
+/// past the ID overwritten with values from a deterministic PRNG (`seed`). Over
+/// UDP only; those with QR set are expected to be dropped.
+pub fn mutations(base: &[Case], count: usize, seed: u64) -> Vec<Case> {
+    let pool: Vec<&Case> = base
+        .iter()
+        .filter(|c| c.tcp && c.bytes.len() > 12)
+        .collect();
+    let mut x = seed | 1;
+    let mut next = move || {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    (0..count)
+        .map(|i| {
+            let base = pool[next() as usize % pool.len()];
+            let mut bytes = base.bytes.clone();
+            let edits = 1 + next() as usize % 3;
+            let mut what = Vec::new();
+            for _ in 0..edits {
+                let at = 2 + next() as usize % (bytes.len() - 2);
+                let v = next() as u8;
+                bytes[at] = v;
+                what.push(format!("[{at}]={v:#04x}"));
+            }
+            Case {
+                label: format!("mutation {i} of {}: {}", base.label, what.join(" ")),
+                dropped: bytes[2] & 0x80 != 0,
+                tcp: false,
+                bytes,
+            }
+        })
+        .collect()
+}
+
 /// Compares two servers' responses to `cases` over UDP and, for the cases marked
 /// `tcp`, over TCP (pipelined, `batch` queries per connection). Returns the
 /// number of exchanges compared and the differences, each printable.
-/// `normalize(label, ours)` applies documented intentional differences.
+/// `normalize(ours)` applies documented intentional differences to our summaries.
 pub fn diff(
     ours: SocketAddr,
     theirs: SocketAddr,
     cases: &[Case],
     batch: usize,
-    normalize: &dyn Fn(&str, String) -> String,
+    normalize: &dyn Fn(String) -> String,
 ) -> (usize, Vec<String>) {
     let mut failures = Vec::new();
     let mut compared = 0;
     let (a, b) = (UdpClient::new(ours), UdpClient::new(theirs));
     let mut compare = |label: &str, x: Option<Vec<u8>>, y: Option<Vec<u8>>| {
-        let x = x.as_deref().map(summary).map(|s| normalize(label, s));
+        let x = x.as_deref().map(summary).map(normalize);
         let y = y.as_deref().map(summary);
         if x != y {
             failures.push(format!(

@@ -304,10 +304,17 @@ fn answers_when_hosted() {
 }
 
 /// The same corpus to NSD (on the host) and to the unikernel (through QEMU's port
-/// forward), over UDP and pipelined TCP; see `dnsapp::corpus` for what it holds.
+/// forward), over UDP and pipelined TCP (see `dnsapp::corpus` for what it holds),
+/// plus 300 corrupted queries over UDP.
 ///
-/// Intentional difference, normalised here and documented in oasis-dns: we copy
-/// the DO bit into BADVERS responses (RFC 3225 §3); NSD 4.6 clears it.
+/// Intentional differences:
+/// - we copy the DO bit into BADVERS responses (RFC 3225 §3; NSD 4.6 clears it):
+///   normalised here, documented in oasis-dns;
+/// - a TCP message no longer than a header: NSD resets the connection ("packet too
+///   small"), we answer FORMERR as over UDP and keep serving: compared over UDP
+///   only here, our side checked in `check_tcp_connection`;
+/// - NSD runs with `rrl-ratelimit: 0` (Debian enables response rate limiting; the
+///   appliance has none).
 #[test]
 fn matches_nsd_through_the_unikernel() {
     let Some(nsd) = dnsapp::tool("nsd") else {
@@ -315,11 +322,12 @@ fn matches_nsd_through_the_unikernel() {
     };
     let Some((g, port)) = boot() else { return };
     let nsd = Nsd::start(&nsd, &dnsapp::zone_files(), 0, 1);
-    let cases = dnsapp::corpus(&dnsapp::parsed_zones());
+    let mut cases = dnsapp::corpus(&dnsapp::parsed_zones());
+    cases.extend(dnsapp::mutations(&cases, 300, 0x0a515));
     let t = Instant::now();
     let ours = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let (compared, failures) = dnsapp::diff(ours, nsd.addr, &cases, 100, &|label, s| {
-        if label.starts_with("EDNS version 1") {
+    let (compared, failures) = dnsapp::diff(ours, nsd.addr, &cases, 100, &|s| {
+        if s.starts_with("rcode=BADVERS") {
             s.replace("do=true", "do=false")
         } else {
             s
