@@ -31,7 +31,7 @@ fn state_survives_a_reboot_and_a_change_of_machine() {
         "{}",
         kv.guest.text()
     );
-    let big = oasis_e2e::wwwtests::pseudo_random(300_000, 7);
+    let big = oasis_e2e::kvapp::pseudo_random(300_000, 7);
     let mut c = KvClient::connect(kv.addr, T).unwrap();
     assert_eq!(c.put("greeting", b"hello").unwrap(), 201);
     assert_eq!(c.put("greeting", b"hello again").unwrap(), 204);
