@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 pub mod dnsapp;
 pub mod kvapp;
 pub mod nettests;
+pub mod wwwtests;
 
 pub use oasis_cli::build::Target;
 pub use oasis_cli::qemu::{GuestExit, Machine, Net, PortForward, Vm};
