@@ -114,6 +114,23 @@
 //! - Header timeout answers 408 (nginx closes silently); idle keep-alive closes silently
 //!   as nginx does.
 //! - `Server: oasis`; no `charset` parameter on text types (nginx default too).
+//! - `Accept-Encoding: *` selects the gzip variant (RFC 9110 §12.5.3); nginx only looks
+//!   for the token `gzip`.
+//! - `Range` is ignored on `HEAD` (RFC 9110 §14.2: defined for GET only; nginx: 206),
+//!   and so is a syntactically invalid one (`bytes=abc`: 200; nginx: 416). A last-byte
+//!   position past the end is clamped however many digits it has (nginx: 416 on
+//!   overflow). Any range of an empty file is 416 (nginx ignores Range there: 200).
+//! - A header line without a colon is 400 (RFC 9112 §5; nginx skips the line). The
+//!   header-count and head-size limits (64 fields, 16 KiB per head) differ from nginx's
+//!   per-line buffers (8 KiB per line, no count): 431 where nginx serves, 200 for one
+//!   long line where nginx answers 400.
+//! - `CONNECT host:port` and `OPTIONS *` → 405 with `Allow` (nginx: 400); `HTTP/1.2` →
+//!   505 (nginx serves it as 1.1).
+//! - A `#fragment` in the target is dropped (as nginx); a space in the target is 400.
+//!
+//! `tests/tests/www.rs` checks all of this against a real nginx (`max_ranges 1`,
+//! `absolute_redirect off`, `if_modified_since before`, `gzip_static on`) on ~140
+//! requests and fails when a difference appears that is not listed there.
 //!
 //! # Fuzzing
 //!
