@@ -37,6 +37,8 @@
 extern crate alloc;
 
 pub mod api;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod service;
 
 pub use api::{KvHandler, Op, Reply};
