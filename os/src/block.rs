@@ -19,7 +19,7 @@
 //! the CPU's `hlt` return; the executor then runs its pollers, and the disk poller
 //! registered here sees that a device interrupt arrived and wakes the futures
 //! waiting on a disk. Each woken future acknowledges the interrupt and collects
-//! completions ([`VirtioBlk::poll`](oasis_virtio::VirtioBlk::poll), through the
+//! completions (`VirtioBlk::poll`, through the
 //! platform), so a finished request is seen in the first executor turn after its
 //! interrupt. The poller asks for no timer while nothing waits (an idle guest with a
 //! disk halts), and while requests wait it asks to run again after
