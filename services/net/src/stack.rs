@@ -105,8 +105,23 @@ pub struct NetStats {
     pub closing: usize,
     /// Bound UDP sockets.
     pub udp_sockets: usize,
+    /// UDP datagrams dropped because their next hop never answered ARP.
+    pub udp_dropped: u64,
     /// Frames counted by the device adapter (as of the last poll).
     pub frames: AdapterStats,
+}
+
+/// How long a UDP socket's send queue may make no progress before its queued
+/// datagrams are dropped. smoltcp keeps a datagram at the head of the queue until its
+/// next hop answers ARP, retrying forever: one datagram to (or spoofed from) an
+/// unreachable address would otherwise block the socket's sending for good. Linux
+/// gives up on ARP after ~3 s too.
+pub const UDP_STUCK_AFTER: Duration = Duration::from_secs(3);
+
+struct UdpWatch {
+    handle: SocketHandle,
+    queued: usize,
+    since: Option<RtInstant>,
 }
 
 /// The shared state; see the module docs.
@@ -116,6 +131,9 @@ pub(crate) struct Core {
     pub(crate) config: NetConfig,
     pub(crate) listeners: BTreeMap<u16, Listener>,
     udp_ports: BTreeSet<u16>,
+    /// Live UDP sockets and when their send queue last drained or shrank.
+    udp_watch: Vec<UdpWatch>,
+    udp_dropped: u64,
     closing: Vec<Closing>,
     /// Live TCP connections (every TCP socket not in LISTEN state).
     pub(crate) conns: usize,
@@ -206,7 +224,13 @@ impl Core {
         let mut s = self.new_udp_socket()?;
         s.bind(port).map_err(|_| NetError::InvalidState)?;
         self.udp_ports.insert(port);
-        Ok(self.sockets.add(s))
+        let handle = self.sockets.add(s);
+        self.udp_watch.push(UdpWatch {
+            handle,
+            queued: 0,
+            since: None,
+        });
+        Ok(handle)
     }
 
     pub(crate) fn listen(&mut self, port: u16) -> Result<u16, NetError> {
@@ -269,8 +293,41 @@ impl Core {
         });
     }
 
+    /// Drops the send queue of every UDP socket whose queue made no progress for
+    /// [`UDP_STUCK_AFTER`] (see there), waking its senders.
+    fn unstick_udp(&mut self, now: RtInstant) {
+        for w in &mut self.udp_watch {
+            let s = self.sockets.get_mut::<udp::Socket>(w.handle);
+            let q = s.send_queue();
+            if q == 0 || q < w.queued || w.since.is_none() {
+                w.queued = q;
+                w.since = Some(now);
+                continue;
+            }
+            w.queued = q;
+            let stuck = w
+                .since
+                .is_some_and(|t| now.saturating_duration_since(t) >= UDP_STUCK_AFTER);
+            if stuck {
+                let endpoint = s.endpoint();
+                s.close(); // empties both queues and wakes waiters
+                if s.bind(endpoint).is_err() {
+                    log::error!("net: cannot rebind UDP port {}", endpoint.port);
+                }
+                log::warn!(
+                    "net: dropped {q} UDP datagram(s) queued on port {} whose next hop never answered ARP",
+                    endpoint.port
+                );
+                self.udp_dropped += q as u64;
+                w.queued = 0;
+                w.since = Some(now);
+            }
+        }
+    }
+
     /// Hands a dropped UDP socket to the poller (its queued datagrams still go out).
     pub(crate) fn retire_udp(&mut self, h: SocketHandle, port: u16) {
+        self.udp_watch.retain(|w| w.handle != h);
         self.closing.push(Closing {
             handle: h,
             udp_port: Some(port),
@@ -522,6 +579,7 @@ impl Core {
             tcp_listening: self.listeners.values().map(|l| l.listening.len()).sum(),
             closing: self.closing.len(),
             udp_sockets: self.udp_ports.len(),
+            udp_dropped: self.udp_dropped,
             frames: self.frames,
         }
     }
@@ -773,6 +831,8 @@ impl<D: NetDevice> Stack<D> {
             sockets,
             listeners: BTreeMap::new(),
             udp_ports: BTreeSet::new(),
+            udp_watch: Vec::new(),
+            udp_dropped: 0,
             closing: Vec::new(),
             conns: 0,
             next_port: EPHEMERAL_FIRST + seed16 % EPHEMERAL_COUNT,
@@ -842,6 +902,7 @@ impl<D: NetDevice + Send> Poller for Stack<D> {
                 .poll_egress(ts, &mut self.adapter, &mut core.sockets)
         {}
         core.poll_dhcp();
+        core.unstick_udp(now);
         // After egress, so an aborted socket's RST has gone out before it is freed.
         core.scan(ts);
         core.rebalance();

@@ -121,3 +121,34 @@ fn invalid_config_is_rejected() {
         );
     });
 }
+
+/// A datagram to an on-link address nobody answers ARP for must not block the
+/// socket for good: after `UDP_STUCK_AFTER` the queue is dropped (smoltcp has no
+/// per-datagram removal, so datagrams queued behind it go too) and later datagrams
+/// to a live peer go out.
+#[test]
+fn udp_to_a_silent_neighbour_does_not_block_the_socket() {
+    let p = TestPlatform::new();
+    block_on(p, async {
+        let (a, b) = two_stacks(p, static_config(A), static_config(B));
+        let server = a.udp_bind(7).unwrap();
+        let client = b.udp_bind(0).unwrap();
+        // 10.0.0.99 is on the subnet but absent: ARP is never answered.
+        let ghost = std::net::SocketAddr::from(([10, 0, 0, 99], 7));
+        assert_eq!(
+            ghost.ip().to_string().rsplit_once('.').map(|x| x.0),
+            A.to_string().rsplit_once('.').map(|x| x.0).as_deref()
+        );
+        server.send_to(b"to nobody", ghost).await.unwrap();
+        oasis_runtime::sleep(oasis_net::stack::UDP_STUCK_AFTER + Duration::from_secs(1)).await;
+        server.send_to(b"to b", client.local_addr()).await.unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = oasis_runtime::timeout(Duration::from_secs(10), client.recv_from(&mut buf))
+            .await
+            .expect("the datagram behind the stuck one never arrived")
+            .unwrap();
+        assert_eq!(&buf[..n], b"to b");
+        assert_eq!(from, sa(A, 7));
+        assert!(a.stats().udp_dropped >= 1);
+    });
+}
