@@ -1866,7 +1866,7 @@ mod tests {
             Hostile::l4_checksum(Ipv4Addr::new(10, 77, 0, 50), NS_GUEST_IP, IP_UDP, udp),
             0
         );
-        assert_eq!(frame_stream(&[f.clone()]).len(), f.len() + 2);
+        assert_eq!(frame_stream(std::slice::from_ref(&f)).len(), f.len() + 2);
     }
 
     #[test]
