@@ -24,35 +24,60 @@ fn main() {
 }
 
 fn render_docs(out: &Path) -> PathBuf {
-    let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir"))
-        .join("../..");
+    let root =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir")).join("../..");
     let site = out.join("site");
     let _ = fs::remove_dir_all(&site);
     fs::create_dir_all(site.join("docs")).expect("create site dir");
     let mut pages: Vec<(PathBuf, PathBuf, String)> = vec![
-        (root.join("README.md"), site.join("index.html"), "Oasis".into()),
-        (root.join("BENCHMARKS.md"), site.join("benchmarks.html"), "Benchmarks".into()),
+        (
+            root.join("README.md"),
+            site.join("index.html"),
+            "Oasis".into(),
+        ),
+        (
+            root.join("BENCHMARKS.md"),
+            site.join("benchmarks.html"),
+            "Benchmarks".into(),
+        ),
     ];
     if let Ok(rd) = fs::read_dir(root.join("docs")) {
-        let mut docs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "md")).collect();
+        let mut docs: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "md"))
+            .collect();
         docs.sort();
         for p in docs {
-            let stem = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-            pages.push((p.clone(), site.join("docs").join(format!("{stem}.html")), stem));
+            let stem = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            pages.push((
+                p.clone(),
+                site.join("docs").join(format!("{stem}.html")),
+                stem,
+            ));
         }
     }
     println!("cargo:rerun-if-changed={}", root.join("docs").display());
     let nav: String = pages
         .iter()
         .map(|(_, html, title)| {
-            let href = html.strip_prefix(&site).unwrap_or(html).to_string_lossy().replace('\\', "/");
+            let href = html
+                .strip_prefix(&site)
+                .unwrap_or(html)
+                .to_string_lossy()
+                .replace('\\', "/");
             format!("<a href=\"/{href}\">{title}</a>")
         })
         .collect::<Vec<_>>()
         .join(" · ");
     for (md, html, title) in &pages {
         println!("cargo:rerun-if-changed={}", md.display());
-        let Ok(text) = fs::read_to_string(md) else { continue };
+        let Ok(text) = fs::read_to_string(md) else {
+            continue;
+        };
         let body = markdown(&text);
         let page = format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -72,7 +97,12 @@ fn render_docs(out: &Path) -> PathBuf {
 fn markdown(text: &str) -> String {
     use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
     let parser = Parser::new_ext(text, Options::ENABLE_TABLES).map(|ev| match ev {
-        Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => {
             let dest = dest_url.to_string();
             let dest_url = match dest.strip_suffix(".md") {
                 Some(stem) if !dest.contains("://") => {
@@ -86,7 +116,12 @@ fn markdown(text: &str) -> String {
                 }
                 _ => dest_url,
             };
-            Event::Start(Tag::Link { link_type, dest_url, title, id })
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            })
         }
         e => e,
     });

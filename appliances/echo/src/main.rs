@@ -39,7 +39,10 @@ async fn main(os: Os) -> Result<(), NetError> {
             }
         });
     }
-    println!("echo: ready on {}:{port} (tcp+udp), discard on tcp {discard}", net.address());
+    println!(
+        "echo: ready on {}:{port} (tcp+udp), discard on tcp {discard}",
+        net.address()
+    );
     loop {
         match tcp.accept().await {
             Ok((s, peer)) => {

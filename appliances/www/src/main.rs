@@ -86,11 +86,36 @@ struct Settings {
 async fn main(os: Os) -> Result<(), WwwError> {
     let mut args = os.args();
     let port: u16 = args.value_or("port", 80, "PORT", "TCP port to serve on");
-    let max_conns: usize = args.value_or("max-connections", 1024, "N", "connections served at once; more are refused");
-    let header_secs: u64 = args.value_or("header-timeout", 10, "SECS", "time a client has to send a request head (408 after)");
-    let idle_secs: u64 = args.value_or("idle-timeout", 60, "SECS", "keep-alive connections idle this long are closed");
-    let source: SiteSource = args.value_or("site", SiteSource::Auto, "auto|embedded|disk", "serve a tar image from the first disk (auto: when there is one)");
-    let max_file_mib: u64 = args.value_or("disk-max-file", 8, "MiB", "largest file served from a disk site");
+    let max_conns: usize = args.value_or(
+        "max-connections",
+        1024,
+        "N",
+        "connections served at once; more are refused",
+    );
+    let header_secs: u64 = args.value_or(
+        "header-timeout",
+        10,
+        "SECS",
+        "time a client has to send a request head (408 after)",
+    );
+    let idle_secs: u64 = args.value_or(
+        "idle-timeout",
+        60,
+        "SECS",
+        "keep-alive connections idle this long are closed",
+    );
+    let source: SiteSource = args.value_or(
+        "site",
+        SiteSource::Auto,
+        "auto|embedded|disk",
+        "serve a tar image from the first disk (auto: when there is one)",
+    );
+    let max_file_mib: u64 = args.value_or(
+        "disk-max-file",
+        8,
+        "MiB",
+        "largest file served from a disk site",
+    );
     args.finish();
 
     let disk_site = match source {
@@ -120,13 +145,20 @@ async fn main(os: Os) -> Result<(), WwwError> {
     let net = os.net().await?;
     let listener = net.tcp_listen(port)?;
     if let Some(ds) = disk_site {
-        println!("www: ready: serving {} files from {} on http://{}:{port}/", ds.len(), ds.disk, net.address());
+        println!(
+            "www: ready: serving {} files from {} on http://{}:{port}/",
+            ds.len(),
+            ds.disk,
+            net.address()
+        );
         let client = ds.client.clone();
         let os2 = os.clone();
         os.spawn(async move {
             let active = Arc::new(AtomicUsize::new(0));
             loop {
-                let Ok((stream, peer)) = listener.accept().await else { continue };
+                let Ok((stream, peer)) = listener.accept().await else {
+                    continue;
+                };
                 if active.load(Ordering::Relaxed) >= max_conns {
                     oasis::log::warn!("refusing {peer}: {max_conns} connections already open");
                     stream.abort();
@@ -143,7 +175,11 @@ async fn main(os: Os) -> Result<(), WwwError> {
         ds.run(max_file_mib.saturating_mul(1024 * 1024)).await;
         return Ok(());
     }
-    println!("www: ready: serving {} files on http://{}:{port}/", site.len(), net.address());
+    println!(
+        "www: ready: serving {} files on http://{}:{port}/",
+        site.len(),
+        net.address()
+    );
     let active = Arc::new(AtomicUsize::new(0));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -188,7 +224,13 @@ impl Handler for Logged<'_> {
     }
 }
 
-async fn serve(os: &Os, mut stream: TcpStream, peer: core::net::SocketAddr, site: StaticSite<'static>, s: Settings) {
+async fn serve(
+    os: &Os,
+    mut stream: TcpStream,
+    peer: core::net::SocketAddr,
+    site: StaticSite<'static>,
+    s: Settings,
+) {
     let mut conn = Connection::new(s.limits);
     let mut handler = Logged { site, peer: &peer };
     loop {
@@ -196,14 +238,22 @@ async fn serve(os: &Os, mut stream: TcpStream, peer: core::net::SocketAddr, site
         match conn.poll(&mut handler, now) {
             Action::Write => {
                 let out = conn.output();
-                let r = if out.head.is_empty() { stream.write(out.body).await } else { stream.write(out.head).await };
+                let r = if out.head.is_empty() {
+                    stream.write(out.body).await
+                } else {
+                    stream.write(out.head).await
+                };
                 match r {
                     Ok(n) => conn.advance(n),
                     Err(_) => break,
                 }
             }
             Action::Read => {
-                let limit = if conn.is_idle() { s.idle_timeout } else { s.header_timeout };
+                let limit = if conn.is_idle() {
+                    s.idle_timeout
+                } else {
+                    s.header_timeout
+                };
                 match timeout(limit, stream.read(conn.read_buf())).await {
                     Ok(Ok(0)) => conn.eof(),
                     Ok(Ok(n)) => conn.commit(n),

@@ -151,8 +151,16 @@ pub fn run_defaults(app: &str) -> anyhow::Result<RunDefaults> {
         ports: Vec<String>,
         mem: Option<u32>,
     }
-    let path = crate::workspace_root().join("appliances").join(app).join("Cargo.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let m: Manifest = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    Ok(RunDefaults { ports: m.package.metadata.oasis.ports, mem: m.package.metadata.oasis.mem })
+    let path = crate::workspace_root()
+        .join("appliances")
+        .join(app)
+        .join("Cargo.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let m: Manifest =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(RunDefaults {
+        ports: m.package.metadata.oasis.ports,
+        mem: m.package.metadata.oasis.mem,
+    })
 }
