@@ -234,6 +234,7 @@ pub(crate) struct NetArgs {
     /// Per-connection TCP buffer sizes and the connection limit of our stack.
     pub tcp_buffer: Option<usize>,
     pub max_connections: Option<usize>,
+    pub backlog: Option<usize>,
 }
 
 /// Default TCP receive and send buffer per connection of our stack: large enough
@@ -242,6 +243,10 @@ pub(crate) struct NetArgs {
 pub const DEFAULT_TCP_BUFFER: usize = 16 * 1024;
 /// Default limit of live TCP connections of our stack; SYNs beyond it get RST.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
+/// Default limit of half-open plus not-yet-accepted connections per listening port.
+/// A burst of SYNs all arrives in one poll of the stack, before the application's
+/// accept loop runs, so this must cover the largest expected burst (Linux: 4096).
+pub const DEFAULT_BACKLOG: usize = 1024;
 
 impl NetArgs {
     /// Takes the network options from the boot arguments (exits 64 on bad values).
@@ -280,6 +285,13 @@ impl NetArgs {
                     "TCP receive and send buffer per connection (default 16384)",
                 )
                 .unwrap_or_else(|e| usage_error(&e)),
+            backlog: p
+                .value(
+                    "tcp-backlog",
+                    "N",
+                    "half-open + unaccepted connections per listening port; more get RST (default 1024)",
+                )
+                .unwrap_or_else(|e| usage_error(&e)),
             max_connections: p
                 .value(
                     "tcp-max-connections",
@@ -307,6 +319,7 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
     config.max_connections = args.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
     config.tcp_rx_buffer = args.tcp_buffer.unwrap_or(DEFAULT_TCP_BUFFER);
     config.tcp_tx_buffer = config.tcp_rx_buffer;
+    config.backlog = args.backlog.unwrap_or(DEFAULT_BACKLOG);
     let net = match crate::platform::open_net_device(args.tap.as_deref()) {
         Some(Ok(dev)) => {
             let handle = dev.install(config, rng.next_u64(), oasis_runtime::now())?;
