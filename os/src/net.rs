@@ -192,6 +192,14 @@ impl TcpStream {
         both!(TcpStream, self, s => s.set_keepalive(interval))
     }
 
+    /// An idle timeout: when the connection makes no progress for `timeout`, it
+    /// fails with a timeout error (our stack resets the connection; host sockets fail
+    /// the pending read or write). `None` (the default) waits forever. For a deadline
+    /// on one operation, wrap it in [`oasis::time::timeout`](crate::time::timeout).
+    pub fn set_timeout(&self, timeout: Option<Duration>) {
+        both!(TcpStream, self, s => s.set_timeout(timeout))
+    }
+
     /// Disables Nagle's algorithm when `true`.
     pub fn set_nodelay(&self, nodelay: bool) {
         both!(TcpStream, self, s => s.set_nodelay(nodelay))

@@ -298,6 +298,9 @@ pub mod host {
         pub fn set_nodelay(&self, _: bool) {
             match *self {}
         }
+        pub fn set_timeout(&self, _: Option<Duration>) {
+            match *self {}
+        }
     }
 
     impl UdpSocket {
