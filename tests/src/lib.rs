@@ -93,6 +93,11 @@ impl Guest {
         Self::spawn(&mut cmd, true)
     }
 
+    /// Runs a hosted build through `cmd` (e.g. `ip netns exec NS IMAGE ARGS`).
+    pub fn hosted_command(cmd: &mut Command) -> Guest {
+        Self::spawn(cmd, true)
+    }
+
     fn spawn(cmd: &mut Command, hosted: bool) -> Guest {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
