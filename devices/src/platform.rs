@@ -52,6 +52,13 @@ pub trait Platform: Sync {
     /// start) to the call of the application's `main`, when the platform measured it.
     fn boot_nanos(&self) -> Option<u64>;
 
+    /// Bytes of memory the heap manages, when the platform knows (sizing defaults
+    /// such as network buffers to the machine). `None` on hosted: the host's memory
+    /// is not ours to size by.
+    fn heap_bytes(&self) -> Option<usize> {
+        None
+    }
+
     /// Ends the program with `status` (0 is success). On a VMM the status reaches the
     /// monitor's exit code when the VMM supports it (`isa-debug-exit`).
     fn exit(&self, status: u8) -> !;

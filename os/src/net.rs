@@ -245,10 +245,19 @@ pub(crate) struct NetArgs {
     pub backlog: Option<usize>,
 }
 
-/// Default TCP receive and send buffer per connection of our stack: large enough
-/// for a full-speed window on a virtio link, small enough for 1000 connections in
-/// 64 MiB.
-pub const DEFAULT_TCP_BUFFER: usize = 16 * 1024;
+/// Smallest and largest default TCP buffer (receive and send, per connection).
+pub const TCP_BUFFER_RANGE: (usize, usize) = (16 * 1024, 256 * 1024);
+
+/// Default TCP receive and send buffer per connection of our stack, sized to the
+/// machine like Linux's autotuning: heap / 2048 rounded up to a power of two, within
+/// [`TCP_BUFFER_RANGE`] — 16 KiB in 32 MiB (a thousand connections fit), 128 KiB in
+/// 256 MiB (a full-speed window on a virtio link). `--tcp-buffer` overrides it.
+pub fn default_tcp_buffer(heap_bytes: Option<usize>) -> usize {
+    let (lo, hi) = TCP_BUFFER_RANGE;
+    heap_bytes
+        .map_or(lo, |h| (h / 2048).next_power_of_two())
+        .clamp(lo, hi)
+}
 /// Default limit of live TCP connections of our stack; SYNs beyond it get RST.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// Default limit of half-open plus not-yet-accepted connections per listening port.
@@ -290,7 +299,7 @@ impl NetArgs {
                 .value(
                     "tcp-buffer",
                     "BYTES",
-                    "TCP receive and send buffer per connection (default 16384)",
+                    "TCP receive and send buffer per connection (default: heap / 2048, 16-256 KiB)",
                 )
                 .unwrap_or_else(|e| usage_error(&e)),
             backlog: p
@@ -325,7 +334,9 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
         None => oasis_net::NetConfig::default(),
     };
     config.max_connections = args.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
-    config.tcp_rx_buffer = args.tcp_buffer.unwrap_or(DEFAULT_TCP_BUFFER);
+    config.tcp_rx_buffer = args
+        .tcp_buffer
+        .unwrap_or_else(|| default_tcp_buffer(crate::platform::get().heap_bytes()));
     config.tcp_tx_buffer = config.tcp_rx_buffer;
     config.backlog = args.backlog.unwrap_or(DEFAULT_BACKLOG);
     let net = match crate::platform::open_net_device(args.tap.as_deref()) {
@@ -345,4 +356,20 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
         },
     };
     Ok(NET.call_once(|| net).clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_buffer_follows_the_heap_within_bounds() {
+        assert_eq!(default_tcp_buffer(None), 16 * 1024);
+        assert_eq!(default_tcp_buffer(Some(2 << 20)), 16 * 1024);
+        assert_eq!(default_tcp_buffer(Some(32 << 20)), 16 * 1024);
+        assert_eq!(default_tcp_buffer(Some(100 << 20)), 64 * 1024);
+        assert_eq!(default_tcp_buffer(Some(250 << 20)), 128 * 1024);
+        assert_eq!(default_tcp_buffer(Some(256 << 20)), 128 * 1024);
+        assert_eq!(default_tcp_buffer(Some(64 << 30)), 256 * 1024);
+    }
 }

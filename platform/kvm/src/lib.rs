@@ -112,6 +112,10 @@ impl Platform for Kvm {
         STATE.get().map(|s| s.boot_ns)
     }
 
+    fn heap_bytes(&self) -> Option<usize> {
+        Some(mem::heap_bytes())
+    }
+
     fn exit(&self, status: u8) -> ! {
         exit::exit(status)
     }
