@@ -32,6 +32,8 @@ extern crate alloc;
 mod args;
 pub mod block;
 mod console;
+#[cfg(feature = "http")]
+pub mod http;
 mod logger;
 pub mod net;
 mod platform;

@@ -16,7 +16,7 @@ use kv::{Client, KvHandler, MAX_VALUE_LEN, Reply, Store, channel};
 use oasis::block::DiskError;
 use oasis::net::{NetError, TcpListener, TcpStream};
 use oasis::prelude::*;
-use oasis_http::{Action, Connection, Limits, StatusCode};
+use oasis_http::{Connection, Limits, StatusCode};
 use oasis_storage::{KvError, KvRead, LogStore};
 
 /// Why `kv` stopped.
@@ -152,46 +152,19 @@ async fn accept_loop(os: Os, listener: TcpListener, client: Client, s: Settings)
 async fn serve(os: &Os, mut stream: TcpStream, client: &Client, s: Settings) {
     let mut conn = Connection::new(s.limits);
     let mut handler = KvHandler::new(s.allow_shutdown);
-    loop {
-        let now = os.wall_clock().map_or(0, |d| d.as_secs());
-        match conn.poll(&mut handler, now) {
-            Action::Write => {
-                let out = conn.output();
-                let r = if out.head.is_empty() {
-                    stream.write(out.body).await
-                } else {
-                    stream.write(out.head).await
-                };
-                match r {
-                    Ok(n) => conn.advance(n),
-                    Err(_) => break,
-                }
-            }
-            Action::Read => {
-                let limit = if conn.is_idle() {
-                    s.idle_timeout
-                } else {
-                    s.header_timeout
-                };
-                match timeout(limit, stream.read(conn.read_buf())).await {
-                    Ok(Ok(0)) => conn.eof(),
-                    Ok(Ok(n)) => conn.commit(n),
-                    Ok(Err(_)) => break,
-                    Err(_) => conn.timeout(),
-                }
-            }
-            Action::Defer => {
-                let reply = match handler.take_op() {
-                    Some(op) => client.call(op).await,
-                    None => Reply::Refused(StatusCode::InternalServerError, "lost request\n"),
-                };
-                handler.set_reply(reply);
-            }
-            Action::Close => break,
-        }
+    let t = oasis::http::Timeouts {
+        header: s.header_timeout,
+        idle: s.idle_timeout,
+    };
+    while oasis::http::drive(os, &mut stream, &mut conn, &mut handler, t).await
+        == oasis::http::Driven::Deferred
+    {
+        let reply = match handler.take_op() {
+            Some(op) => client.call(op).await,
+            None => Reply::Refused(StatusCode::InternalServerError, "lost request\n"),
+        };
+        handler.set_reply(reply);
     }
-    let _ = stream.flush().await;
-    let _ = stream.shutdown().await;
     if handler.stopping() {
         println!("kv: stopping");
         os.exit(0);

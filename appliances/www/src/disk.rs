@@ -32,8 +32,8 @@ use oasis::log::info;
 use oasis::net::TcpStream;
 use oasis::prelude::*;
 use oasis_http::{
-    Action, Connection, Entry, Handler, RESOLVE_BUF_LEN, Request, ResponseWriter, SiteIndex,
-    StatusCode, mime, resolve, serve_entry_copied,
+    Connection, Entry, Handler, RESOLVE_BUF_LEN, Request, ResponseWriter, SiteIndex, StatusCode,
+    mime, resolve, serve_entry_copied,
 };
 use oasis_storage::{KvError, KvRead, TarStore};
 
@@ -302,43 +302,16 @@ pub async fn serve(os: &Os, mut stream: TcpStream, peer: SocketAddr, client: Cli
         want: None,
         ready: None,
     };
-    loop {
-        let now = os.wall_clock().map_or(0, |d| d.as_secs());
-        match conn.poll(&mut handler, now) {
-            Action::Write => {
-                let out = conn.output();
-                let r = if out.head.is_empty() {
-                    stream.write(out.body).await
-                } else {
-                    stream.write(out.head).await
-                };
-                match r {
-                    Ok(n) => conn.advance(n),
-                    Err(_) => break,
-                }
-            }
-            Action::Read => {
-                let limit = if conn.is_idle() {
-                    s.idle_timeout
-                } else {
-                    s.header_timeout
-                };
-                match timeout(limit, stream.read(conn.read_buf())).await {
-                    Ok(Ok(0)) => conn.eof(),
-                    Ok(Ok(n)) => conn.commit(n),
-                    Ok(Err(_)) => break,
-                    Err(_) => conn.timeout(),
-                }
-            }
-            Action::Defer => {
-                let (path, with_gzip) = handler.want.take().unwrap_or_default();
-                let key = path.strip_prefix('/').unwrap_or(&path).into();
-                let answer = client.fetch(key, with_gzip).await;
-                handler.ready = Some((path, answer));
-            }
-            Action::Close => break,
-        }
+    let t = oasis::http::Timeouts {
+        header: s.header_timeout,
+        idle: s.idle_timeout,
+    };
+    while oasis::http::drive(os, &mut stream, &mut conn, &mut handler, t).await
+        == oasis::http::Driven::Deferred
+    {
+        let (path, with_gzip) = handler.want.take().unwrap_or_default();
+        let key = path.strip_prefix('/').unwrap_or(&path).into();
+        let answer = client.fetch(key, with_gzip).await;
+        handler.ready = Some((path, answer));
     }
-    let _ = stream.flush().await;
-    let _ = stream.shutdown().await;
 }

@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use oasis::log::info;
 use oasis::net::{NetError, TcpStream};
 use oasis::prelude::*;
-use oasis_http::{Action, Connection, Handler, Limits, Request, ResponseWriter, StaticSite};
+use oasis_http::{Connection, Handler, Limits, Request, ResponseWriter, StaticSite};
 
 oasis::embed!(SITE, concat!(env!("OUT_DIR"), "/site.pack"));
 
@@ -233,39 +233,9 @@ async fn serve(
 ) {
     let mut conn = Connection::new(s.limits);
     let mut handler = Logged { site, peer: &peer };
-    loop {
-        let now = os.wall_clock().map_or(0, |d| d.as_secs());
-        match conn.poll(&mut handler, now) {
-            Action::Write => {
-                let out = conn.output();
-                let r = if out.head.is_empty() {
-                    stream.write(out.body).await
-                } else {
-                    stream.write(out.head).await
-                };
-                match r {
-                    Ok(n) => conn.advance(n),
-                    Err(_) => break,
-                }
-            }
-            Action::Read => {
-                let limit = if conn.is_idle() {
-                    s.idle_timeout
-                } else {
-                    s.header_timeout
-                };
-                match timeout(limit, stream.read(conn.read_buf())).await {
-                    Ok(Ok(0)) => conn.eof(),
-                    Ok(Ok(n)) => conn.commit(n),
-                    Ok(Err(_)) => break,
-                    Err(_) => conn.timeout(),
-                }
-            }
-            Action::Close => break,
-            // The embedded site answers every request at once.
-            Action::Defer => {}
-        }
-    }
-    let _ = stream.flush().await;
-    let _ = stream.shutdown().await;
+    let t = oasis::http::Timeouts {
+        header: s.header_timeout,
+        idle: s.idle_timeout,
+    };
+    oasis::http::drive(os, &mut stream, &mut conn, &mut handler, t).await;
 }
