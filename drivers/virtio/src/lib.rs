@@ -37,10 +37,10 @@
 //!    - virtio-mmio: `transport::mmio::windows_from_cmdline(cmdline)` for every
 //!      `virtio_mmio.device=SIZE@ADDR:IRQ` entry (QEMU microvm with `acpi=off`,
 //!      Firecracker); else probe `transport::mmio::qemu_microvm_windows()`. Then
-//!      `unsafe { MmioTransport::new(window) }` (or `mmio::probe(windows)`).
+//!      the `unsafe fn` `MmioTransport::new(window)` (or `mmio::probe(windows)`).
 //!    - virtio-pci: implement [`transport::pci::PciConfig`] over ports 0xCF8/0xCFC,
 //!      iterate `transport::pci::scan(&cfg)`, check `virtio_device_type()`
-//!      (1 net, 2 block), then `unsafe { PciTransport::new(&cfg, function) }`.
+//!      (1 net, 2 block), then the `unsafe fn` `PciTransport::new(&cfg, function)`.
 //! 3. **Route the interrupt** before constructing the driver:
 //!    - PCI with MSI-X (required on Firecracker PCI): pick an IDT vector `v`, call
 //!      `pci.enable_msix(&cfg, 0, 0xFEE0_0000 | (apic_id << 12), v)`; every queue
