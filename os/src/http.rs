@@ -84,3 +84,49 @@ pub async fn drive<H: Handler>(
     let _ = stream.shutdown().await;
     Driven::Closed
 }
+
+/// The options every HTTP appliance takes, read from its boot arguments:
+/// `--port` (default 80), `--max-connections`, `--header-timeout` (seconds, default
+/// 10), `--idle-timeout` (seconds, default 60).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// TCP port to listen on.
+    pub port: u16,
+    /// Connections served at once; more are refused.
+    pub max_connections: usize,
+    /// Header and keep-alive timeouts.
+    pub timeouts: Timeouts,
+}
+
+impl ServerOptions {
+    /// Reads the options; `max_connections` is the appliance's default.
+    pub fn from_args(args: &mut crate::Args, max_connections: usize) -> Self {
+        let port = args.value_or("port", 80, "PORT", "TCP port to serve on");
+        let max_connections = args.value_or(
+            "max-connections",
+            max_connections,
+            "N",
+            "connections served at once; more are refused",
+        );
+        let header: u64 = args.value_or(
+            "header-timeout",
+            10,
+            "SECS",
+            "time a client has to send a request head (408 after)",
+        );
+        let idle: u64 = args.value_or(
+            "idle-timeout",
+            60,
+            "SECS",
+            "keep-alive connections idle this long are closed",
+        );
+        ServerOptions {
+            port,
+            max_connections,
+            timeouts: Timeouts {
+                header: Duration::from_secs(header.max(1)),
+                idle: Duration::from_secs(idle.max(1)),
+            },
+        }
+    }
+}

@@ -57,8 +57,7 @@ impl From<NetError> for KvAppError {
 
 #[derive(Clone, Copy)]
 struct Settings {
-    header_timeout: Duration,
-    idle_timeout: Duration,
+    timeouts: oasis::http::Timeouts,
     limits: Limits,
     allow_shutdown: bool,
     max_conns: usize,
@@ -67,25 +66,8 @@ struct Settings {
 #[oasis::main]
 async fn main(os: Os) -> Result<(), KvAppError> {
     let mut args = os.args();
-    let port: u16 = args.value_or("port", 80, "PORT", "TCP port to serve on");
-    let max_conns: usize = args.value_or(
-        "max-connections",
-        256,
-        "N",
-        "connections served at once; more are refused",
-    );
-    let header_secs: u64 = args.value_or(
-        "header-timeout",
-        10,
-        "SECS",
-        "time a client has to send a request (408 after)",
-    );
-    let idle_secs: u64 = args.value_or(
-        "idle-timeout",
-        60,
-        "SECS",
-        "keep-alive connections idle this long are closed",
-    );
+    let opts = oasis::http::ServerOptions::from_args(&mut args, 256);
+    let (port, max_conns) = (opts.port, opts.max_connections);
     let allow_shutdown = args.flag(
         "allow-shutdown",
         "POST /shutdown stops the service (exit 0)",
@@ -102,8 +84,7 @@ async fn main(os: Os) -> Result<(), KvAppError> {
     let keys = store.len();
 
     let settings = Settings {
-        header_timeout: Duration::from_secs(header_secs.max(1)),
-        idle_timeout: Duration::from_secs(idle_secs.max(1)),
+        timeouts: opts.timeouts,
         limits: Limits {
             body: MAX_VALUE_LEN,
             ..Limits::default()
@@ -152,10 +133,7 @@ async fn accept_loop(os: Os, listener: TcpListener, client: Client, s: Settings)
 async fn serve(os: &Os, mut stream: TcpStream, client: &Client, s: Settings) {
     let mut conn = Connection::new(s.limits);
     let mut handler = KvHandler::new(s.allow_shutdown);
-    let t = oasis::http::Timeouts {
-        header: s.header_timeout,
-        idle: s.idle_timeout,
-    };
+    let t = s.timeouts;
     while oasis::http::drive(os, &mut stream, &mut conn, &mut handler, t).await
         == oasis::http::Driven::Deferred
     {

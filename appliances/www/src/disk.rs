@@ -302,10 +302,7 @@ pub async fn serve(os: &Os, mut stream: TcpStream, peer: SocketAddr, client: Cli
         want: None,
         ready: None,
     };
-    let t = oasis::http::Timeouts {
-        header: s.header_timeout,
-        idle: s.idle_timeout,
-    };
+    let t = s.timeouts;
     while oasis::http::drive(os, &mut stream, &mut conn, &mut handler, t).await
         == oasis::http::Driven::Deferred
     {

@@ -77,33 +77,15 @@ impl From<NetError> for WwwError {
 
 #[derive(Clone, Copy)]
 struct Settings {
-    header_timeout: Duration,
-    idle_timeout: Duration,
+    timeouts: oasis::http::Timeouts,
     limits: Limits,
 }
 
 #[oasis::main]
 async fn main(os: Os) -> Result<(), WwwError> {
     let mut args = os.args();
-    let port: u16 = args.value_or("port", 80, "PORT", "TCP port to serve on");
-    let max_conns: usize = args.value_or(
-        "max-connections",
-        1024,
-        "N",
-        "connections served at once; more are refused",
-    );
-    let header_secs: u64 = args.value_or(
-        "header-timeout",
-        10,
-        "SECS",
-        "time a client has to send a request head (408 after)",
-    );
-    let idle_secs: u64 = args.value_or(
-        "idle-timeout",
-        60,
-        "SECS",
-        "keep-alive connections idle this long are closed",
-    );
+    let opts = oasis::http::ServerOptions::from_args(&mut args, 1024);
+    let (port, max_conns) = (opts.port, opts.max_connections);
     let source: SiteSource = args.value_or(
         "site",
         SiteSource::Auto,
@@ -138,8 +120,7 @@ async fn main(os: Os) -> Result<(), WwwError> {
 
     let site = StaticSite::parse(&SITE).map_err(WwwError::Site)?;
     let settings = Settings {
-        header_timeout: Duration::from_secs(header_secs.max(1)),
-        idle_timeout: Duration::from_secs(idle_secs.max(1)),
+        timeouts: opts.timeouts,
         limits: Limits::default(),
     };
     let net = os.net().await?;
@@ -233,9 +214,6 @@ async fn serve(
 ) {
     let mut conn = Connection::new(s.limits);
     let mut handler = Logged { site, peer: &peer };
-    let t = oasis::http::Timeouts {
-        header: s.header_timeout,
-        idle: s.idle_timeout,
-    };
+    let t = s.timeouts;
     oasis::http::drive(os, &mut stream, &mut conn, &mut handler, t).await;
 }
