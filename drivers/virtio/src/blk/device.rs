@@ -353,6 +353,64 @@ impl<T: Transport> VirtioBlk<T> {
         .await
     }
 
+    /// Takes a free slot if there is one, without waiting.
+    fn try_acquire(&self) -> Option<SlotGuard<'_, T>> {
+        let mut inner = self.inner.try_borrow_mut().ok()?;
+        if inner.fatal.is_some() {
+            return None;
+        }
+        let id = inner.free.pop()?;
+        inner.slots[usize::from(id)] = Slot::Reserved;
+        Some(SlotGuard { dev: self, id })
+    }
+
+    /// Moves `total` bytes from `sector` as chunk-sized requests, keeping up to
+    /// [`PIPELINE`] of them in flight (completing in order), so a large transfer
+    /// costs about one device round trip rather than one per chunk. `data` gives
+    /// each chunk's payload (by byte offset and length); `done` runs when a chunk
+    /// completed (a read copies it out). No allocation: the in-flight set is an
+    /// array.
+    async fn transfer<'b>(
+        &self,
+        sector: u64,
+        total: usize,
+        kind: u32,
+        mut data: impl FnMut(usize, usize) -> Data<'b>,
+        mut done: impl FnMut(&Self, &SlotGuard<'_, T>, usize, usize) -> Result<(), BlockError>,
+    ) -> Result<(), BlockError> {
+        let base = sector * self.per_sector;
+        let mut ring: [Option<(SlotGuard<'_, T>, usize, usize)>; PIPELINE] =
+            [const { None }; PIPELINE];
+        let (mut head, mut count, mut next) = (0usize, 0usize, 0usize);
+        while next < total || count > 0 {
+            while next < total && count < PIPELINE {
+                let slot = if count == 0 {
+                    self.acquire().await?
+                } else {
+                    match self.try_acquire() {
+                        Some(s) => s,
+                        None => break,
+                    }
+                };
+                let len = self.chunk.min(total - next);
+                let vsector = base + (next / VIRTIO_SECTOR as usize) as u64;
+                self.submit(&slot, kind, vsector, data(next, len))?;
+                ring[(head + count) % PIPELINE] = Some((slot, next, len));
+                count += 1;
+                next += len;
+            }
+            let Some((slot, off, len)) = ring[head].take() else {
+                return Err(BlockError::Io); // unreachable: count > 0 means head is filled
+            };
+            self.wait(&slot).await?;
+            done(self, &slot, off, len)?;
+            drop(slot);
+            head = (head + 1) % PIPELINE;
+            count -= 1;
+        }
+        Ok(())
+    }
+
     /// Fills and posts the slot's request.
     fn submit(
         &self,
@@ -458,6 +516,9 @@ impl<T: Transport> VirtioBlk<T> {
     }
 }
 
+/// Chunks of one large request kept in flight at once (bounded by the slots free).
+const PIPELINE: usize = 4;
+
 enum Data<'a> {
     None,
     Out(&'a [u8]),
@@ -483,27 +544,30 @@ impl<T: Transport> BlockDevice for VirtioBlk<T> {
 
     async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         self.check(sector, buf.len(), false)?;
-        let mut vsector = sector * self.per_sector;
-        for chunk in buf.chunks_mut(self.chunk) {
-            let slot = self.acquire().await?;
-            self.submit(&slot, req::IN, vsector, Data::In(chunk.len()))?;
-            self.wait(&slot).await?;
-            self.copy_out(&slot, chunk)?;
-            vsector += chunk.len() as u64 / VIRTIO_SECTOR;
-        }
-        Ok(())
+        let total = buf.len();
+        self.transfer(
+            sector,
+            total,
+            req::IN,
+            |_, len| Data::In(len),
+            |dev, slot, off, len| {
+                let dst = buf.get_mut(off..off + len).ok_or(BlockError::Io)?;
+                dev.copy_out(slot, dst)
+            },
+        )
+        .await
     }
 
     async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
         self.check(sector, buf.len(), true)?;
-        let mut vsector = sector * self.per_sector;
-        for chunk in buf.chunks(self.chunk) {
-            let slot = self.acquire().await?;
-            self.submit(&slot, req::OUT, vsector, Data::Out(chunk))?;
-            self.wait(&slot).await?;
-            vsector += chunk.len() as u64 / VIRTIO_SECTOR;
-        }
-        Ok(())
+        self.transfer(
+            sector,
+            buf.len(),
+            req::OUT,
+            |off, len| Data::Out(&buf[off..off + len]),
+            |_, _, _, _| Ok(()),
+        )
+        .await
     }
 
     async fn flush(&self) -> Result<(), BlockError> {
