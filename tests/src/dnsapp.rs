@@ -36,16 +36,8 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     found
 }
 
-/// A localhost port free for both TCP and UDP right now.
-pub fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind udp");
-        let port = udp.local_addr().expect("local addr").port();
-        if port > 1024 && std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-}
+/// A localhost port free for both TCP and UDP (the network tests' picker).
+pub use crate::nettests::free_port;
 
 /// The appliance's zone files: `(origin, path)`, origin from the file name `NAME.zone`.
 pub fn zone_files() -> Vec<(String, PathBuf)> {

@@ -3,146 +3,16 @@
 //! client, and QEMU's CPU time for idle checks.
 
 use std::fs;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::{BOOT_TIMEOUT, Guest, Machine, Net, PortForward, Target, Vm};
 
-/// A free TCP port on 127.0.0.1 (bound and released: tiny race, fine for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
-}
-
-/// Deterministic bytes (xorshift64*).
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// One HTTP response: status, lower-cased header fields, body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// Status code.
-    pub status: u16,
-    /// Header fields in order, names lower-cased.
-    pub headers: Vec<(String, String)>,
-    /// Body bytes (`Content-Length` framing only, as `kv` and `www` send).
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// The first value of header `name` (lower-case).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A keep-alive HTTP/1.1 connection reading `Content-Length`-framed responses.
-pub struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    /// Connects with a read/write timeout of `timeout`.
-    pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Client> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        stream.set_nodelay(true)?;
-        Ok(Client {
-            stream,
-            buf: Vec::new(),
-        })
-    }
-
-    /// Sends raw bytes.
-    pub fn send(&mut self, raw: &[u8]) -> io::Result<()> {
-        self.stream.write_all(raw)
-    }
-
-    fn fill(&mut self) -> io::Result<()> {
-        let mut chunk = [0u8; 64 * 1024];
-        let n = self.stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed"));
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
-    }
-
-    /// Reads the next response (`head_request`: no body follows).
-    pub fn response(&mut self, head_request: bool) -> io::Result<Response> {
-        let end = loop {
-            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
-            self.fill()?;
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        let bad = || {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad response head {head:?}"),
-            )
-        };
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .and_then(|l| l.strip_prefix("HTTP/1.1 "))
-            .and_then(|s| s.get(..3))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(bad)?;
-        let mut headers = Vec::new();
-        for l in lines.filter(|l| !l.is_empty()) {
-            let (n, v) = l.split_once(':').ok_or_else(bad)?;
-            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-        self.buf.drain(..end);
-        let mut resp = Response {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        if head_request || status == 204 || status == 304 {
-            return Ok(resp);
-        }
-        let len: usize = resp
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(bad)?;
-        while self.buf.len() < len {
-            self.fill()?;
-        }
-        resp.body = self.buf.drain(..len).collect();
-        Ok(resp)
-    }
-}
-
-/// `GET path` with extra header lines (each ending in `\r\n`) on a new connection.
-pub fn get(addr: SocketAddr, path: &str, extra: &str) -> Response {
-    let mut c = Client::connect(addr, Duration::from_secs(30)).expect("connect");
-    let raw = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n");
-    c.send(raw.as_bytes()).expect("send");
-    c.response(false)
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-}
+// The HTTP client, responses and test data are the www tests' (one implementation).
+pub use crate::nettests::free_port;
+pub use crate::wwwtests::{Client, Response, get, pseudo_random};
 
 /// Where this module keeps its images.
 pub fn work_dir() -> PathBuf {
