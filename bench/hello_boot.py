@@ -10,27 +10,10 @@ Prints a Markdown table; numbers go to BENCHMARKS.md by hand or via bench/run.
 """
 import argparse, os, re, shutil, statistics, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import oasisbench as ob  # noqa: E402
 
-
-def accel():
-    kvm = os.access("/dev/kvm", os.R_OK | os.W_OK)
-    flags = open("/proc/cpuinfo").read()
-    hw = re.search(r"\b(vmx|svm)\b", flags) is not None
-    return ("kvm", "host") if (kvm and hw) else ("tcg", "max")
-
-
-def qemu_cmd(machine, kernel, mem=16, append=""):
-    acc, cpu = accel()
-    m = "microvm,acpi=off" if machine == "microvm" else machine
-    cmd = ["qemu-system-x86_64", "-M", m, "-accel", acc, "-cpu", cpu, "-m", f"{mem}M",
-           "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
-           "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", kernel]
-    if machine != "microvm" and os.path.exists("/usr/share/qemu/qboot.rom"):
-        cmd += ["-bios", "/usr/share/qemu/qboot.rom"]
-    if append:
-        cmd += ["-append", append]
-    return cmd
+ROOT = ob.ROOT
 
 
 def floor_image(tmp):
@@ -80,15 +63,15 @@ def main():
         floor = floor_image(tmp)
         walls, boots, floors = [], [], []
         for _ in range(a.runs):
-            w, out, rc = timed(qemu_cmd(a.machine, stripped))
+            w, out, rc = timed(ob.qemu_cmd(a.machine, stripped, mem=16))
             if rc != 1:
                 sys.exit(f"hello exited with QEMU status {rc}:\n{out}")
             walls.append(w)
             m = re.search(r"boot: (\d+) us", out)
             boots.append(int(m.group(1)))
-            fw, _, _ = timed(qemu_cmd(a.machine, floor))
+            fw, _, _ = timed(ob.qemu_cmd(a.machine, floor, mem=16))
             floors.append(fw)
-    acc = accel()[0]
+    acc = ob.accel()[0]
     med = statistics.median
     print(f"| metric | value |\n|---|---|")
     print(f"| hello image, stripped | {size} bytes ({size/1024:.1f} KiB) |")

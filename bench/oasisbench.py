@@ -47,10 +47,15 @@ def section_size(path, name):
     return 0
 
 
-def qemu_cmd(machine, kernel, mem=64, append="", initrd=None, net=None, extra=()):
-    """QEMU as `cargo oasis run` starts it. `net`: None, ('user', [(host, guest)]) or ('tap', ifname)."""
+SYSTEM_QBOOT = "/usr/share/qemu/qboot.rom"
+
+
+def qemu_cmd(machine, kernel, mem=64, append="", initrd=None, net=None, extra=(), qemu=("qemu-system-x86_64",), bios=SYSTEM_QBOOT):
+    """QEMU as `cargo oasis run` starts it. `net`: None, ('user', [(host, guest)]) or
+    ('tap', ifname). `qemu`: the command that runs QEMU (a carried binary needs its
+    loader); `bios`: firmware for pc/q35 (qboot when present)."""
     acc, _ = accel()
-    cmd = ["qemu-system-x86_64"]
+    cmd = list(qemu)
     if machine == "microvm":
         # acpi=off: QEMU lists virtio-mmio devices on the command line (our guest);
         # a Linux guest needs ACPI to find them (Debian lacks VIRTIO_MMIO_CMDLINE_DEVICES).
@@ -58,8 +63,8 @@ def qemu_cmd(machine, kernel, mem=64, append="", initrd=None, net=None, extra=()
         nic = "virtio-net-device"
     else:
         cmd += ["-M", machine]
-        if os.path.exists("/usr/share/qemu/qboot.rom"):
-            cmd += ["-bios", "/usr/share/qemu/qboot.rom"]
+        if bios and os.path.exists(bios):
+            cmd += ["-bios", bios]
         nic = "virtio-net-pci,disable-legacy=on,romfile="
     cmd += ["-accel", acc, "-cpu", "host" if acc == "kvm" else "max", "-smp", "1", "-m", f"{mem}M",
             "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
