@@ -50,6 +50,9 @@ pub async fn drive<H: Handler>(
     handler: &mut H,
     t: Timeouts,
 ) -> Driven {
+    // Responses go out as head + body writes; Nagle would hold the body back until
+    // the client ACKs the head (a delayed ACK: ~40 ms per response).
+    stream.set_nodelay(true);
     loop {
         let now = os.wall_clock().map_or(0, |d| d.as_secs());
         match conn.poll(handler, now) {

@@ -175,9 +175,6 @@ async fn main(os: Os) -> Result<(), WwwError> {
             stream.abort();
             continue;
         }
-        // Responses go out as head + body writes; Nagle would hold the body back
-        // until the client ACKs the head (a delayed ACK: ~40 ms per request).
-        stream.set_nodelay(true);
         active.fetch_add(1, Ordering::Relaxed);
         let active = active.clone();
         let os2 = os.clone();
