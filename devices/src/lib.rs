@@ -20,4 +20,4 @@ pub mod ramdisk;
 
 pub use block::{BlockDevice, BlockError, Geometry};
 pub use net::{NetDevice, NetInfo};
-pub use platform::{EntropyError, Platform};
+pub use platform::{EntropyError, HeapUsage, Platform};

@@ -20,6 +20,25 @@ pub enum EntropyError {
     },
 }
 
+/// The heap's state, in bytes, as the allocator counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeapUsage {
+    /// Bytes the heap manages.
+    pub size: usize,
+    /// Bytes handed out and not yet freed (requested sizes; the allocator's own
+    /// per-block overhead is not included).
+    pub used: usize,
+    /// The highest `used` seen since boot.
+    pub peak: usize,
+}
+
+impl HeapUsage {
+    /// Bytes not in use.
+    pub fn free(&self) -> usize {
+        self.size.saturating_sub(self.used)
+    }
+}
+
 /// What the runtime and the `oasis` facade need from the machine.
 ///
 /// Contract: one instance lives for the whole program (`&'static`); all methods may be
@@ -56,6 +75,13 @@ pub trait Platform: Sync {
     /// such as network buffers to the machine). `None` on hosted: the host's memory
     /// is not ours to size by.
     fn heap_bytes(&self) -> Option<usize> {
+        None
+    }
+
+    /// The heap's size, bytes in use and high-water mark, when the platform counts
+    /// them. Admission control charges connections against this (see `oasis-net`);
+    /// `None` on hosted.
+    fn heap_usage(&self) -> Option<HeapUsage> {
         None
     }
 

@@ -189,11 +189,21 @@ pub mod __private {
         platform::take_platform_args(&mut parser);
         let net_args = net::NetArgs::parse(&mut parser);
         net::ARGS.call_once(|| net_args);
+        let mem_report: Option<u64> = parser
+            .value(
+                "mem-report",
+                "SECS",
+                "print the heap's use and high-water mark and the TCP counters every SECS seconds",
+            )
+            .unwrap_or_else(|e| usage_error(&e));
         let shared = alloc::sync::Arc::new(spin::Mutex::new(Some(parser)));
         let os = Os {
             args: shared.clone(),
         };
         let result = oasis_runtime::block_on(p, async move {
+            if let Some(secs) = mem_report {
+                oasis_runtime::spawn(report_memory(Duration::from_secs(secs.max(1))));
+            }
             let mut fut = pin!(main(os));
             let mut first = true;
             core::future::poll_fn(|cx| {
@@ -214,6 +224,26 @@ pub mod __private {
                 console::_print(format_args!("error: {e}\n"));
                 p.exit(EXIT_FAILURE)
             }
+        }
+    }
+
+    /// `--mem-report`: one line per period, parsed by the robustness tests:
+    /// `mem: used U KiB, peak P KiB, heap H KiB, tcp C live, R refused`.
+    async fn report_memory(period: Duration) {
+        loop {
+            oasis_runtime::sleep(period).await;
+            let Some(heap) = oasis_runtime::heap_usage() else {
+                return; // hosted: the host's memory is not ours to report
+            };
+            let tcp = net::stats().unwrap_or_default();
+            console::_print(format_args!(
+                "mem: used {} KiB, peak {} KiB, heap {} KiB, tcp {} live, {} refused\n",
+                heap.used / 1024,
+                heap.peak / 1024,
+                heap.size / 1024,
+                tcp.tcp_connections,
+                tcp.tcp_refused
+            ));
         }
     }
 

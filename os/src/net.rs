@@ -10,6 +10,7 @@
 //! network up on first use and waits until it has an address.
 
 use core::fmt;
+use core::future::Future;
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 
@@ -137,6 +138,77 @@ impl TcpListener {
     }
 }
 
+/// What [`serve`] does with a connection beyond its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Reset it (RST).
+    Reset,
+    /// Send these bytes (e.g. an HTTP 503), then close it.
+    Reply(&'static [u8]),
+}
+
+/// Accepts connections on `listener` for good and runs `handler(stream, peer)` for
+/// each as its own task, at most `max_connections` at once (`usize::MAX`: as many as
+/// the stack admits: its own limit and memory admission refuse SYNs first). A
+/// connection beyond the limit gets `refusal` and is dropped without a task. Accept
+/// errors are logged (rate-limited: a flood must not turn into a flood of console
+/// lines) and accepting goes on; returns only when the listener is closed.
+pub async fn serve<F, Fut>(
+    listener: TcpListener,
+    max_connections: usize,
+    refusal: Refusal,
+    mut handler: F,
+) where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    use alloc::sync::Arc;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut refused: u64 = 0;
+    let mut failed: u64 = 0;
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(NetError::Stack(oasis_net::NetError::InvalidState)) => return,
+            Err(e) => {
+                failed += 1;
+                if failed.is_power_of_two() {
+                    log::warn!("accept on {}: {e} ({failed} so far)", listener.local_addr());
+                }
+                continue;
+            }
+        };
+        if active.load(Ordering::Relaxed) >= max_connections {
+            refused += 1;
+            if refused.is_power_of_two() {
+                log::warn!(
+                    "refusing {peer}: {max_connections} connections open ({refused} refused so far)"
+                );
+            }
+            match refusal {
+                Refusal::Reset => stream.abort(),
+                Refusal::Reply(bytes) => {
+                    // A fresh connection's send buffer takes a short reply at once;
+                    // never wait for a client that does not read.
+                    let _ =
+                        crate::time::timeout(Duration::from_millis(10), stream.write_all(bytes))
+                            .await;
+                }
+            }
+            continue;
+        }
+        active.fetch_add(1, Ordering::Relaxed);
+        let done = active.clone();
+        let conn = handler(stream, peer);
+        oasis_runtime::spawn(async move {
+            conn.await;
+            done.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
 /// A TCP connection. Dropping it closes gracefully; [`abort`](Self::abort) resets.
 pub enum TcpStream {
     Stack(oasis_net::TcpStream),
@@ -258,12 +330,97 @@ pub fn default_tcp_buffer(heap_bytes: Option<usize>) -> usize {
         .map_or(lo, |h| (h / 2048).next_power_of_two())
         .clamp(lo, hi)
 }
-/// Default limit of live TCP connections of our stack; SYNs beyond it get RST.
+/// Default limit of live TCP connections of our stack where the heap is not measured
+/// (hosted over a TAP); on `kvm` the limit is derived from the heap ([`Budget`]).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
-/// Default limit of half-open plus not-yet-accepted connections per listening port.
-/// A burst of SYNs all arrives in one poll of the stack, before the application's
-/// accept loop runs, so this must cover the largest expected burst (Linux: 4096).
+/// Default limit of half-open plus not-yet-accepted connections per listening port
+/// (never more than the connection limit). A burst of SYNs all arrives in one poll of
+/// the stack, before the application's accept loop runs, so this must cover the
+/// largest expected burst (Linux: 4096).
 pub const DEFAULT_BACKLOG: usize = 1024;
+
+/// How the stack's memory is shared out, derived from the heap at boot so that the
+/// defaults always fit: a reserve stays free for everything else, and the rest is
+/// the TCP connections' budget. Every connection costs at least a socket slot
+/// (reserved at start) plus two floor-sized buffers plus the application's share
+/// (`conn_overhead`); admission control in the stack refuses SYNs (RST) that would
+/// eat into the reserve, so a flood is refused at the edge instead of aborting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The heap, bytes.
+    pub heap: usize,
+    /// Bytes kept free for everything that is not a TCP connection.
+    pub reserve: usize,
+    /// Live TCP connections at most.
+    pub max_connections: usize,
+    /// Largest TCP buffer each way per connection.
+    pub tcp_buffer: usize,
+    /// Half-open plus unaccepted connections per port.
+    pub backlog: usize,
+}
+
+/// Bytes one socket slot takes (smoltcp's `SocketStorage`), reserved at start.
+const SOCKET_SLOT: usize = 576;
+
+impl Budget {
+    /// The reserve for a heap of `heap` bytes: 1/16 of it, at least 512 KiB.
+    pub fn reserve_for(heap: usize) -> usize {
+        (heap / 16).max(512 * 1024)
+    }
+
+    /// Derives the limits from `heap`, taking the explicit `--tcp-*` values where
+    /// given; an explicit value that cannot fit is an error that names it.
+    pub fn derive(
+        heap: usize,
+        tcp_buffer: Option<usize>,
+        max_connections: Option<usize>,
+        backlog: Option<usize>,
+    ) -> Result<Self, alloc::string::String> {
+        let reserve = Self::reserve_for(heap);
+        let usable = heap.saturating_sub(reserve);
+        let floor = oasis_net::DEFAULT_TCP_BUFFER_MIN;
+        let per_conn = SOCKET_SLOT + 2 * floor + oasis_net::DEFAULT_CONN_OVERHEAD;
+        let mib = |b: usize| b.div_ceil(1 << 20);
+        let tcp_buffer = match tcp_buffer {
+            Some(b) if SOCKET_SLOT + 2 * b + oasis_net::DEFAULT_CONN_OVERHEAD > usable => {
+                return Err(alloc::format!(
+                    "--tcp-buffer={b}: one connection would need {} KiB but only {} KiB of the {} MiB heap are for connections",
+                    (SOCKET_SLOT + 2 * b + oasis_net::DEFAULT_CONN_OVERHEAD) / 1024,
+                    usable / 1024,
+                    mib(heap)
+                ));
+            }
+            Some(b) => b,
+            None => default_tcp_buffer(Some(heap)),
+        };
+        let fit = usable / per_conn;
+        let max_connections = match max_connections {
+            Some(n) if n > fit => {
+                return Err(alloc::format!(
+                    "--tcp-max-connections={n}: {n} connections need at least {} MiB; {fit} fit in this {} MiB heap (give the VM more memory or ask for fewer)",
+                    mib(n.saturating_mul(per_conn).saturating_add(reserve)),
+                    mib(heap)
+                ));
+            }
+            Some(n) => n,
+            None => fit,
+        };
+        if max_connections == 0 {
+            return Err(alloc::format!(
+                "a {} KiB heap leaves no room for a single TCP connection",
+                heap / 1024
+            ));
+        }
+        let backlog = backlog.unwrap_or(DEFAULT_BACKLOG).min(max_connections);
+        Ok(Budget {
+            heap,
+            reserve,
+            max_connections,
+            tcp_buffer,
+            backlog,
+        })
+    }
+}
 
 impl NetArgs {
     /// Takes the network options from the boot arguments (exits 64 on bad values).
@@ -299,21 +456,21 @@ impl NetArgs {
                 .value(
                     "tcp-buffer",
                     "BYTES",
-                    "TCP receive and send buffer per connection (default: heap / 2048, 16-256 KiB)",
+                    "largest TCP receive and send buffer per connection; under memory pressure new connections get less, down to 1.5 KiB (default: heap / 2048, 16-256 KiB)",
                 )
                 .unwrap_or_else(|e| usage_error(&e)),
             backlog: p
                 .value(
                     "tcp-backlog",
                     "N",
-                    "half-open + unaccepted connections per listening port; more get RST (default 1024)",
+                    "half-open + unaccepted connections per listening port; more get RST (default 1024, at most the connection limit)",
                 )
                 .unwrap_or_else(|e| usage_error(&e)),
             max_connections: p
                 .value(
                     "tcp-max-connections",
                     "N",
-                    "live TCP connections at most; more get RST (default 2048)",
+                    "live TCP connections at most; more get RST (default: as many as fit the heap at 5.6 KiB each after a 1/16 reserve, e.g. 10,900 in 64 MiB; hosted 2048)",
                 )
                 .unwrap_or_else(|e| usage_error(&e)),
         }
@@ -322,6 +479,15 @@ impl NetArgs {
 
 pub(crate) static ARGS: spin::Once<NetArgs> = spin::Once::new();
 static NET: spin::Once<Net> = spin::Once::new();
+
+/// Our stack's counters, once the network is up on it.
+pub(crate) fn stats() -> Option<oasis_net::NetStats> {
+    match NET.get()? {
+        Net::Stack(h) => Some(h.stats()),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
 
 /// Sets the network up on first call (device, stack, DHCP) and waits for an address.
 pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
@@ -333,20 +499,44 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
         Some(cidr) => oasis_net::NetConfig::static_ipv4(cidr, args.gateway.map(|g| g.0)),
         None => oasis_net::NetConfig::default(),
     };
-    config.max_connections = args.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
-    config.tcp_rx_buffer = args
-        .tcp_buffer
-        .unwrap_or_else(|| default_tcp_buffer(crate::platform::get().heap_bytes()));
+    match crate::platform::get().heap_bytes() {
+        Some(heap) => {
+            let b = Budget::derive(heap, args.tcp_buffer, args.max_connections, args.backlog)
+                .unwrap_or_else(|e| crate::__private::usage_error(&e));
+            config.max_connections = b.max_connections;
+            config.tcp_rx_buffer = b.tcp_buffer;
+            config.backlog = b.backlog;
+            config.heap_reserve = b.reserve;
+        }
+        None => {
+            config.max_connections = args.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+            config.tcp_rx_buffer = args.tcp_buffer.unwrap_or_else(|| default_tcp_buffer(None));
+            config.backlog = args
+                .backlog
+                .unwrap_or(DEFAULT_BACKLOG)
+                .min(config.max_connections);
+        }
+    }
     config.tcp_tx_buffer = config.tcp_rx_buffer;
-    config.backlog = args.backlog.unwrap_or(DEFAULT_BACKLOG);
+    config.tcp_buffer_min = config.tcp_buffer_min.min(config.tcp_rx_buffer);
     let net = match crate::platform::open_net_device(args.tap.as_deref()) {
         Some(Ok(dev)) => {
-            let handle = dev.install(config, rng.next_u64(), oasis_runtime::now())?;
+            let handle = dev.install(config.clone(), rng.next_u64(), oasis_runtime::now())?;
             if args.ipv4.is_none() {
                 log::info!("net: waiting for DHCP");
             }
             let addr = handle.wait_configured().await;
             log::info!("net: configured {addr}");
+            crate::console::_print(format_args!(
+                "net: up to {} connections in {} MiB (TCP buffers {}-{} KiB, backlog {})\n",
+                config.max_connections,
+                crate::platform::get()
+                    .heap_bytes()
+                    .map_or(0, |h| h.div_ceil(1 << 20)),
+                config.tcp_buffer_min / 1024,
+                config.tcp_rx_buffer / 1024,
+                config.backlog
+            ));
             Net::Stack(handle)
         }
         Some(Err(e)) => return Err(e),
@@ -361,6 +551,34 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_fits_the_heap_and_refuses_what_cannot() {
+        let b = Budget::derive(64 << 20, None, None, None).unwrap();
+        assert_eq!(b.reserve, 4 << 20);
+        assert!(b.max_connections >= 10_000, "{b:?}");
+        let per_conn =
+            SOCKET_SLOT + 2 * oasis_net::DEFAULT_TCP_BUFFER_MIN + oasis_net::DEFAULT_CONN_OVERHEAD;
+        assert!(b.max_connections * per_conn + b.reserve <= b.heap);
+        assert_eq!(b.backlog, DEFAULT_BACKLOG);
+        let small = Budget::derive(3 << 20, None, None, None).unwrap();
+        assert!(
+            small.max_connections < 1000 && small.max_connections > 100,
+            "{small:?}"
+        );
+        assert!(small.backlog <= small.max_connections);
+        // Explicit values that cannot fit are refused with the numbers.
+        let e = Budget::derive(8 << 20, None, Some(100_000), None).unwrap_err();
+        assert!(e.contains("--tcp-max-connections=100000"), "{e}");
+        let e = Budget::derive(8 << 20, Some(8 << 20), None, None).unwrap_err();
+        assert!(e.contains("--tcp-buffer"), "{e}");
+        assert_eq!(
+            Budget::derive(8 << 20, Some(4096), Some(100), Some(5000))
+                .unwrap()
+                .backlog,
+            100
+        );
+    }
 
     #[test]
     fn tcp_buffer_follows_the_heap_within_bounds() {

@@ -20,9 +20,7 @@
 
 extern crate alloc;
 
-use alloc::sync::Arc;
 use core::net::SocketAddr;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use oasis::log::{debug, info, warn};
 use oasis::net::{NetError, TcpStream, UdpSocket};
@@ -131,27 +129,11 @@ async fn main(os: Os) -> Result<(), DnsError> {
         net.address()
     );
 
-    let active = Arc::new(AtomicUsize::new(0));
-    loop {
-        let (stream, peer) = match tcp.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                warn!("tcp accept: {e}");
-                continue;
-            }
-        };
-        if active.load(Ordering::Relaxed) >= max_tcp {
-            warn!("resetting {peer}: {max_tcp} TCP connections already open");
-            stream.abort();
-            continue;
-        }
-        active.fetch_add(1, Ordering::Relaxed);
-        let active = active.clone();
-        os.spawn(async move {
-            serve_tcp(stream, peer, catalog, settings).await;
-            active.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
+    oasis::net::serve(tcp, max_tcp, oasis::net::Refusal::Reset, |stream, peer| {
+        serve_tcp(stream, peer, catalog, settings)
+    })
+    .await;
+    Ok(())
 }
 
 /// Parses every embedded zone into one catalog.

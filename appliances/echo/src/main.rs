@@ -27,32 +27,24 @@ async fn main(os: Os) -> Result<(), NetError> {
     os.spawn(udp_echo(udp));
     if discard != 0 {
         let sink = net.tcp_listen(discard)?;
-        let os2 = os.clone();
-        os.spawn(async move {
-            loop {
-                match sink.accept().await {
-                    Ok((s, _)) => {
-                        os2.spawn(discard_conn(s));
-                    }
-                    Err(e) => warn!("discard accept: {e}"),
-                }
-            }
-        });
+        os.spawn(oasis::net::serve(
+            sink,
+            usize::MAX,
+            oasis::net::Refusal::Reset,
+            |s, _| discard_conn(s),
+        ));
     }
     println!(
         "echo: ready on {}:{port} (tcp+udp), discard on tcp {discard}",
         net.address()
     );
-    loop {
-        match tcp.accept().await {
-            Ok((s, peer)) => {
-                debug!("connection from {peer}");
-                s.set_nodelay(true);
-                os.spawn(tcp_echo(s));
-            }
-            Err(e) => warn!("accept: {e}"),
-        }
-    }
+    oasis::net::serve(tcp, usize::MAX, oasis::net::Refusal::Reset, |s, peer| {
+        debug!("connection from {peer}");
+        s.set_nodelay(true);
+        tcp_echo(s)
+    })
+    .await;
+    Ok(())
 }
 
 async fn tcp_echo(mut s: TcpStream) {

@@ -9,9 +9,6 @@
 
 extern crate alloc;
 
-use alloc::sync::Arc;
-use core::sync::atomic::{AtomicUsize, Ordering};
-
 use kv::{Client, KvHandler, MAX_VALUE_LEN, Reply, Store, channel};
 use oasis::block::DiskError;
 use oasis::net::{NetError, TcpListener, TcpStream};
@@ -66,7 +63,7 @@ struct Settings {
 #[oasis::main]
 async fn main(os: Os) -> Result<(), KvAppError> {
     let mut args = os.args();
-    let opts = oasis::http::ServerOptions::from_args(&mut args, 256);
+    let opts = oasis::http::ServerOptions::from_args(&mut args);
     let (port, max_conns) = (opts.port, opts.max_connections);
     let allow_shutdown = args.flag(
         "allow-shutdown",
@@ -106,28 +103,12 @@ async fn main(os: Os) -> Result<(), KvAppError> {
 }
 
 async fn accept_loop(os: Os, listener: TcpListener, client: Client, s: Settings) {
-    let active = Arc::new(AtomicUsize::new(0));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                oasis::log::warn!("accept: {e}");
-                continue;
-            }
-        };
-        if active.load(Ordering::Relaxed) >= s.max_conns {
-            oasis::log::warn!("refusing {peer}: {} connections already open", s.max_conns);
-            stream.abort();
-            continue;
-        }
-        active.fetch_add(1, Ordering::Relaxed);
-        let active = active.clone();
+    let refusal = oasis::net::Refusal::Reply(oasis::http::OVERLOADED_RESPONSE);
+    oasis::net::serve(listener, s.max_conns, refusal, |stream, _peer| {
         let (os2, client) = (os.clone(), client.clone());
-        os.spawn(async move {
-            serve(&os2, stream, &client, s).await;
-            active.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
+        async move { serve(&os2, stream, &client, s).await }
+    })
+    .await;
 }
 
 async fn serve(os: &Os, mut stream: TcpStream, client: &Client, s: Settings) {

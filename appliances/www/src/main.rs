@@ -18,9 +18,6 @@ extern crate alloc;
 
 mod disk;
 
-use alloc::sync::Arc;
-use core::sync::atomic::{AtomicUsize, Ordering};
-
 use oasis::log::info;
 use oasis::net::{NetError, TcpStream};
 use oasis::prelude::*;
@@ -84,7 +81,7 @@ struct Settings {
 #[oasis::main]
 async fn main(os: Os) -> Result<(), WwwError> {
     let mut args = os.args();
-    let opts = oasis::http::ServerOptions::from_args(&mut args, 1024);
+    let opts = oasis::http::ServerOptions::from_args(&mut args);
     let (port, max_conns) = (opts.port, opts.max_connections);
     let source: SiteSource = args.value_or(
         "site",
@@ -132,27 +129,16 @@ async fn main(os: Os) -> Result<(), WwwError> {
             ds.disk,
             net.address()
         );
-        let client = ds.client.clone();
-        let os2 = os.clone();
-        os.spawn(async move {
-            let active = Arc::new(AtomicUsize::new(0));
-            loop {
-                let Ok((stream, peer)) = listener.accept().await else {
-                    continue;
-                };
-                if active.load(Ordering::Relaxed) >= max_conns {
-                    oasis::log::warn!("refusing {peer}: {max_conns} connections already open");
-                    stream.abort();
-                    continue;
-                }
-                active.fetch_add(1, Ordering::Relaxed);
-                let (active, os3, client) = (active.clone(), os2.clone(), client.clone());
-                os2.spawn(async move {
-                    disk::serve(&os3, stream, peer, client, settings).await;
-                    active.fetch_sub(1, Ordering::Relaxed);
-                });
-            }
-        });
+        let (client, os2) = (ds.client.clone(), os.clone());
+        os.spawn(oasis::net::serve(
+            listener,
+            max_conns,
+            REFUSAL,
+            move |stream, peer| {
+                let (os3, client) = (os2.clone(), client.clone());
+                async move { disk::serve(&os3, stream, peer, client, settings).await }
+            },
+        ));
         ds.run(max_file_mib.saturating_mul(1024 * 1024)).await;
         return Ok(());
     }
@@ -161,29 +147,16 @@ async fn main(os: Os) -> Result<(), WwwError> {
         site.len(),
         net.address()
     );
-    let active = Arc::new(AtomicUsize::new(0));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                oasis::log::warn!("accept: {e}");
-                continue;
-            }
-        };
-        if active.load(Ordering::Relaxed) >= max_conns {
-            oasis::log::warn!("refusing {peer}: {max_conns} connections already open");
-            stream.abort();
-            continue;
-        }
-        active.fetch_add(1, Ordering::Relaxed);
-        let active = active.clone();
+    oasis::net::serve(listener, max_conns, REFUSAL, |stream, peer| {
         let os2 = os.clone();
-        os.spawn(async move {
-            serve(&os2, stream, peer, site, settings).await;
-            active.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
+        async move { serve(&os2, stream, peer, site, settings).await }
+    })
+    .await;
+    Ok(())
 }
+
+/// Beyond `--max-connections`: a 503 without allocating a connection.
+const REFUSAL: oasis::net::Refusal = oasis::net::Refusal::Reply(oasis_http::OVERLOADED_RESPONSE);
 
 /// The static site, logging each request at info level (the access log).
 struct Logged<'a> {

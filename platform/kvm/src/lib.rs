@@ -116,6 +116,10 @@ impl Platform for Kvm {
         Some(mem::heap_bytes())
     }
 
+    fn heap_usage(&self) -> Option<oasis_devices::HeapUsage> {
+        Some(mem::heap_usage())
+    }
+
     fn exit(&self, status: u8) -> ! {
         exit::exit(status)
     }
@@ -207,6 +211,16 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
             let _ = writeln!(out, "\npanicked: {}", info.message());
         }
     }
+    // An allocation failure lands here too ("memory allocation of N bytes failed"):
+    // say how full the heap was. Admission control should have refused the work.
+    let heap = mem::heap_usage();
+    let _ = writeln!(
+        out,
+        "heap: {} KiB used, {} KiB peak, of {} KiB",
+        heap.used / 1024,
+        heap.peak / 1024,
+        heap.size / 1024
+    );
     let _ = writeln!(out, "backtrace (symbolise with addr2line -e IMAGE):");
     backtrace::print_here();
     exit::exit(EXIT_PANIC)

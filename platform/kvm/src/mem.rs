@@ -2,6 +2,8 @@
 //! page tables (identity map, W^X image, guard page below the stack, page 0 unmapped).
 
 use alloc::boxed::Box;
+use core::alloc::{GlobalAlloc, Layout as AllocLayout};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use spinning_top::RawSpinlock;
 use talc::TalcLock;
@@ -10,7 +12,79 @@ use talc::source::Manual;
 use crate::boot::{E820_RAM, MemRegion};
 
 #[global_allocator]
-static HEAP: TalcLock<RawSpinlock, Manual> = TalcLock::new(Manual);
+static ALLOCATOR: Counted = Counted {
+    talc: TalcLock::new(Manual),
+    used: AtomicUsize::new(0),
+    peak: AtomicUsize::new(0),
+};
+static HEAP: &TalcLock<RawSpinlock, Manual> = &ALLOCATOR.talc;
+
+/// talc with counters of the bytes in use and their high-water mark, so admission
+/// control can charge connections to the heap before it runs out (and the panic
+/// handler can say how full it was). Two relaxed atomic adds per call.
+struct Counted {
+    talc: TalcLock<RawSpinlock, Manual>,
+    used: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Counted {
+    fn charge(&self, n: usize) {
+        let used = self.used.fetch_add(n, Ordering::Relaxed) + n;
+        self.peak.fetch_max(used, Ordering::Relaxed);
+    }
+
+    fn credit(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every method forwards to talc's `GlobalAlloc` with the caller's arguments
+// unchanged, so talc's guarantees are ours; the counters only observe the results.
+unsafe impl GlobalAlloc for Counted {
+    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract for `layout`.
+        let p = unsafe { self.talc.alloc(layout) };
+        if !p.is_null() {
+            self.charge(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: AllocLayout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { self.talc.alloc_zeroed(layout) };
+        if !p.is_null() {
+            self.charge(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
+        // SAFETY: the caller passes a block this allocator returned, with its layout.
+        unsafe { self.talc.dealloc(ptr, layout) };
+        self.credit(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: AllocLayout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
+        let p = unsafe { self.talc.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            self.credit(layout.size());
+            self.charge(new_size);
+        }
+        p
+    }
+}
+
+/// The heap's size, bytes in use and high-water mark.
+pub fn heap_usage() -> oasis_devices::HeapUsage {
+    oasis_devices::HeapUsage {
+        size: heap_bytes() + BOOT_ARENA,
+        used: ALLOCATOR.used.load(Ordering::Relaxed),
+        peak: ALLOCATOR.peak.load(Ordering::Relaxed),
+    }
+}
 
 /// One past the highest RAM address, from the memory map.
 static RAM_TOP: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);

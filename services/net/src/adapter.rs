@@ -53,6 +53,8 @@ pub struct Adapter<D> {
     stats: AdapterStats,
     /// Frames transmitted since [`begin`](Self::begin).
     sent: u64,
+    /// The destination port when the last received frame was a TCP SYN over IPv4.
+    last_syn: Option<u16>,
 }
 
 impl<D: NetDevice> Adapter<D> {
@@ -74,7 +76,14 @@ impl<D: NetDevice> Adapter<D> {
             rx_ready: false,
             stats: AdapterStats::default(),
             sent: 0,
+            last_syn: None,
         }
+    }
+
+    /// The destination port when the last received frame was a TCP connection request
+    /// (SYN without ACK) over IPv4: the stack counts the ones it had no socket for.
+    pub fn last_syn(&self) -> Option<u16> {
+        self.last_syn
     }
 
     /// The device.
@@ -122,6 +131,7 @@ pub struct RxToken<'a, D> {
     rx_ready: &'a mut bool,
     stats: &'a mut AdapterStats,
     sent: &'a mut u64,
+    last_syn: &'a mut Option<u16>,
 }
 
 /// Lends one transmit buffer: the device's, or the reply scratch during a receive.
@@ -159,9 +169,11 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
             rx_ready,
             stats,
             sent,
+            last_syn,
             ..
         } = self;
         let reply = &*reply;
+        *last_syn = None;
         Some((
             RxToken {
                 dev,
@@ -169,6 +181,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
                 rx_ready,
                 stats,
                 sent,
+                last_syn,
             },
             TxToken(Tx::Reply(reply)),
         ))
@@ -198,6 +211,27 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
     }
 }
 
+/// The destination port of a TCP SYN without ACK in an Ethernet + IPv4 frame. A
+/// glance at four header bytes; malformed frames are simply `None`.
+fn tcp_syn_port(frame: &[u8]) -> Option<u16> {
+    const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
+    const PROTO_TCP: u8 = 6;
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    if frame.get(12..14)? != ETHERTYPE_IPV4 {
+        return None;
+    }
+    let ip = frame.get(ETH_HEADER..)?;
+    let version_ihl = *ip.first()?;
+    if version_ihl >> 4 != 4 || *ip.get(9)? != PROTO_TCP {
+        return None;
+    }
+    let tcp = ip.get(usize::from(version_ihl & 0x0f) * 4..)?;
+    let flags = *tcp.get(13)?;
+    let port = u16::from_be_bytes([*tcp.get(2)?, *tcp.get(3)?]);
+    (flags & (SYN | ACK) == SYN).then_some(port)
+}
+
 impl<D: NetDevice> RxToken<'_, D> {
     /// Sends the reply built during the receive, if any.
     fn flush_reply(&mut self) {
@@ -225,7 +259,11 @@ impl<D: NetDevice> phy::RxToken for RxToken<'_, D> {
         F: FnOnce(&[u8]) -> R,
     {
         let mut f = Some(f);
-        let got = self.dev.receive(|frame| f.take().map(|f| f(frame)));
+        let last_syn = &mut *self.last_syn;
+        let got = self.dev.receive(|frame| {
+            *last_syn = tcp_syn_port(frame);
+            f.take().map(|f| f(frame))
+        });
         let r = match (got.flatten(), f.take()) {
             (Some(r), _) => {
                 self.stats.rx_frames += 1;

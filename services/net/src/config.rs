@@ -34,6 +34,16 @@ pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_BURST: usize = 64;
 /// Smallest TCP or UDP buffer accepted (one full-size segment).
 pub const MIN_SOCKET_BUFFER: usize = 1536;
+/// Default smallest TCP buffer (each way) a connection gets when the heap is under
+/// pressure: one full-size segment, so a connection still works, slowly.
+pub const DEFAULT_TCP_BUFFER_MIN: usize = MIN_SOCKET_BUFFER;
+/// Default heap bytes, beyond its buffers, that admission assumes each connection
+/// costs the application (its task and per-connection state). The socket itself lives
+/// in a slot reserved at start.
+pub const DEFAULT_CONN_OVERHEAD: usize = 2 * 1024;
+/// Default time a connection may take to complete its handshake after its SYN
+/// (half-open sockets from a SYN flood are freed after it).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a configuration or a boot-argument value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,10 +181,24 @@ pub struct NetConfig {
     pub gateway: Option<Ipv4Addr>,
     /// Run the DHCPv4 client when `ipv4` is `None`.
     pub dhcp: bool,
-    /// Receive buffer per TCP connection, bytes.
+    /// Receive buffer per TCP connection, bytes: the most a connection gets (see
+    /// `tcp_buffer_min`).
     pub tcp_rx_buffer: usize,
-    /// Send buffer per TCP connection, bytes.
+    /// Send buffer per TCP connection, bytes: the most a connection gets.
     pub tcp_tx_buffer: usize,
+    /// The least buffer (each way) a connection gets. When the heap is measured
+    /// (`oasis_runtime::heap_usage`), a new connection's buffers are sized to the free
+    /// heap — full size while memory is plentiful, shrinking towards this floor as it
+    /// fills, like Linux's TCP memory pressure — and a SYN is refused (RST) when even
+    /// the floor would not leave `heap_reserve` free.
+    pub tcp_buffer_min: usize,
+    /// Heap bytes admission keeps free for everything that is not a TCP connection.
+    pub heap_reserve: usize,
+    /// Heap bytes beyond its buffers a connection is assumed to cost the application.
+    pub conn_overhead: usize,
+    /// Time a passive open may stay silent from SYN until `accept` before it is
+    /// dropped (half-open sockets of a SYN flood, connections never accepted).
+    pub handshake_timeout: Duration,
     /// Live TCP connections at most; SYNs beyond it are answered with RST.
     pub max_connections: usize,
     /// Connections per listening port that may be half-open or wait for `accept`;
@@ -205,6 +229,10 @@ impl Default for NetConfig {
             dhcp: true,
             tcp_rx_buffer: DEFAULT_TCP_RX_BUFFER,
             tcp_tx_buffer: DEFAULT_TCP_TX_BUFFER,
+            tcp_buffer_min: DEFAULT_TCP_BUFFER_MIN,
+            heap_reserve: 0,
+            conn_overhead: DEFAULT_CONN_OVERHEAD,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             backlog: DEFAULT_BACKLOG,
             udp_rx_buffer: DEFAULT_UDP_RX_BUFFER,
@@ -244,6 +272,7 @@ impl NetConfig {
         let checks = [
             ("tcp_rx_buffer", self.tcp_rx_buffer, MIN_SOCKET_BUFFER),
             ("tcp_tx_buffer", self.tcp_tx_buffer, MIN_SOCKET_BUFFER),
+            ("tcp_buffer_min", self.tcp_buffer_min, MIN_SOCKET_BUFFER),
             ("udp_rx_buffer", self.udp_rx_buffer, MIN_SOCKET_BUFFER),
             ("udp_tx_buffer", self.udp_tx_buffer, MIN_SOCKET_BUFFER),
             ("udp_packets", self.udp_packets, 1),
@@ -257,6 +286,36 @@ impl NetConfig {
             }
         }
         Ok(())
+    }
+
+    /// Heap bytes one connection takes at the least: both buffers at the floor plus
+    /// `conn_overhead` (its socket's slot is reserved at start, see `socket_slot`).
+    pub fn min_connection_cost(&self) -> usize {
+        2 * self
+            .tcp_buffer_min
+            .min(self.tcp_rx_buffer.max(self.tcp_tx_buffer))
+            + self.conn_overhead
+    }
+
+    /// The buffer sizes (receive, send) for a new connection when the heap has `free`
+    /// bytes, or `None` when it must be refused. A connection takes at most 1/64 of
+    /// what is free beyond the reserve, rounded down to a power of two, within
+    /// `tcp_buffer_min..=tcp_rx_buffer/tcp_tx_buffer`: the first connections get full
+    /// buffers; under pressure new ones shrink to the floor; then SYNs get RST.
+    pub fn admit(&self, free: Option<usize>) -> Option<(usize, usize)> {
+        let Some(free) = free else {
+            return Some((self.tcp_rx_buffer, self.tcp_tx_buffer));
+        };
+        let spare = free.saturating_sub(self.heap_reserve);
+        let share = spare / 128;
+        let share = if share == 0 {
+            0
+        } else {
+            1usize << share.ilog2()
+        };
+        let size = |max: usize| share.clamp(self.tcp_buffer_min.min(max), max);
+        let (rx, tx) = (size(self.tcp_rx_buffer), size(self.tcp_tx_buffer));
+        (spare >= rx + tx + self.conn_overhead).then_some((rx, tx))
     }
 }
 
@@ -304,6 +363,29 @@ mod tests {
             Err(ConfigError::InvalidAddress(_))
         ));
         assert!("/24".parse::<Ipv4Cidr>().is_err());
+    }
+
+    #[test]
+    fn admission_shrinks_buffers_under_pressure_then_refuses() {
+        let c = NetConfig {
+            tcp_rx_buffer: 128 * 1024,
+            tcp_tx_buffer: 64 * 1024,
+            heap_reserve: 1 << 20,
+            ..NetConfig::default()
+        };
+        // Unmeasured heap: the configured sizes.
+        assert_eq!(c.admit(None), Some((128 * 1024, 64 * 1024)));
+        // Plenty free: full size (capped per direction).
+        assert_eq!(c.admit(Some(200 << 20)), Some((128 * 1024, 64 * 1024)));
+        // 1 MiB beyond the reserve: 1/128 of it, a power of two.
+        assert_eq!(c.admit(Some(2 << 20)), Some((8192, 8192)));
+        // Little left: the floor.
+        let floor = DEFAULT_TCP_BUFFER_MIN;
+        assert_eq!(c.admit(Some((1 << 20) + 10_000)), Some((floor, floor)));
+        // Not even the floor fits beyond the reserve: refused.
+        assert_eq!(c.admit(Some((1 << 20) + 2 * floor)), None);
+        assert_eq!(c.admit(Some(0)), None);
+        assert_eq!(c.min_connection_cost(), 2 * floor + DEFAULT_CONN_OVERHEAD);
     }
 
     #[test]

@@ -87,7 +87,10 @@ pub mod stack;
 pub mod tcp;
 pub mod udp;
 
-pub use config::{ConfigError, Ipv4Cidr, Ipv4Gateway, NetConfig};
+pub use config::{
+    ConfigError, DEFAULT_CONN_OVERHEAD, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_TCP_BUFFER_MIN,
+    Ipv4Cidr, Ipv4Gateway, NetConfig,
+};
 pub use error::NetError;
 pub use stack::{NetHandle, NetStats, Stack};
 pub use tcp::{TcpListener, TcpStream};

@@ -58,10 +58,16 @@ pub(crate) fn smol_duration(d: Duration) -> smoltcp::time::Duration {
     smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-/// A TCP socket with the configured buffers, or `OutOfMemory` instead of an abort.
+/// A TCP socket with buffers sized by admission control ([`NetConfig::admit`]
+/// against the heap's free bytes), or an error instead of an abort: `OutOfMemory`
+/// when admission refuses or the allocator fails.
 fn new_tcp_socket(config: &NetConfig) -> Result<tcp::Socket<'static>, NetError> {
-    let rx = Core::buffer(config.tcp_rx_buffer)?;
-    let tx = Core::buffer(config.tcp_tx_buffer)?;
+    let free = oasis_runtime::heap_usage().map(|u| u.free());
+    let (rx, tx) = config
+        .admit(free)
+        .ok_or(NetError::OutOfMemory(config.min_connection_cost()))?;
+    let rx = Core::buffer(rx)?;
+    let tx = Core::buffer(tx)?;
     let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
     s.set_ack_delay(config.ack_delay.map(smol_duration));
     s.set_congestion_control(tcp::CongestionControl::Reno);
@@ -107,6 +113,11 @@ pub struct NetStats {
     pub udp_sockets: usize,
     /// UDP datagrams dropped because their next hop never answered ARP.
     pub udp_dropped: u64,
+    /// TCP connection requests (IPv4 SYNs) to a listening port that found no free
+    /// LISTEN socket (connection limit, backlog or memory) and got RST.
+    pub tcp_refused: u64,
+    /// Sockets the stack can hold at once (slots reserved at start).
+    pub socket_slots: usize,
     /// Frames counted by the device adapter (as of the last poll).
     pub frames: AdapterStats,
 }
@@ -134,6 +145,14 @@ pub(crate) struct Core {
     /// Live UDP sockets and when their send queue last drained or shrank.
     udp_watch: Vec<UdpWatch>,
     udp_dropped: u64,
+    /// See [`NetStats::tcp_refused`].
+    tcp_refused: u64,
+    /// Whether the last refill found no room (logged once per episode).
+    refusing: bool,
+    /// Socket slots reserved in `sockets` at start, and how many are in use: the set
+    /// never grows past its reservation, so adding a socket never reallocates.
+    slots: usize,
+    live_sockets: usize,
     closing: Vec<Closing>,
     /// Live TCP connections (every TCP socket not in LISTEN state).
     pub(crate) conns: usize,
@@ -160,7 +179,27 @@ impl Core {
     }
 
     fn new_tcp_socket(&self) -> Result<tcp::Socket<'static>, NetError> {
+        if self.live_sockets >= self.slots {
+            return Err(NetError::TooManyConnections(self.config.max_connections));
+        }
         new_tcp_socket(&self.config)
+    }
+
+    /// Adds a socket to a reserved slot (callers check `live_sockets < slots`).
+    fn add_socket<T: smoltcp::socket::AnySocket<'static>>(&mut self, s: T) -> SocketHandle {
+        self.live_sockets += 1;
+        self.sockets.add(s)
+    }
+
+    pub(crate) fn remove_socket(&mut self, h: SocketHandle) {
+        self.live_sockets -= 1;
+        self.sockets.remove(h);
+    }
+
+    /// Slots a set needs: every connection, the LISTEN sockets of a few ports, UDP
+    /// sockets, DHCP and ping.
+    fn slots_for(config: &NetConfig) -> usize {
+        config.max_connections + 2 * LISTEN_SPARE + 62
     }
 
     pub(crate) fn new_udp_socket(&self) -> Result<udp::Socket<'static>, NetError> {
@@ -221,10 +260,13 @@ impl Core {
         if self.udp_port_in_use(port) {
             return Err(NetError::AddressInUse(port));
         }
+        if self.live_sockets >= self.slots {
+            return Err(NetError::OutOfMemory(0));
+        }
         let mut s = self.new_udp_socket()?;
         s.bind(port).map_err(|_| NetError::InvalidState)?;
         self.udp_ports.insert(port);
-        let handle = self.sockets.add(s);
+        let handle = self.add_socket(s);
         self.udp_watch.push(UdpWatch {
             handle,
             queued: 0,
@@ -242,7 +284,14 @@ impl Core {
         if self.tcp_port_in_use(port) {
             return Err(NetError::AddressInUse(port));
         }
-        self.listeners.insert(port, Listener::default());
+        // The accept queues never grow past the backlog: reserve them now.
+        let mut l = Listener::default();
+        let n = self.config.backlog.min(self.slots);
+        l.embryonic
+            .try_reserve_exact(n)
+            .and_then(|()| l.ready.try_reserve_exact(n))
+            .map_err(|_| NetError::OutOfMemory(2 * n * size_of::<SocketHandle>()))?;
+        self.listeners.insert(port, l);
         self.rebalance();
         Ok(port)
     }
@@ -270,7 +319,7 @@ impl Core {
             .local_endpoint()
             .map(SocketAddr::from)
             .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
-        let h = self.sockets.add(s);
+        let h = self.add_socket(s);
         self.conns += 1;
         self.rebalance();
         Ok((h, local))
@@ -342,10 +391,10 @@ impl Core {
             return;
         };
         for h in l.listening {
-            self.sockets.remove(h);
+            self.remove_socket(h);
         }
         for h in l.embryonic {
-            self.sockets.remove(h);
+            self.remove_socket(h);
             self.conns -= 1;
         }
         for h in l.ready {
@@ -364,9 +413,18 @@ impl Core {
             sockets,
             config,
             conns,
+            live_sockets,
+            slots,
+            refusing,
             ..
         } = self;
-        let budget = config.max_connections.saturating_sub(*conns);
+        let mut total: usize = listeners.values().map(|l| l.listening.len()).sum();
+        // LISTEN sockets become connections: keep no more than the connection limit
+        // and the free socket slots allow.
+        let budget = config
+            .max_connections
+            .saturating_sub(*conns)
+            .min(total + slots.saturating_sub(*live_sockets));
         let target = |l: &Listener| {
             LISTEN_SPARE.min(
                 config
@@ -374,7 +432,6 @@ impl Core {
                     .saturating_sub(l.embryonic.len() + l.ready.len()),
             )
         };
-        let mut total: usize = listeners.values().map(|l| l.listening.len()).sum();
         // Too many: the accept queue filled up, or connections used up the limit.
         for l in listeners.values_mut() {
             let keep = target(l).min(
@@ -385,6 +442,7 @@ impl Core {
             while l.listening.len() > keep {
                 if let Some(h) = l.listening.pop() {
                     sockets.remove(h);
+                    *live_sockets -= 1;
                     total -= 1;
                 }
             }
@@ -394,16 +452,27 @@ impl Core {
                 let mut s = match new_tcp_socket(config) {
                     Ok(s) => s,
                     Err(e) => {
-                        log::warn!("net: cannot refill the listeners of port {port}: {e}");
+                        if !core::mem::replace(refusing, true) {
+                            log::warn!(
+                                "net: refusing new connections to port {port} ({} live): {e}",
+                                *conns
+                            );
+                        }
                         return;
                     }
                 };
                 if s.listen(port).is_err() {
                     return;
                 }
+                // Cleared by `accept`: until then the peer must not stay silent longer.
+                s.set_timeout(Some(smol_duration(config.handshake_timeout)));
                 l.listening.push(sockets.add(s));
+                *live_sockets += 1;
                 total += 1;
             }
+        }
+        if core::mem::replace(refusing, false) {
+            log::info!("net: accepting new connections again ({} live)", *conns);
         }
     }
 
@@ -443,6 +512,7 @@ impl Core {
             closing,
             udp_ports,
             config,
+            live_sockets,
             ..
         } = self;
         let before = (*conns, closing.len());
@@ -463,6 +533,17 @@ impl Core {
                     false
                 }
             });
+            // Reset or timed out while waiting for `accept` (its handshake timeout
+            // runs until then): free it now, not when the application gets to it.
+            ready.retain(|&h| match sockets.get::<tcp::Socket>(h).state() {
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    *conns -= 1;
+                    sockets.remove(h);
+                    *live_sockets -= 1;
+                    false
+                }
+                _ => true,
+            });
             embryonic.retain(|&h| match sockets.get::<tcp::Socket>(h).state() {
                 tcp::State::SynReceived | tcp::State::SynSent => true,
                 tcp::State::Listen => {
@@ -474,6 +555,7 @@ impl Core {
                 tcp::State::Closed | tcp::State::TimeWait => {
                     *conns -= 1;
                     sockets.remove(h);
+                    *live_sockets -= 1;
                     false
                 }
                 _ => {
@@ -493,6 +575,7 @@ impl Core {
                 let s = sockets.get::<udp::Socket>(c.handle);
                 if s.send_queue() == 0 || now >= deadline {
                     sockets.remove(c.handle);
+                    *live_sockets -= 1;
                     udp_ports.remove(&port);
                     return false;
                 }
@@ -502,6 +585,7 @@ impl Core {
             match s.state() {
                 tcp::State::Closed | tcp::State::TimeWait => {
                     sockets.remove(c.handle);
+                    *live_sockets -= 1;
                     *conns -= 1;
                     false
                 }
@@ -580,6 +664,8 @@ impl Core {
             closing: self.closing.len(),
             udp_sockets: self.udp_ports.len(),
             udp_dropped: self.udp_dropped,
+            tcp_refused: self.tcp_refused,
+            socket_slots: self.slots,
             frames: self.frames,
         }
     }
@@ -722,13 +808,16 @@ impl NetHandle {
             core.next_ident = core.next_ident.wrapping_add(1);
             s.bind(icmp::Endpoint::Ident(ident))
                 .map_err(|_| NetError::InvalidState)?;
-            (core.sockets.add(s), ident)
+            if core.live_sockets >= core.slots {
+                return Err(NetError::OutOfMemory(0));
+            }
+            (core.add_socket(s), ident)
         };
         // Frees the socket however this future ends.
         struct Guard<'a>(&'a NetHandle, SocketHandle);
         impl Drop for Guard<'_> {
             fn drop(&mut self) {
-                self.0.core.lock().sockets.remove(self.1);
+                self.0.core.lock().remove_socket(self.1);
             }
         }
         let _guard = Guard(self, h);
@@ -822,7 +911,18 @@ impl<D: NetDevice> Stack<D> {
         iface.update_ip_addrs(|addrs| {
             let _ = addrs.push(IpCidr::new(IpAddress::Ipv6(link_local(mac)), 64));
         });
-        let mut sockets = SocketSet::new(Vec::new());
+        // Every socket slot is reserved now, fallibly: the set never reallocates later
+        // (a reallocation under load would need twice the memory at once).
+        let slots = Core::slots_for(&config);
+        let mut storage = Vec::new();
+        storage.try_reserve_exact(slots).map_err(|_| {
+            NetError::OutOfMemory(slots * size_of::<smoltcp::iface::SocketStorage>())
+        })?;
+        let mut sockets = SocketSet::new(storage);
+        let mut closing = Vec::new();
+        closing
+            .try_reserve_exact(slots)
+            .map_err(|_| NetError::OutOfMemory(slots * size_of::<Closing>()))?;
         let dhcp =
             (config.ipv4.is_none() && config.dhcp).then(|| sockets.add(dhcpv4::Socket::new()));
         let seed16 = (seed ^ (seed >> 16) ^ (seed >> 32) ^ (seed >> 48)) as u16;
@@ -833,7 +933,11 @@ impl<D: NetDevice> Stack<D> {
             udp_ports: BTreeSet::new(),
             udp_watch: Vec::new(),
             udp_dropped: 0,
-            closing: Vec::new(),
+            tcp_refused: 0,
+            refusing: false,
+            slots,
+            live_sockets: usize::from(dhcp.is_some()),
+            closing,
             conns: 0,
             next_port: EPHEMERAL_FIRST + seed16 % EPHEMERAL_COUNT,
             next_ident: seed16,
@@ -892,6 +996,16 @@ impl<D: NetDevice + Send> Poller for Stack<D> {
                 PollIngressSingleResult::SocketStateChanged => {
                     budget -= 1;
                     if !core.listeners.is_empty() {
+                        // Before the refill: a SYN to a port with no LISTEN socket was
+                        // answered RST by smoltcp (limits or memory).
+                        if let Some(port) = self.adapter.last_syn()
+                            && core
+                                .listeners
+                                .get(&port)
+                                .is_some_and(|l| l.listening.is_empty())
+                        {
+                            core.tcp_refused += 1;
+                        }
                         core.refill_after_frame();
                     }
                 }

@@ -61,6 +61,8 @@ impl TcpListener {
                 let s = core.tcp(h);
                 match (s.local_endpoint(), s.remote_endpoint()) {
                     (Some(local), Some(peer)) => {
+                        // The handshake timeout set by the listener ends here.
+                        s.set_timeout(None);
                         let peer = SocketAddr::from(peer);
                         let stream = TcpStream::new(self.net.clone(), h, local.into(), peer);
                         return Poll::Ready(Ok((stream, peer)));

@@ -295,6 +295,77 @@ async fn echo(c: &mut TcpStream, msg: &[u8]) -> Result<(), NetError> {
 }
 
 #[test]
+fn memory_admission_refuses_at_the_reserve_and_recovers() {
+    let p = TestPlatform::new();
+    block_on(p, async {
+        p.set_heap_free(100 * MIB);
+        let server_cfg = NetConfig {
+            heap_reserve: 10 * MIB,
+            ..static_config(A)
+        };
+        let (a, b) = two_stacks(p, server_cfg, static_config(B));
+        let _server = echo_server(a.tcp_listen(80).unwrap());
+        let mut conns = Vec::new();
+        for i in 0..3u8 {
+            let mut c = b.tcp_connect(sa(A, 80)).await.unwrap();
+            echo(&mut c, &[i; 100]).await.unwrap();
+            conns.push(c);
+        }
+        // The heap fills up to the server's reserve: the LISTEN sockets already built
+        // (with their buffers) still take connections, then SYNs get RST.
+        p.set_heap_free(10 * MIB + 1000);
+        let mut refused = 0;
+        for i in 0..6u8 {
+            match b.tcp_connect(sa(A, 80)).await {
+                Ok(mut c) => {
+                    echo(&mut c, &[i; 100]).await.unwrap();
+                    conns.push(c);
+                }
+                Err(e) => {
+                    assert_eq!(e, NetError::ConnectionRefused);
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(
+            refused,
+            6 - oasis_net::stack::LISTEN_SPARE,
+            "spares, then RST: {:?}",
+            a.stats()
+        );
+        assert_eq!(a.stats().tcp_refused, refused as u64);
+        assert_eq!(a.stats().tcp_listening, 0);
+        for (i, c) in conns.iter_mut().enumerate() {
+            echo(c, &[i as u8; 3000]).await.unwrap();
+        }
+        // Memory comes back: connections are admitted again.
+        p.set_heap_free(100 * MIB);
+        sleep(Duration::from_millis(10)).await;
+        let mut c = b.tcp_connect(sa(A, 80)).await.unwrap();
+        echo(&mut c, b"again").await.unwrap();
+    });
+}
+
+#[test]
+fn silent_half_open_connections_are_dropped_after_the_handshake_timeout() {
+    let p = TestPlatform::new();
+    block_on(p, async {
+        let server_cfg = NetConfig {
+            handshake_timeout: Duration::from_secs(2),
+            ..static_config(A)
+        };
+        let (a, b) = two_stacks(p, server_cfg, static_config(B));
+        // Accepted by the stack, never by the application, and the client says nothing.
+        let _l = a.tcp_listen(80).unwrap();
+        let c = b.tcp_connect(sa(A, 80)).await.unwrap();
+        assert_eq!(a.stats().tcp_connections, 1);
+        sleep(Duration::from_secs(5)).await;
+        assert_eq!(a.stats().tcp_connections, 0, "freed after the timeout");
+        drop(c);
+    });
+}
+
+#[test]
 fn listener_refuses_beyond_max_connections_and_others_keep_working() {
     let p = TestPlatform::new();
     block_on(p, async {

@@ -289,6 +289,12 @@ pub fn block_on<F: Future>(platform: &'static dyn Platform, future: F) -> F::Out
     out
 }
 
+/// The heap's size, use and high-water mark from the running executor's platform;
+/// `None` outside [`block_on`] or when the platform does not count (hosted).
+pub fn heap_usage() -> Option<oasis_devices::HeapUsage> {
+    try_with_current(|ex| ex.platform().heap_usage()).flatten()
+}
+
 /// Registers a service the executor polls every turn (see [`Poller`]).
 pub fn register_poller(p: Box<dyn Poller>) {
     with_current(|ex| ex.pollers.lock().push(p));

@@ -22,5 +22,8 @@ extern crate std;
 mod executor;
 mod time;
 
-pub use executor::{Executor, JoinHandle, Poller, block_on, register_poller, spawn, yield_now};
+pub use executor::{
+    Executor, JoinHandle, Poller, block_on, heap_usage, register_poller, spawn, yield_now,
+};
+pub use oasis_devices::HeapUsage;
 pub use time::{Elapsed, Instant, Sleep, now, sleep, sleep_until, timeout};

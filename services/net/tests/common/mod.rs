@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use oasis_devices::mem_net::{MemLink, MemNet};
-use oasis_devices::{EntropyError, NetDevice, Platform};
+use oasis_devices::{EntropyError, HeapUsage, NetDevice, Platform};
 use oasis_net::{NetConfig, NetHandle, Stack};
 
 /// A platform whose clock only moves when the executor sleeps. Frames in flight on a
@@ -17,6 +17,8 @@ pub struct TestPlatform {
     links: Mutex<Vec<MemLink>>,
     /// Times the executor really slept (advanced the clock).
     pub sleeps: AtomicU64,
+    /// A simulated heap for admission control (`None`: not measured, like hosted).
+    heap: Mutex<Option<HeapUsage>>,
 }
 
 impl TestPlatform {
@@ -25,7 +27,18 @@ impl TestPlatform {
             now: Mutex::new(1_000_000),
             links: Mutex::new(Vec::new()),
             sleeps: AtomicU64::new(0),
+            heap: Mutex::new(None),
         }))
+    }
+
+    /// Pretends the heap has `free` bytes free (of 1 GiB).
+    pub fn set_heap_free(&self, free: usize) {
+        let size = 1 << 30;
+        *self.heap.lock().unwrap() = Some(HeapUsage {
+            size,
+            used: size - free,
+            peak: size - free,
+        });
     }
 
     pub fn watch(&self, link: MemLink) {
@@ -69,6 +82,9 @@ impl Platform for TestPlatform {
     }
     fn boot_nanos(&self) -> Option<u64> {
         None
+    }
+    fn heap_usage(&self) -> Option<HeapUsage> {
+        *self.heap.lock().unwrap()
     }
     fn exit(&self, status: u8) -> ! {
         panic!("exit {status}")
