@@ -54,7 +54,7 @@ pub async fn drive<H: Handler>(
     // the client ACKs the head (a delayed ACK: ~40 ms per response).
     stream.set_nodelay(true);
     loop {
-        let now = os.wall_clock().map_or(0, |d| d.as_secs());
+        let now = os.wall_clock().map(|d| d.as_secs());
         match conn.poll(handler, now) {
             Action::Write => {
                 let out = conn.output();
@@ -89,28 +89,30 @@ pub async fn drive<H: Handler>(
 }
 
 /// The options every HTTP appliance takes, read from its boot arguments:
-/// `--port` (default 80), `--max-connections`, `--header-timeout` (seconds, default
+/// `--port` (default 80), `--max-connections` (default: what the stack admits), `--header-timeout` (seconds, default
 /// 10), `--idle-timeout` (seconds, default 60).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerOptions {
     /// TCP port to listen on.
     pub port: u16,
-    /// Connections served at once; more are refused.
+    /// Connections served at once; more are refused (`usize::MAX`: no limit of its
+    /// own, the network stack's admission control decides).
     pub max_connections: usize,
     /// Header and keep-alive timeouts.
     pub timeouts: Timeouts,
 }
 
 impl ServerOptions {
-    /// Reads the options; `max_connections` is the appliance's default.
-    pub fn from_args(args: &mut crate::Args, max_connections: usize) -> Self {
+    /// Reads the options.
+    pub fn from_args(args: &mut crate::Args) -> Self {
         let port = args.value_or("port", 80, "PORT", "TCP port to serve on");
-        let max_connections = args.value_or(
-            "max-connections",
-            max_connections,
-            "N",
-            "connections served at once; more are refused",
-        );
+        let max_connections = args
+            .value(
+                "max-connections",
+                "N",
+                "connections served at once; more get 503 (default: as many as the network stack admits, see --tcp-max-connections)",
+            )
+            .unwrap_or(usize::MAX);
         let header: u64 = args.value_or(
             "header-timeout",
             10,

@@ -165,6 +165,11 @@ pub async fn serve<F, Fut>(
     use alloc::sync::Arc;
     use core::sync::atomic::{AtomicUsize, Ordering};
 
+    // Host sockets have no admission of their own here: keep the stack's default.
+    let max_connections = match listener {
+        TcpListener::Host(_) if max_connections == usize::MAX => DEFAULT_MAX_CONNECTIONS,
+        _ => max_connections,
+    };
     let active = Arc::new(AtomicUsize::new(0));
     let mut refused: u64 = 0;
     let mut failed: u64 = 0;
@@ -201,11 +206,12 @@ pub async fn serve<F, Fut>(
         }
         active.fetch_add(1, Ordering::Relaxed);
         let done = active.clone();
-        let conn = handler(stream, peer);
-        oasis_runtime::spawn(async move {
-            conn.await;
+        // `map` rather than an async block around the handler's future: see
+        // `oasis_runtime::spawn` (an async wrapper would double the task's size).
+        let conn = futures_util::FutureExt::map(handler(stream, peer), move |()| {
             done.fetch_sub(1, Ordering::Relaxed);
         });
+        oasis_runtime::spawn(conn);
     }
 }
 
@@ -528,12 +534,12 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
             let addr = handle.wait_configured().await;
             log::info!("net: configured {addr}");
             crate::console::_print(format_args!(
-                "net: up to {} connections in {} MiB (TCP buffers {}-{} KiB, backlog {})\n",
+                "net: up to {} connections in {} MiB (TCP buffers {} B to {} KiB each way, backlog {})\n",
                 config.max_connections,
                 crate::platform::get()
                     .heap_bytes()
                     .map_or(0, |h| h.div_ceil(1 << 20)),
-                config.tcp_buffer_min / 1024,
+                config.tcp_buffer_min,
                 config.tcp_rx_buffer / 1024,
                 config.backlog
             ));

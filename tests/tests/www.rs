@@ -535,6 +535,11 @@ fn oasis_http_date(secs: u64) -> String {
 /// Keep in sync with the table in this file's docs and with oasis-http's crate docs.
 const DIFFERENCES: &[(&str, &str, &str)] = &[
     (
+        "If-Modified-Since future",
+        "status 200 vs 304",
+        "a date later than the server's clock is invalid and ignored (RFC 9110 §13.1.3)",
+    ),
+    (
         "GET /docs/notes.md",
         "content-type text/markdown vs application/octet-stream",
         "www's type table knows Markdown; nginx's mime.types does not",

@@ -291,7 +291,7 @@ mod tests {
         let mut out = Vec::new();
         let mut ops = Vec::new();
         loop {
-            match conn.poll(h, 1_700_000_000) {
+            match conn.poll(h, Some(1_700_000_000)) {
                 Action::Write => {
                     let o = conn.output();
                     out.extend_from_slice(o.head);

@@ -28,7 +28,7 @@ pub fn requests(data: &[u8]) {
     let mut first = Vec::new();
     let mut ended = false;
     for _ in 0..1_000_000 {
-        match conn.poll(&mut h, 1_700_000_000) {
+        match conn.poll(&mut h, Some(1_700_000_000)) {
             Action::Write => {
                 let out = conn.output();
                 assert!(!out.is_empty(), "Write with nothing to write");

@@ -1,20 +1,35 @@
 //! The sans-IO connection state machine: bytes in, requests to a [`Handler`], response
 //! bytes out, in order, with keep-alive, pipelining and every limit enforced.
 
-use alloc::boxed::Box;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
 use crate::chunked::{ChunkedDecoder, ChunkedError};
 use crate::date::format_imf_fixdate;
-use crate::limits::{Limits, MAX_HEADERS_CAP};
+use crate::limits::{INITIAL_INPUT_BUFFER, Limits, MAX_HEADERS_CAP};
 use crate::request::{Method, Request, Version, list_contains};
 use crate::response::{ResponseWriter, VecWriter};
 use crate::status::StatusCode;
 
 /// Value of the `Server` header on every response.
 pub const SERVER_NAME: &str = "oasis";
+
+/// A complete `503 Service Unavailable` that closes the connection, for a server that
+/// refuses a connection at the edge (too many, heap budget spent) without allocating a
+/// [`Connection`]: write it, then close. A [`Connection`] whose buffers cannot grow
+/// answers with these same bytes. No `Date`: RFC 9110 §6.6.1 makes it optional on 5xx,
+/// and a constant cannot carry the time.
+pub const OVERLOADED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Server: oasis\r\n\
+Retry-After: 1\r\n\
+Content-Length: 0\r\n\
+Connection: close\r\n\r\n";
+
+/// Upper bound on a response head's bytes besides the reason phrase and the handler's
+/// header block: status line framing with a 5-digit code (17), `Server` (15), `Date`
+/// (37), `Content-Length` with 20 digits (38) and `Connection: keep-alive` plus the
+/// blank line (26) come to 133.
+const HEAD_OVERHEAD: usize = 160;
 
 /// Answers requests. Called once per complete request, in arrival order.
 pub trait Handler {
@@ -138,6 +153,13 @@ pub enum RequestError {
     /// The caller's header-read timer fired with a request partly received.
     #[error("request not received in time")]
     Timeout,
+    /// A buffer could not grow: the allocator refused, or the growth would pass the
+    /// connection's [memory cap](Connection::with_memory_cap).
+    #[error("no memory for a {bytes}-byte buffer")]
+    Overloaded {
+        /// The buffer size that could not be had.
+        bytes: usize,
+    },
 }
 
 impl RequestError {
@@ -157,6 +179,7 @@ impl RequestError {
                 StatusCode::ContentTooLarge
             }
             RequestError::Timeout => StatusCode::RequestTimeout,
+            RequestError::Overloaded { .. } => StatusCode::ServiceUnavailable,
             RequestError::Malformed(_)
             | RequestError::InvalidTarget
             | RequestError::Host { .. }
@@ -214,14 +237,28 @@ enum State {
 /// [`Action::Close`] it closes the socket. Responses come out one at a time in request
 /// order, so pipelined requests are answered in order and only one response is buffered.
 ///
-/// Buffers are allocated once in [`new`](Connection::new): the input buffer
-/// ([`Limits::input_buffer_len`]), the response head and handler buffers grow to their
-/// working size on the first requests and are reused. A request body is kept (up to
-/// [`Limits::body`]) only when the handler [wants it](Handler::wants_body).
+/// # Memory
+///
+/// [`new`](Connection::new) allocates nothing. The input buffer is allocated when the
+/// connection first waits for bytes ([`INITIAL_INPUT_BUFFER`]) and doubles when a
+/// request needs more, up to [`Limits::input_buffer_len`]; the response head and
+/// handler buffers grow to their working size and are reused. A request body is kept
+/// (up to [`Limits::body`]) only when the handler [wants it](Handler::wants_body).
+/// When the connection waits idle between requests, buffers larger than
+/// [`INITIAL_INPUT_BUFFER`] are freed, so an idle keep-alive connection holds about
+/// that much ([`heap_bytes`](Connection::heap_bytes)).
+///
+/// Every allocation the peer's bytes can cause is fallible: when a buffer cannot grow
+/// (the allocator refuses, or [`with_memory_cap`](Connection::with_memory_cap)'s cap
+/// would be passed) the connection answers [`OVERLOADED_RESPONSE`] (503, `Retry-After:
+/// 1`) and closes; it never aborts the kernel.
 #[derive(Debug)]
 pub struct Connection {
     limits: Limits,
-    buf: Box<[u8]>,
+    /// Most bytes the input, request-body and response-head buffers may hold together.
+    mem_cap: usize,
+    /// Input buffer; its length (zero-filled) is its usable size.
+    buf: Vec<u8>,
     start: usize,
     end: usize,
     state: State,
@@ -229,6 +266,8 @@ pub struct Connection {
     deliver_body: bool,
     writer: ResponseWriter,
     head: Vec<u8>,
+    /// Sent instead of `head` when set ([`OVERLOADED_RESPONSE`]: no allocation).
+    static_head: Option<&'static [u8]>,
     head_pos: usize,
     body_pos: usize,
     body_len: usize,
@@ -242,19 +281,34 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A fresh connection with `limits` (normalised, see [`Limits::normalized`]).
+    /// A fresh connection with `limits` (normalised, see [`Limits::normalized`]). Allocates
+    /// nothing; buffers are bounded only by `limits` and the allocator.
     pub fn new(limits: Limits) -> Self {
+        Self::with_memory_cap(limits, usize::MAX)
+    }
+
+    /// A fresh connection whose input buffer, request body and response head together
+    /// never hold more than `cap_bytes` of heap. A growth past the cap is answered like
+    /// an allocation failure: 503 ([`OVERLOADED_RESPONSE`]) and close. The handler's own
+    /// response buffers ([`ResponseWriter`]) are not held to the cap but are counted by
+    /// [`heap_bytes`](Connection::heap_bytes).
+    ///
+    /// A cap below [`Limits::input_buffer_len`] plus the largest body the handler keeps
+    /// turns some requests the limits allow into 503s.
+    pub fn with_memory_cap(limits: Limits, cap_bytes: usize) -> Self {
         let limits = limits.normalized();
         Connection {
             limits,
-            buf: vec![0; limits.input_buffer_len()].into_boxed_slice(),
+            mem_cap: cap_bytes,
+            buf: Vec::new(),
             start: 0,
             end: 0,
             state: State::Head,
             body: Vec::new(),
             deliver_body: true,
             writer: ResponseWriter::new(),
-            head: Vec::with_capacity(256),
+            head: Vec::new(),
+            static_head: None,
             head_pos: 0,
             body_pos: 0,
             body_len: 0,
@@ -270,6 +324,30 @@ impl Connection {
     /// The limits in force.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The memory cap in force ([`usize::MAX`] when none was set).
+    pub fn memory_cap(&self) -> usize {
+        self.mem_cap
+    }
+
+    /// Heap bytes the connection holds now: the capacity of its input, request-body,
+    /// response-head and response-writer buffers (not `size_of::<Connection>()` itself).
+    /// Zero after [`new`](Connection::new); about [`INITIAL_INPUT_BUFFER`] plus a small
+    /// response head for an idle connection. For budget accounting across connections.
+    pub fn heap_bytes(&self) -> usize {
+        self.charged() + self.writer.heap_bytes()
+    }
+
+    /// Bytes held against the memory cap.
+    pub(crate) fn charged(&self) -> usize {
+        self.buf.capacity() + self.body.capacity() + self.head.capacity()
+    }
+
+    /// Bytes `v` may hold, given everything else held against the cap.
+    fn room_for(&self, v: &Vec<u8>) -> usize {
+        self.mem_cap
+            .saturating_sub(self.charged().saturating_sub(v.capacity()))
     }
 
     /// The most recent error the connection answered itself (for logging).
@@ -296,8 +374,15 @@ impl Connection {
 
     /// Copies as much of `input` as fits into the input buffer and returns how many bytes
     /// were taken; the caller keeps the rest and offers it again after the next
-    /// [`Action::Write`]. Takes nothing once closed.
+    /// [`poll`]. A full (or not yet allocated) buffer is grown first, once; growing
+    /// further is left to `poll`, which knows whether the request needs it. Takes
+    /// nothing once closed, or when the buffer cannot grow (the next `poll` answers 503).
+    ///
+    /// [`poll`]: Connection::poll
     pub fn feed(&mut self, input: &[u8]) -> usize {
+        if matches!(self.state, State::Closed) || self.make_room().is_err() {
+            return 0;
+        }
         let room = self.read_buf();
         let n = room.len().min(input.len());
         if let (Some(dst), Some(src)) = (room.get_mut(..n), input.get(..n)) {
@@ -309,7 +394,8 @@ impl Connection {
 
     /// Free space at the end of the input buffer, to read socket bytes straight into;
     /// follow with [`commit`](Connection::commit). Never empty when [`poll`] last said
-    /// [`Action::Read`]. Empty once closed.
+    /// [`Action::Read`] (`poll` grows the buffer; this never allocates). Empty once
+    /// closed.
     ///
     /// [`poll`]: Connection::poll
     pub fn read_buf(&mut self) -> &mut [u8] {
@@ -346,14 +432,18 @@ impl Connection {
     pub fn output(&self) -> Output<'_> {
         let body = self.writer.body().get(..self.body_len).unwrap_or_default();
         Output {
-            head: self.head.get(self.head_pos..).unwrap_or_default(),
+            head: self.head_bytes().get(self.head_pos..).unwrap_or_default(),
             body: body.get(self.body_pos..).unwrap_or_default(),
         }
     }
 
+    fn head_bytes(&self) -> &[u8] {
+        self.static_head.unwrap_or(&self.head)
+    }
+
     /// Records that `n` bytes of [`output`](Connection::output) were written (head first).
     pub fn advance(&mut self, n: usize) {
-        let head_left = self.head.len().saturating_sub(self.head_pos);
+        let head_left = self.head_bytes().len().saturating_sub(self.head_pos);
         let from_head = n.min(head_left);
         self.head_pos += from_head;
         self.body_pos = self
@@ -363,12 +453,72 @@ impl Connection {
     }
 
     fn output_pending(&self) -> bool {
-        self.head_pos < self.head.len() || self.body_pos < self.body_len
+        self.head_pos < self.head_bytes().len() || self.body_pos < self.body_len
     }
 
-    /// Advances the state machine. `now` is the wall-clock time in unix seconds, used for
-    /// the `Date` header. Calls `handler` for each request completed by buffered input.
-    pub fn poll<H: Handler + ?Sized>(&mut self, handler: &mut H, now: u64) -> Action {
+    /// Compacts the input buffer and, when it is full, grows it (doubling, from
+    /// [`INITIAL_INPUT_BUFFER`] up to [`Limits::input_buffer_len`]). At the largest size
+    /// a full buffer is left alone: the limits then always let `poll` make progress.
+    fn make_room(&mut self) -> Result<(), RequestError> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        let max = self.limits.input_buffer_len();
+        if self.end < len || len >= max {
+            return Ok(());
+        }
+        let preferred = len.saturating_mul(2).max(INITIAL_INPUT_BUFFER).min(max);
+        let room = self.room_for(&self.buf);
+        let size = try_grow(&mut self.buf, len + 1, preferred, room)?;
+        self.buf.resize(size, 0);
+        Ok(())
+    }
+
+    /// Frees what an idle connection does not need: buffers grown past
+    /// [`INITIAL_INPUT_BUFFER`] by earlier requests. Call only with nothing buffered
+    /// and no output pending.
+    fn release_idle(&mut self) {
+        if self.buf.capacity() > INITIAL_INPUT_BUFFER {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.body.capacity() > INITIAL_INPUT_BUFFER {
+            self.body = Vec::new();
+        }
+        if self.head.capacity() > INITIAL_INPUT_BUFFER {
+            self.head = Vec::new();
+        }
+        self.writer.release(INITIAL_INPUT_BUFFER);
+    }
+
+    /// Answers [`OVERLOADED_RESPONSE`] (no allocation needed), frees the buffers and
+    /// closes after writing it.
+    fn overloaded(&mut self, err: RequestError) {
+        self.last_error = Some(err);
+        self.requests += 1;
+        self.state = State::Closed;
+        self.buf = Vec::new();
+        self.start = 0;
+        self.end = 0;
+        self.body = Vec::new();
+        self.head = Vec::new();
+        self.writer.release(0);
+        self.static_head = Some(OVERLOADED_RESPONSE);
+        self.head_pos = 0;
+        self.body_pos = 0;
+        self.body_len = 0;
+        self.close_after_output = true;
+    }
+
+    /// Advances the state machine and calls `handler` for each request completed by
+    /// buffered input. `now` is the wall-clock time in unix seconds, or `None` when the
+    /// server has no clock: then responses carry no `Date` (RFC 9110 §6.6.1) and
+    /// handlers see [`ResponseWriter::now`] as `None`.
+    pub fn poll<H: Handler + ?Sized>(&mut self, handler: &mut H, now: Option<u64>) -> Action {
         loop {
             if self.output_pending() {
                 return Action::Write;
@@ -407,6 +557,13 @@ impl Connection {
                     self.state = State::Closed;
                     return Action::Close;
                 }
+                if matches!(self.state, State::Head) && self.start == self.end {
+                    self.release_idle();
+                }
+                if let Err(e) = self.make_room() {
+                    self.overloaded(e);
+                    continue;
+                }
                 return Action::Read;
             }
         }
@@ -414,7 +571,7 @@ impl Connection {
 
     /// Tries to parse a head; dispatches it at once when it has no body. Returns whether
     /// anything happened (false: need more input).
-    fn step_head<H: Handler + ?Sized>(&mut self, handler: &mut H, now: u64) -> bool {
+    fn step_head<H: Handler + ?Sized>(&mut self, handler: &mut H, now: Option<u64>) -> bool {
         // RFC 9112 §2.2: ignore empty lines before a request line.
         while self.start < self.end && matches!(self.buf.get(self.start), Some(b'\r' | b'\n')) {
             self.start += 1;
@@ -467,9 +624,15 @@ impl Connection {
         let body_buffered = self.end > self.start + info.len;
         self.state = State::Body { info, body };
         if info.expect_continue && !body_buffered {
+            const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
             self.head.clear();
-            self.head
-                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.static_head = None;
+            let room = self.room_for(&self.head);
+            if let Err(e) = try_grow(&mut self.head, CONTINUE.len(), CONTINUE.len(), room) {
+                self.overloaded(e);
+                return true;
+            }
+            self.head.extend_from_slice(CONTINUE);
             self.head_pos = 0;
             self.body_pos = 0;
             self.body_len = 0;
@@ -478,7 +641,9 @@ impl Connection {
     }
 
     /// Consumes buffered body bytes; dispatches the request when the body is complete.
-    fn step_body<H: Handler + ?Sized>(&mut self, handler: &mut H, now: u64) -> bool {
+    fn step_body<H: Handler + ?Sized>(&mut self, handler: &mut H, now: Option<u64>) -> bool {
+        let room = self.room_for(&self.body);
+        let max_body = self.limits.body;
         let State::Body { info, body } = &mut self.state else {
             return false;
         };
@@ -487,30 +652,34 @@ impl Connection {
         let raw = self.buf.get(body_start..self.end).unwrap_or_default();
         let deliver = self.deliver_body;
         let sink = &mut self.body;
+        let mut failed = None;
+        let mut push = |data: &[u8]| {
+            if deliver
+                && failed.is_none()
+                && let Err(e) = push_body(sink, data, max_body, room)
+            {
+                failed = Some(e);
+            }
+        };
         let (consumed, done) = match body {
             BodyState::Length(remaining) => {
                 let take = usize::try_from(*remaining).map_or(raw.len(), |r| r.min(raw.len()));
-                if deliver {
-                    sink.extend_from_slice(raw.get(..take).unwrap_or_default());
-                }
+                push(raw.get(..take).unwrap_or_default());
                 *remaining -= take as u64;
                 (take, *remaining == 0)
             }
-            BodyState::Chunked(decoder) => {
-                let mut push = |data: &[u8]| {
-                    if deliver {
-                        sink.extend_from_slice(data);
-                    }
-                };
-                match decoder.decode(raw, &mut push) {
-                    Ok(p) => (p.consumed, p.done),
-                    Err(e) => {
-                        self.respond_error(e.into(), info.is_head, now);
-                        return true;
-                    }
+            BodyState::Chunked(decoder) => match decoder.decode(raw, &mut push) {
+                Ok(p) => (p.consumed, p.done),
+                Err(e) => {
+                    self.respond_error(e.into(), info.is_head, now);
+                    return true;
                 }
-            }
+            },
         };
+        if let Some(e) = failed {
+            self.overloaded(e);
+            return true;
+        }
         // Drop the consumed body bytes so the buffer keeps room for more.
         self.buf
             .copy_within(body_start + consumed..self.end, body_start);
@@ -529,7 +698,7 @@ impl Connection {
         &mut self,
         handler: &mut H,
         info: HeadInfo,
-        now: u64,
+        now: Option<u64>,
     ) {
         let head = self
             .buf
@@ -569,7 +738,7 @@ impl Connection {
     }
 
     /// Answers a request the connection refuses, then closes.
-    fn respond_error(&mut self, err: RequestError, is_head: bool, now: u64) {
+    fn respond_error(&mut self, err: RequestError, is_head: bool, now: Option<u64>) {
         self.last_error = Some(err);
         self.writer.reset(now);
         let status = err.status();
@@ -586,16 +755,27 @@ impl Connection {
     }
 
     /// Builds the response head from the writer and arms the output.
-    fn finish_response(&mut self, info: HeadInfo, now: u64) {
-        self.requests += 1;
+    fn finish_response(&mut self, info: HeadInfo, now: Option<u64>) {
+        if self.writer.is_overloaded() {
+            return self.overloaded(RequestError::Overloaded {
+                bytes: self.writer.heap_bytes(),
+            });
+        }
         if self.writer.is_invalid() {
             self.writer.reset(now);
             write_canned(&mut self.writer, StatusCode::InternalServerError);
         }
         let status = self.writer.status();
         let close = !info.keep_alive || self.writer.wants_close();
+        self.static_head = None;
+        self.head.clear();
+        let needed = HEAD_OVERHEAD + status.reason().len() + self.writer.header_block().len();
+        let room = self.room_for(&self.head);
+        if let Err(e) = try_grow(&mut self.head, needed, needed, room) {
+            return self.overloaded(e);
+        }
+        self.requests += 1;
         let head = &mut self.head;
-        head.clear();
         let _ = write!(
             VecWriter(head),
             "HTTP/1.1 {} {}\r\n",
@@ -604,9 +784,13 @@ impl Connection {
         );
         head.extend_from_slice(b"Server: ");
         head.extend_from_slice(SERVER_NAME.as_bytes());
-        head.extend_from_slice(b"\r\nDate: ");
-        head.extend_from_slice(&format_imf_fixdate(now));
         head.extend_from_slice(b"\r\n");
+        // RFC 9110 §6.6.1: without a clock, no Date.
+        if let Some(now) = now {
+            head.extend_from_slice(b"Date: ");
+            head.extend_from_slice(&format_imf_fixdate(now));
+            head.extend_from_slice(b"\r\n");
+        }
         head.extend_from_slice(self.writer.header_block());
         let bodiless = status.is_bodiless();
         if !bodiless {
@@ -630,6 +814,43 @@ impl Connection {
         };
         self.close_after_output = close;
     }
+}
+
+/// Makes `v`'s capacity at least `needed` bytes, aiming for `preferred`, without it
+/// passing `room`; returns the size aimed at. Fails, rather than aborting, when the
+/// allocator refuses or `room` is too small.
+fn try_grow(
+    v: &mut Vec<u8>,
+    needed: usize,
+    preferred: usize,
+    room: usize,
+) -> Result<usize, RequestError> {
+    if v.capacity() >= needed {
+        return Ok(preferred.min(v.capacity()).max(needed));
+    }
+    let target = preferred.max(needed).min(room);
+    if target < needed {
+        return Err(RequestError::Overloaded { bytes: needed });
+    }
+    v.try_reserve_exact(target - v.len())
+        .map_err(|_| RequestError::Overloaded { bytes: target })?;
+    Ok(target)
+}
+
+/// Appends request-body bytes to `sink`, doubling its capacity (never past `max`, the
+/// body limit, unless the bytes need it) within `room`.
+fn push_body(sink: &mut Vec<u8>, data: &[u8], max: usize, room: usize) -> Result<(), RequestError> {
+    let needed = sink.len().saturating_add(data.len());
+    if needed > sink.capacity() {
+        let preferred = sink
+            .capacity()
+            .saturating_mul(2)
+            .max(INITIAL_INPUT_BUFFER)
+            .min(max);
+        try_grow(sink, needed, preferred, room)?;
+    }
+    sink.extend_from_slice(data);
+    Ok(())
 }
 
 /// Sets status, type and nginx-style HTML body for a status with a canned page.
@@ -864,7 +1085,8 @@ pub(crate) mod tests {
     use super::*;
     use alloc::string::String;
 
-    pub(crate) const NOW: u64 = 784_111_777; // Sun, 06 Nov 1994 08:49:37 GMT
+    /// A day after the test sites' entries were last modified.
+    pub(crate) const NOW: Option<u64> = Some(1_700_086_400); // Wed, 15 Nov 2023 22:13:20 GMT
 
     /// Feeds `input` (as much as fits each time), writes everything out, and stops at
     /// the first Read with no input left, or at Close.
@@ -873,10 +1095,20 @@ pub(crate) mod tests {
         h: &mut H,
         input: &[u8],
     ) -> (String, Action) {
+        drive_at(conn, h, input, NOW)
+    }
+
+    /// [`drive`] with the given clock.
+    pub(crate) fn drive_at<H: Handler + ?Sized>(
+        conn: &mut Connection,
+        h: &mut H,
+        input: &[u8],
+        now: Option<u64>,
+    ) -> (String, Action) {
         let mut rest = input;
         let mut out = Vec::new();
         loop {
-            match conn.poll(h, NOW) {
+            match conn.poll(h, now) {
                 Action::Write => {
                     let o = conn.output();
                     out.extend_from_slice(o.head);
@@ -929,7 +1161,7 @@ pub(crate) mod tests {
         assert_eq!(action, Action::Read);
         assert_eq!(
             out,
-            "HTTP/1.1 200 OK\r\nServer: oasis\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+            "HTTP/1.1 200 OK\r\nServer: oasis\r\nDate: Wed, 15 Nov 2023 22:13:20 GMT\r\n\
              Content-Type: text/plain\r\nContent-Length: 8\r\nConnection: keep-alive\r\n\r\nGET /x 0"
         );
     }
@@ -1408,7 +1640,7 @@ pub(crate) mod tests {
         let mut conn = Connection::new(limits);
         let big = [b'a'; 10_000];
         let n = conn.feed(&big);
-        assert_eq!(n, limits.input_buffer_len());
+        assert_eq!(n, INITIAL_INPUT_BUFFER);
         assert!(conn.read_buf().is_empty());
         // A request line this long is over the limit: 414, not a stall.
         assert_eq!(conn.poll(&mut echo, NOW), Action::Write);
@@ -1535,5 +1767,241 @@ pub(crate) mod tests {
             "{out}"
         );
         assert_eq!(a, Action::Close);
+    }
+
+    #[test]
+    fn without_a_clock_there_is_no_date() {
+        let mut conn = Connection::new(Limits::default());
+        let (out, _) = drive_at(
+            &mut conn,
+            &mut echo,
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nA: \x01\r\n\r\n",
+            None,
+        );
+        assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 1, "{out}");
+        assert_eq!(out.matches("HTTP/1.1 400").count(), 1, "{out}");
+        assert!(!out.contains("Date:"), "{out}");
+        let mut seen = None;
+        let mut h = |_: &Request<'_>, resp: &mut ResponseWriter| seen = Some(resp.now());
+        drive_at(
+            &mut Connection::new(Limits::default()),
+            &mut h,
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            None,
+        );
+        assert_eq!(seen, Some(None));
+    }
+
+    #[test]
+    fn overloaded_response_is_a_complete_503_that_closes() {
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut resp = httparse::Response::new(&mut headers);
+        assert_eq!(
+            resp.parse(OVERLOADED_RESPONSE),
+            Ok(httparse::Status::Complete(OVERLOADED_RESPONSE.len()))
+        );
+        assert_eq!(
+            (resp.version, resp.code, resp.reason),
+            (
+                Some(1),
+                Some(503),
+                Some(StatusCode::ServiceUnavailable.reason())
+            )
+        );
+        let value = |name: &str| {
+            let mut found = resp
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name));
+            let v = found.next().map(|h| h.value);
+            assert!(found.next().is_none(), "{name} twice");
+            v
+        };
+        assert_eq!(value("content-length"), Some(&b"0"[..]));
+        assert_eq!(value("connection"), Some(&b"close"[..]));
+        assert_eq!(value("retry-after"), Some(&b"1"[..]));
+        assert_eq!(value("date"), None);
+        assert_eq!(
+            RequestError::Overloaded { bytes: 1 }.status(),
+            StatusCode::ServiceUnavailable
+        );
+    }
+
+    #[test]
+    fn an_idle_connection_holds_only_the_initial_buffer() {
+        let mut conn = Connection::new(Limits::default());
+        assert_eq!(conn.heap_bytes(), 0);
+        assert_eq!(conn.poll(&mut echo, NOW), Action::Read);
+        assert_eq!(conn.heap_bytes(), INITIAL_INPUT_BUFFER);
+        assert_eq!(conn.read_buf().len(), INITIAL_INPUT_BUFFER);
+        let (out, action) = drive(&mut conn, &mut echo, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!((status_of(&out), action), ("200", Action::Read));
+        assert!(conn.is_idle());
+        assert!(
+            conn.heap_bytes() <= INITIAL_INPUT_BUFFER + 512,
+            "{}",
+            conn.heap_bytes()
+        );
+    }
+
+    #[test]
+    fn large_requests_grow_the_buffer_and_idle_frees_it() {
+        let mut conn = Connection::new(Limits::default());
+        let mut big = Vec::from(&b"GET /big HTTP/1.1\r\nHost: a\r\nX: "[..]);
+        big.resize(10_000, b'x');
+        big.extend_from_slice(
+            b"\r\n\r\nPOST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3000\r\n\r\n",
+        );
+        big.resize(big.len() + 3000, b'y');
+        big.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (out, action) = drive(&mut conn, &mut echo, &big);
+        assert_eq!(action, Action::Read);
+        let bodies: Vec<&str> = out
+            .split("\r\n\r\n")
+            .skip(1)
+            .map(|s| s.split("HTTP/1.1").next().unwrap())
+            .collect();
+        assert_eq!(bodies, ["GET /big 0", "POST /p 3000", "GET /last 0"]);
+        assert!(conn.is_idle());
+        assert_eq!(conn.buf.capacity(), INITIAL_INPUT_BUFFER);
+        assert!(
+            conn.heap_bytes() <= INITIAL_INPUT_BUFFER + 512,
+            "{}",
+            conn.heap_bytes()
+        );
+        // Byte at a time through the same growth.
+        let mut conn = Connection::new(Limits::default());
+        for chunk in big.chunks(1) {
+            let mut rest = chunk;
+            while !rest.is_empty() {
+                match conn.poll(&mut echo, NOW) {
+                    Action::Write => {
+                        let n = conn.output().len();
+                        conn.advance(n);
+                    }
+                    Action::Read => {
+                        conn.read_buf()[0] = rest[0];
+                        conn.commit(1);
+                        rest = &rest[1..];
+                    }
+                    a => panic!("{a:?}"),
+                }
+            }
+        }
+        drive(&mut conn, &mut echo, b"");
+        assert_eq!(conn.requests(), 3);
+        assert!(conn.last_error().is_none());
+    }
+
+    /// The 503 the connection sends when a buffer cannot grow.
+    fn expect_overloaded(conn: &mut Connection, h: &mut dyn Handler, input: &[u8]) {
+        let (out, action) = drive(conn, h, input);
+        assert_eq!(out.as_bytes(), OVERLOADED_RESPONSE, "{out}");
+        assert_eq!(action, Action::Close);
+        assert!(matches!(
+            conn.last_error(),
+            Some(RequestError::Overloaded { .. })
+        ));
+        assert!(conn.is_closed());
+        assert_eq!(
+            conn.heap_bytes(),
+            0,
+            "a refused connection gives its memory back"
+        );
+    }
+
+    #[test]
+    fn growth_past_the_memory_cap_is_503_and_close() {
+        // Head larger than the cap lets the input buffer grow.
+        let mut big = Vec::from(&b"GET / HTTP/1.1\r\nHost: a\r\nX: "[..]);
+        big.resize(3000, b'x');
+        big.extend_from_slice(b"\r\n\r\n");
+        let mut conn = Connection::with_memory_cap(Limits::default(), 2048);
+        assert_eq!(conn.memory_cap(), 2048);
+        expect_overloaded(&mut conn, &mut echo, &big);
+        assert_eq!(
+            conn.last_error(),
+            Some(RequestError::Overloaded { bytes: 2049 })
+        );
+        // The same head fits a larger cap.
+        let mut conn = Connection::with_memory_cap(Limits::default(), 8192);
+        let (out, _) = drive(&mut conn, &mut echo, &big);
+        assert_eq!(status_of(&out), "200");
+        assert!(conn.heap_bytes() <= 8192 + conn.writer.heap_bytes());
+
+        // A kept body past the cap; the same body discarded is fine.
+        let mut post =
+            Vec::from(&b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n"[..]);
+        post.resize(post.len() + 5000, b'z');
+        expect_overloaded(
+            &mut Connection::with_memory_cap(Limits::default(), 6000),
+            &mut echo,
+            &post,
+        );
+        struct Discard;
+        impl Handler for Discard {
+            fn handle(&mut self, _: &Request<'_>, _: &mut ResponseWriter) {}
+            fn wants_body(&self) -> bool {
+                false
+            }
+        }
+        let (out, _) = drive(
+            &mut Connection::with_memory_cap(Limits::default(), 6000),
+            &mut Discard,
+            &post,
+        );
+        assert_eq!(status_of(&out), "200");
+        let mut chunked = Vec::from(
+            &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1388\r\n"[..],
+        );
+        chunked.resize(chunked.len() + 5000, b'z');
+        chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+        expect_overloaded(
+            &mut Connection::with_memory_cap(Limits::default(), 6000),
+            &mut echo,
+            &chunked,
+        );
+
+        // No room for the response head (the input buffer shrinks to fit the cap).
+        expect_overloaded(
+            &mut Connection::with_memory_cap(Limits::default(), 100),
+            &mut echo,
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        // ... nor for an interim 100 Continue.
+        expect_overloaded(
+            &mut Connection::with_memory_cap(Limits::default(), 100),
+            &mut echo,
+            b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+        );
+        // No room for any input buffer: refused before a request.
+        expect_overloaded(
+            &mut Connection::with_memory_cap(Limits::default(), 0),
+            &mut echo,
+            b"",
+        );
+        // A cap does not change the limits' answers.
+        let mut long = Vec::from(&b"GET /"[..]);
+        long.resize(crate::limits::DEFAULT_MAX_REQUEST_LINE + 100, b'a');
+        let (out, _) = drive(
+            &mut Connection::with_memory_cap(Limits::default(), 1 << 20),
+            &mut echo,
+            &long,
+        );
+        assert_eq!(status_of(&out), "414");
+    }
+
+    #[test]
+    fn response_heads_fit_their_reservation() {
+        let mut h = |_: &Request<'_>, resp: &mut ResponseWriter| {
+            resp.set_status(StatusCode::Other(65535, "Long Reason Phrase"));
+            resp.header("X-A", &[b'a'; 300]);
+        };
+        let mut conn = Connection::new(Limits::default());
+        drive(&mut conn, &mut h, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let reserved =
+            HEAD_OVERHEAD + "Long Reason Phrase".len() + conn.writer.header_block().len();
+        assert!(conn.head.len() <= reserved);
+        assert_eq!(conn.head.capacity(), reserved);
     }
 }

@@ -4,7 +4,7 @@
 
 use alloc::vec::Vec;
 
-use crate::connection::{Action, Connection};
+use crate::connection::{Action, Connection, OVERLOADED_RESPONSE, RequestError};
 use crate::date::{MAX_FORMATTABLE, format_imf_fixdate, parse_http_date};
 use crate::limits::Limits;
 use crate::negotiate::{accepts_gzip, matches_strong, matches_weak};
@@ -49,7 +49,15 @@ pub fn sample_pack() -> Vec<u8> {
 
 /// Feeds `data` to a connection in pieces (sizes from the first byte), answering with
 /// `site` or an echoing handler, until the connection closes. Checks the driver contract.
+/// Runs twice: with a clock and no memory cap, then without a clock and with a cap
+/// (from the input's length) that some inputs pass, to reach the 503 paths.
 pub fn connection(data: &[u8], site: &mut StaticSite<'static>) {
+    connection_with(data, site, usize::MAX, Some(NOW));
+    let cap = 64 + data.len().wrapping_mul(97) % 6000;
+    connection_with(data, site, cap, None);
+}
+
+fn connection_with(data: &[u8], site: &mut StaticSite<'static>, cap: usize, now: Option<u64>) {
     let (ctl, mut rest) = match data {
         [ctl, rest @ ..] => (*ctl, rest),
         [] => return,
@@ -63,19 +71,25 @@ pub fn connection(data: &[u8], site: &mut StaticSite<'static>) {
         headers: 8,
         body: 2000,
     };
-    let mut conn = Connection::new(limits);
+    let mut conn = Connection::with_memory_cap(limits, cap);
     let mut echo = |req: &Request<'_>, resp: &mut ResponseWriter| {
         resp.header("X-Len", b"1");
         resp.body_bytes(req.body());
     };
     let mut ended = false;
     let mut out_first = Vec::new();
+    let mut out_last: Vec<u8> = Vec::new();
     for _ in 0..1_000_000 {
         let action = if use_echo {
-            conn.poll(&mut echo, NOW)
+            conn.poll(&mut echo, now)
         } else {
-            conn.poll(site, NOW)
+            conn.poll(site, now)
         };
+        assert!(
+            conn.charged() <= cap,
+            "{} bytes over the {cap}-byte cap",
+            conn.charged()
+        );
         match action {
             Action::Write => {
                 let out = conn.output();
@@ -84,6 +98,10 @@ pub fn connection(data: &[u8], site: &mut StaticSite<'static>) {
                     out_first.extend(out.head.iter().take(9));
                 }
                 let n = out.len().min(piece * 7);
+                let written = out.head.iter().chain(out.body).take(n);
+                out_last.extend(written);
+                let excess = out_last.len().saturating_sub(OVERLOADED_RESPONSE.len());
+                out_last.drain(..excess);
                 conn.advance(n);
             }
             Action::Read => {
@@ -104,6 +122,9 @@ pub fn connection(data: &[u8], site: &mut StaticSite<'static>) {
             }
             Action::Close => {
                 assert!(out_first.is_empty() || out_first.starts_with(b"HTTP/1.1 "));
+                if let Some(RequestError::Overloaded { .. }) = conn.last_error() {
+                    assert_eq!(out_last, OVERLOADED_RESPONSE, "503 is the last response");
+                }
                 return;
             }
             Action::Defer => panic!("Defer without a deferring handler"),
@@ -159,7 +180,7 @@ pub fn conditional(data: &[u8], site: &mut StaticSite<'static>) {
         b"",
     );
     let mut resp = ResponseWriter::new();
-    resp.reset(NOW);
+    resp.reset(Some(NOW));
     site.respond(&req, &mut resp);
     let body_len = resp.body().len();
     match resp.status() {

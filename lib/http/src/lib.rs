@@ -13,7 +13,13 @@
 //!   [`Connection::feed`]), `Write` (write [`Connection::output`], then
 //!   [`Connection::advance`]) or `Close`. [`Connection::timeout`] asks for the 408 when
 //!   the caller's header timer fires; [`Connection::is_idle`] tells which timer to run;
-//!   [`Connection::eof`] reports a peer half-close.
+//!   [`Connection::eof`] reports a peer half-close. `poll` takes the wall clock as
+//!   `Option<u64>` (unix seconds): `None` means the server has no clock.
+//! - Memory: a new [`Connection`] allocates nothing, an idle one holds about
+//!   [`limits::INITIAL_INPUT_BUFFER`] ([`Connection::heap_bytes`]), and every
+//!   allocation the peer can cause is fallible: when a buffer cannot grow (allocator or
+//!   [`Connection::with_memory_cap`]) the answer is [`OVERLOADED_RESPONSE`] (503) and
+//!   close. Servers refusing a connection at the edge write the same constant.
 //! - [`Handler`]: `fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter)`.
 //!   Closures implement it too. A handler that needs asynchronous work (a store on a
 //!   disk) calls [`ResponseWriter::defer`]: `poll` returns [`Action::Defer`], the
@@ -46,7 +52,7 @@
 //! let mut site = StaticSite::parse(pack).unwrap();
 //! let mut conn = Connection::new(Limits::default());
 //! conn.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-//! let now = 1_700_000_100; // wall clock, unix seconds
+//! let now = Some(1_700_000_100); // wall clock, unix seconds (None: no clock, no Date)
 //! let mut wire = Vec::new();
 //! loop {
 //!     match conn.poll(&mut site, now) {
@@ -75,10 +81,12 @@
 //! chunked body over [`Limits::body`]; 414 request line over [`Limits::request_line`];
 //! 431 head over [`Limits::header_bytes`] or more than [`Limits::headers`] fields; 501
 //! unknown method token or a `Transfer-Encoding` other than `chunked`; 505 an
-//! `HTTP/x.y` version other than 1.0/1.1; 500 when a handler sets an invalid header.
+//! `HTTP/x.y` version other than 1.0/1.1; 500 when a handler sets an invalid header;
+//! 503 ([`OVERLOADED_RESPONSE`]) when a buffer cannot grow.
 //!
 //! Keep-alive: HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 closes unless
-//! `Connection: keep-alive`. Responses are always `HTTP/1.1`, carry `Server`, `Date`,
+//! `Connection: keep-alive`. Responses are always `HTTP/1.1`, carry `Server`, `Date`
+//! (only when `poll` was given a clock: RFC 9110 §6.6.1),
 //! `Content-Length` (except 1xx/204/304) and `Connection: keep-alive|close`. `HEAD`
 //! gets `GET`'s headers, with `GET`'s `Content-Length`, and no body. `Expect:
 //! 100-continue` gets an interim `100 Continue` before the body is read.
@@ -94,7 +102,9 @@
 //!   off); `/dir` → 301 to `/dir/` (query kept); anything else missing → 404 with a
 //!   small HTML body.
 //! - Preconditions in RFC 9110 §13.2.2 order: `If-Match` / `If-Unmodified-Since` → 412;
-//!   `If-None-Match` (weak comparison, `*`) or else `If-Modified-Since` → 304.
+//!   `If-None-Match` (weak comparison, `*`) or else `If-Modified-Since` → 304. An
+//!   `If-Modified-Since` later than the clock given to `poll` is ignored (RFC 9110
+//!   §13.1.3); without a clock it is taken as sent.
 //! - `Range: bytes=A-B | A- | -N` (GET only, honouring `If-Range`) → 206 with
 //!   `Content-Range`; unsatisfiable → 416 with `Content-Range: bytes */LEN`.
 //! - `Accept-Encoding` with q-values (`gzip;q=0` and `*` honoured) selects the gzip
@@ -105,7 +115,8 @@
 //!
 //! - Multiple ranges → full 200 (nginx sends `multipart/byteranges`).
 //! - `If-Modified-Since` uses RFC "not modified since" (≤), nginx's `if_modified_since
-//!   before`; nginx's default is `exact`.
+//!   before`; nginx's default is `exact`. A date later than the server's clock is
+//!   ignored (RFC 9110 §13.1.3): 200 where nginx answers 304.
 //! - Oversized heads → 431 (nginx: 400 "Request Header Or Cookie Too Large").
 //! - Unknown methods → 501 and HTTP/0.9 → 400 (nginx: 405-ish / serves 0.9).
 //! - `Location` of the directory redirect is relative (`absolute_redirect off`).
@@ -162,7 +173,7 @@ pub mod response;
 mod serve;
 pub mod status;
 
-pub use connection::{Action, Connection, Handler, Output, RequestError};
+pub use connection::{Action, Connection, Handler, OVERLOADED_RESPONSE, Output, RequestError};
 pub use limits::Limits;
 pub use pack::{ETag, Entry, PackError, StaticSite};
 pub use request::{Method, Request, Version};

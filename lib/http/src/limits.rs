@@ -19,6 +19,11 @@ pub const MAX_CHUNK_LINE: usize = 1024;
 /// Bytes the input buffer holds beyond [`Limits::header_bytes`], so that body bytes and
 /// pipelined requests can follow a maximal head. Always larger than [`MAX_CHUNK_LINE`].
 pub const INPUT_SLACK: usize = 4 * 1024;
+/// First size of a connection's input buffer, allocated when it first waits for bytes.
+/// Typical request heads (curl, load generators, browsers without large cookies) fit;
+/// larger ones double it, up to [`Limits::input_buffer_len`]. It is also what an idle
+/// keep-alive connection keeps: larger buffers are freed between requests.
+pub const INITIAL_INPUT_BUFFER: usize = 1024;
 
 /// Per-connection limits. Build with [`Limits::default`] and adjust fields.
 ///
@@ -59,7 +64,7 @@ impl Limits {
         }
     }
 
-    /// Size of the per-connection input buffer these limits need.
+    /// Largest size the per-connection input buffer grows to under these limits.
     pub fn input_buffer_len(&self) -> usize {
         self.header_bytes.saturating_add(INPUT_SLACK)
     }

@@ -25,20 +25,29 @@ enum BodySource {
 /// The response a [`Handler`](crate::Handler) builds. One per connection, reused for
 /// every request: after warm-up, building a response allocates nothing.
 ///
-/// The connection adds `Server`, `Date`, `Content-Length` and `Connection` itself (and
-/// ignores a handler's copies of those and of `Transfer-Encoding`); it drops the body for
-/// `HEAD` requests and for 1xx/204/304 statuses while keeping `Content-Length` as `GET`
-/// would have sent it. A header name that is not a token, or a value containing CR, LF
-/// or NUL, turns the whole response into a 500 rather than let a handler bug split it.
+/// The connection adds `Server`, `Date` (when it has a clock), `Content-Length` and
+/// `Connection` itself (and ignores a handler's copies of those and of
+/// `Transfer-Encoding`); it drops the body for `HEAD` requests and for 1xx/204/304
+/// statuses while keeping `Content-Length` as `GET` would have sent it. A header name
+/// that is not a token, or a value containing CR, LF or NUL, turns the whole response
+/// into a 500 rather than let a handler bug split it.
+///
+/// [`header`](ResponseWriter::header), [`header_fmt`](ResponseWriter::header_fmt) and
+/// [`body_bytes`](ResponseWriter::body_bytes) allocate fallibly: when the allocator
+/// refuses, the response becomes the connection's 503 (see
+/// [`OVERLOADED_RESPONSE`](crate::OVERLOADED_RESPONSE)) instead of aborting. Growth of
+/// the vector [`body_mut`](ResponseWriter::body_mut) hands out is the handler's own.
 #[derive(Debug)]
 pub struct ResponseWriter {
     status: StatusCode,
     headers: Vec<u8>,
     body: BodySource,
     owned: Vec<u8>,
-    now: u64,
+    now: Option<u64>,
     close: bool,
     invalid: bool,
+    /// A buffer could not grow: the connection answers 503 instead.
+    overloaded: bool,
     deferred: bool,
 }
 
@@ -49,14 +58,15 @@ impl ResponseWriter {
             headers: Vec::new(),
             body: BodySource::Empty,
             owned: Vec::new(),
-            now: 0,
+            now: None,
             close: false,
             invalid: false,
+            overloaded: false,
             deferred: false,
         }
     }
 
-    pub(crate) fn reset(&mut self, now: u64) {
+    pub(crate) fn reset(&mut self, now: Option<u64>) {
         self.status = StatusCode::Ok;
         self.headers.clear();
         self.body = BodySource::Empty;
@@ -64,11 +74,32 @@ impl ResponseWriter {
         self.now = now;
         self.close = false;
         self.invalid = false;
+        self.overloaded = false;
         self.deferred = false;
     }
 
-    /// The current time in unix seconds, as passed to [`Connection::poll`](crate::Connection::poll).
-    pub fn now(&self) -> u64 {
+    /// Frees the header and body buffers if they hold more than `keep` bytes, so that an
+    /// idle connection does not pin the largest response it ever built.
+    pub(crate) fn release(&mut self, keep: usize) {
+        if self.headers.capacity() > keep {
+            self.headers = Vec::new();
+        }
+        if self.owned.capacity() > keep {
+            self.owned = Vec::new();
+            if self.body == BodySource::Owned {
+                self.body = BodySource::Empty;
+            }
+        }
+    }
+
+    /// Heap bytes held by the header and body buffers.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.headers.capacity() + self.owned.capacity()
+    }
+
+    /// The current time in unix seconds, as passed to
+    /// [`Connection::poll`](crate::Connection::poll); `None` when the server has no clock.
+    pub fn now(&self) -> Option<u64> {
         self.now
     }
 
@@ -84,17 +115,34 @@ impl ResponseWriter {
 
     /// Appends a header field.
     pub fn header(&mut self, name: &str, value: &[u8]) {
+        // Name, ": ", value and CRLF in one fallible reservation.
+        let line = name.len().saturating_add(value.len()).saturating_add(4);
+        if self.headers.try_reserve(line).is_err() {
+            self.overloaded = true;
+            return;
+        }
         if self.begin_header(name) {
             self.headers.extend_from_slice(value);
             self.end_header(value.len());
         }
     }
 
-    /// Appends a header field whose value is formatted, without allocating.
+    /// Appends a header field whose value is formatted, without a temporary buffer.
     pub fn header_fmt(&mut self, name: &str, value: fmt::Arguments<'_>) {
+        if self
+            .headers
+            .try_reserve(name.len().saturating_add(4))
+            .is_err()
+        {
+            self.overloaded = true;
+            return;
+        }
         if self.begin_header(name) {
             let start = self.headers.len();
-            let _ = fmt::write(&mut VecWriter(&mut self.headers), value);
+            // VecWriter fails only when the buffer cannot grow.
+            if fmt::write(&mut VecWriter(&mut self.headers), value).is_err() {
+                self.overloaded = true;
+            }
             self.end_header(self.headers.len() - start);
         }
     }
@@ -107,11 +155,18 @@ impl ResponseWriter {
     /// Sets the body to a copy of `body`, kept in a buffer reused across requests.
     pub fn body_bytes(&mut self, body: &[u8]) {
         self.owned.clear();
+        if self.owned.try_reserve_exact(body.len()).is_err() {
+            self.overloaded = true;
+            self.body = BodySource::Empty;
+            return;
+        }
         self.owned.extend_from_slice(body);
         self.body = BodySource::Owned;
     }
 
     /// Sets the body to the reused buffer and returns it, emptied, for writing into.
+    /// Prefer `try_reserve` before writing much into it: an infallible growth that the
+    /// allocator refuses aborts.
     pub fn body_mut(&mut self) -> &mut Vec<u8> {
         self.owned.clear();
         self.body = BodySource::Owned;
@@ -192,6 +247,10 @@ impl ResponseWriter {
         self.invalid
     }
 
+    pub(crate) fn is_overloaded(&self) -> bool {
+        self.overloaded
+    }
+
     pub(crate) fn wants_close(&self) -> bool {
         self.close
     }
@@ -214,11 +273,12 @@ pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// `fmt::Write` into a byte vector.
+/// `fmt::Write` into a byte vector; fails (rather than aborts) when it cannot grow.
 pub(crate) struct VecWriter<'a>(pub(crate) &'a mut Vec<u8>);
 
 impl fmt::Write for VecWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.try_reserve(s.len()).map_err(|_| fmt::Error)?;
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
     }
@@ -273,8 +333,8 @@ mod tests {
         assert_eq!(w.body(), b"copy");
         w.body_mut().extend_from_slice(b"built");
         assert_eq!(w.body(), b"built");
-        w.reset(5);
+        w.reset(Some(5));
         assert_eq!(w.body(), b"");
-        assert_eq!(w.now(), 5);
+        assert_eq!(w.now(), Some(5));
     }
 }

@@ -185,7 +185,11 @@ fn serve_entry<'a>(
         req.header_values("if-none-match")
             .any(|v| matches_weak(v, etag))
     } else {
-        date("if-modified-since").is_some_and(|since| entry.last_modified <= since)
+        // RFC 9110 §13.1.3: a date later than the server's clock is invalid and ignored.
+        // Without a clock "later" cannot be told, so the date is taken as sent.
+        date("if-modified-since")
+            .filter(|&since| resp.now().is_none_or(|now| since <= now))
+            .is_some_and(|since| entry.last_modified <= since)
     };
     if not_modified {
         resp.set_status(StatusCode::NotModified);
@@ -258,7 +262,7 @@ impl fmt::Display for PercentEncoded<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection::tests::{NOW, run};
+    use crate::connection::tests::{NOW, drive_at, run};
     use crate::pack::{NewEntry, PackBuilder};
     use alloc::string::String;
     use alloc::vec::Vec;
@@ -308,6 +312,13 @@ mod tests {
         run(&mut site(), raw.as_bytes()).0
     }
 
+    /// A GET answered with the server clock at `now`.
+    fn get_at(target: &str, headers: &str, now: Option<u64>) -> String {
+        let raw = alloc::format!("GET {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n");
+        let mut conn = crate::Connection::new(crate::Limits::default());
+        drive_at(&mut conn, &mut site(), raw.as_bytes(), now).0
+    }
+
     fn status(resp: &str) -> &str {
         &resp[9..12]
     }
@@ -326,7 +337,7 @@ mod tests {
         let r = get("/", "");
         assert_eq!(status(&r), "200");
         let expected = alloc::format!(
-            "HTTP/1.1 200 OK\r\nServer: oasis\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+            "HTTP/1.1 200 OK\r\nServer: oasis\r\nDate: Wed, 15 Nov 2023 22:13:20 GMT\r\n\
              Content-Type: text/html\r\nLast-Modified: {LM_STR}\r\nETag: {}\r\n\
              Accept-Ranges: bytes\r\nVary: Accept-Encoding\r\nContent-Length: 13\r\n\
              Connection: keep-alive\r\n\r\n<h1>home</h1>",
@@ -472,6 +483,15 @@ mod tests {
             status(&get("/style.css", "If-Modified-Since: yesterday\r\n")),
             "200"
         );
+        // RFC 9110 §13.1.3: later than the server's clock (NOW) is invalid: ignored.
+        let future = "If-Modified-Since: Thu, 16 Nov 2023 00:00:00 GMT\r\n";
+        assert_eq!(status(&get("/style.css", future)), "200");
+        let at_now = "If-Modified-Since: Wed, 15 Nov 2023 22:13:20 GMT\r\n";
+        assert_eq!(status(&get("/style.css", at_now)), "304");
+        // Without a clock "future" cannot be told: the date is taken as sent.
+        let r = get_at("/style.css", future, None);
+        assert_eq!(status(&r), "304");
+        assert!(!r.contains("Date:"), "{r}");
         assert_eq!(
             status(&request(
                 "HEAD",

@@ -40,6 +40,8 @@ pub enum StatusCode {
     InternalServerError,
     /// 501
     NotImplemented,
+    /// 503
+    ServiceUnavailable,
     /// 505
     HttpVersionNotSupported,
     /// Any other three-digit code, with its reason phrase.
@@ -68,6 +70,7 @@ impl StatusCode {
             StatusCode::RequestHeaderFieldsTooLarge => 431,
             StatusCode::InternalServerError => 500,
             StatusCode::NotImplemented => 501,
+            StatusCode::ServiceUnavailable => 503,
             StatusCode::HttpVersionNotSupported => 505,
             StatusCode::Other(code, _) => code,
         }
@@ -94,6 +97,7 @@ impl StatusCode {
             StatusCode::RequestHeaderFieldsTooLarge => "Request Header Fields Too Large",
             StatusCode::InternalServerError => "Internal Server Error",
             StatusCode::NotImplemented => "Not Implemented",
+            StatusCode::ServiceUnavailable => "Service Unavailable",
             StatusCode::HttpVersionNotSupported => "HTTP Version Not Supported",
             StatusCode::Other(_, reason) => reason,
         }

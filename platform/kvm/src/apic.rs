@@ -26,6 +26,7 @@ const DIVIDE_BY_1: u32 = 0b1011;
 
 const IOAPIC_BASE: usize = 0xFEC0_0000;
 const IOAPIC_REDTBL: u32 = 0x10;
+const IOAPIC_VER: u32 = 0x01;
 
 static LAPIC_BASE: AtomicU64 = AtomicU64::new(0xFEE0_0000);
 static TSC_DEADLINE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
@@ -124,20 +125,94 @@ pub fn eoi() {
     write(REG_EOI, 0);
 }
 
-/// Routes I/O APIC pin `pin` to `vector` on this CPU (edge-triggered, active-high for
-/// ISA pins < 16; level-triggered, active-low for PCI INTx pins >= 16).
-pub fn route_irq(pin: u8, vector: u8, level_low: bool) {
-    let lo = u32::from(vector) | if level_low { (1 << 13) | (1 << 15) } else { 0 };
-    let idx = IOAPIC_REDTBL + 2 * u32::from(pin);
-    ioapic_write(idx + 1, 0); // destination: APIC ID 0
-    ioapic_write(idx, lo);
+/// The I/O APIC every PC-compatible machine has, serving GSIs 0.. (used when no
+/// MADT lists the I/O APICs, e.g. QEMU microvm with `acpi=off`).
+const DEFAULT_IOAPIC: IoApicAt = IoApicAt {
+    base: IOAPIC_BASE,
+    gsi_base: 0,
+};
+
+#[derive(Clone, Copy)]
+struct IoApicAt {
+    base: usize,
+    gsi_base: u32,
 }
 
-fn ioapic_write(index: u32, v: u32) {
-    // SAFETY: the I/O APIC's IOREGSEL/IOWIN registers are identity-mapped uncached at
-    // their architectural address; we own the device.
+/// How a device's interrupt line signals (from ACPI, the PCI spec or the VMM's
+/// convention).
+#[derive(Debug, Clone, Copy)]
+pub struct Line {
+    pub gsi: u32,
+    pub level: bool,
+    pub active_low: bool,
+}
+
+/// No I/O APIC serves a GSI.
+#[derive(Debug, Clone, Copy)]
+pub struct NoIoApic(pub u32);
+
+impl core::fmt::Display for NoIoApic {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "no I/O APIC serves GSI {}", self.0)
+    }
+}
+
+/// Routes `line` to `vector` on this CPU (APIC ID 0), through the I/O APIC whose
+/// GSI range holds it (QEMU microvm with ACPI has a second one at 0xFEC1_0000 for
+/// GSIs 24..48, where its virtio-mmio devices are).
+pub fn route(line: Line, vector: u8) -> Result<(), NoIoApic> {
+    let listed = crate::acpi::io_apics().iter().filter_map(|a| {
+        Some(IoApicAt {
+            base: usize::try_from(a.address).ok()?,
+            gsi_base: a.gsi_base,
+        })
+    });
+    let mut any = false;
+    let mut found = None;
+    for a in listed {
+        any = true;
+        if found.is_none() && serves(a, line.gsi) {
+            found = Some(a);
+        }
+    }
+    if !any && serves(DEFAULT_IOAPIC, line.gsi) {
+        found = Some(DEFAULT_IOAPIC);
+    }
+    let a = found.ok_or(NoIoApic(line.gsi))?;
+    let pin = line.gsi - a.gsi_base;
+    let lo = u32::from(vector)
+        | if line.active_low { 1 << 13 } else { 0 }
+        | if line.level { 1 << 15 } else { 0 };
+    let idx = IOAPIC_REDTBL + 2 * pin;
+    ioapic_write(a.base, idx + 1, 0); // destination: APIC ID 0
+    ioapic_write(a.base, idx, lo);
+    Ok(())
+}
+
+/// Whether I/O APIC `a` has a redirection entry for `gsi` (IOAPICVER bits 16..24
+/// hold the highest entry's index).
+fn serves(a: IoApicAt, gsi: u32) -> bool {
+    let Some(pin) = gsi.checked_sub(a.gsi_base) else {
+        return false;
+    };
+    let max = (ioapic_read(a.base, IOAPIC_VER) >> 16) & 0xFF;
+    pin <= max
+}
+
+fn ioapic_write(base: usize, index: u32, v: u32) {
+    // SAFETY: `base` is an I/O APIC's register window (architectural address or the
+    // MADT's), below 4 GiB and so identity-mapped uncached; IOREGSEL/IOWIN are
+    // 32-bit registers; one CPU, so the select/data pair cannot interleave.
     unsafe {
-        core::ptr::write_volatile(IOAPIC_BASE as *mut u32, index);
-        core::ptr::write_volatile((IOAPIC_BASE + 0x10) as *mut u32, v);
+        core::ptr::write_volatile(base as *mut u32, index);
+        core::ptr::write_volatile((base + 0x10) as *mut u32, v);
+    }
+}
+
+fn ioapic_read(base: usize, index: u32) -> u32 {
+    // SAFETY: as in `ioapic_write`; reading IOWIN has no side effects.
+    unsafe {
+        core::ptr::write_volatile(base as *mut u32, index);
+        core::ptr::read_volatile((base + 0x10) as *const u32)
     }
 }

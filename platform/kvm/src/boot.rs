@@ -140,6 +140,8 @@ pub struct MemRegion {
 pub struct BootInfo {
     pub cmdline: String,
     pub memmap: Vec<MemRegion>,
+    /// Physical address of the ACPI RSDP, 0 when the loader passed none.
+    pub rsdp: u64,
 }
 
 /// Why `start_info` could not be used.
@@ -168,6 +170,7 @@ mod field {
     pub const MAGIC: usize = 0;
     pub const VERSION: usize = 4;
     pub const CMDLINE_PADDR: usize = 24;
+    pub const RSDP_PADDR: usize = 32;
     pub const MEMMAP_PADDR: usize = 40;
     pub const MEMMAP_ENTRIES: usize = 48;
     pub const MEMMAP_ENTRY_SIZE: usize = 24;
@@ -189,6 +192,7 @@ pub unsafe fn read_start_info(addr: u64) -> Result<BootInfo, BootInfoError> {
         return Err(BootInfoError::BadMagic(magic));
     }
     let version = rd32(field::VERSION);
+    let rsdp = rd64(field::RSDP_PADDR);
     let mut cmdline = String::new();
     let cmd = rd64(field::CMDLINE_PADDR);
     if cmd != 0 {
@@ -232,5 +236,9 @@ pub unsafe fn read_start_info(addr: u64) -> Result<BootInfo, BootInfoError> {
             kind: t,
         });
     }
-    Ok(BootInfo { cmdline, memmap })
+    Ok(BootInfo {
+        cmdline,
+        memmap,
+        rsdp,
+    })
 }

@@ -3,18 +3,22 @@
 //! Discovery happens when an application first asks for a device (so an image that
 //! uses no network links no network driver): virtio-mmio windows from the
 //! `virtio_mmio.device=` kernel parameters (QEMU microvm with `acpi=off`,
-//! Firecracker), then a scan of PCI bus 0..=255 (QEMU pc/q35). PCI devices interrupt
-//! through MSI-X when they have it, else INTx via the I/O APIC; MMIO devices through
-//! their I/O APIC pin. The interrupt handler only acknowledges level-triggered lines
-//! and ends the CPU's HLT; the drivers do their work when the executor polls them.
+//! Firecracker), or, when the command line lists none, from the ACPI DSDT/SSDTs
+//! (`LNRO0005` devices: QEMU microvm with ACPI on; read at boot by `acpi.rs`), then a
+//! scan of PCI bus 0..=255 (QEMU pc/q35). PCI devices interrupt through MSI-X when
+//! they have it, else INTx via the I/O APIC; MMIO devices through the I/O APIC that
+//! serves their GSI, triggered as ACPI says (edge, active high, without ACPI). The
+//! interrupt handler only acknowledges level-triggered lines and ends the CPU's HLT;
+//! the drivers do their work when the executor polls them.
 
 use alloc::vec::Vec;
 
 use oasis_virtio::transport::InterruptAck;
-use oasis_virtio::transport::mmio::{MmioTransport, windows_from_cmdline};
+use oasis_virtio::transport::mmio::{MmioTransport, MmioWindow, windows_from_cmdline};
 use oasis_virtio::transport::pci::{PciLayout, PciTransport, scan};
 use oasis_virtio::{AnyTransport, BlkConfig, NetConfig, Transport, VirtioBlk, VirtioNet};
 
+use crate::apic::Line;
 use crate::interrupts::{DEVICE_VECTOR_FIRST, DEVICE_VECTOR_LAST};
 use crate::pci::PortPciConfig;
 
@@ -38,10 +42,9 @@ struct Found {
 
 #[derive(Clone, Copy)]
 enum Route {
-    /// I/O APIC pin, edge-triggered active-high (virtio-mmio).
-    Edge(u8),
-    /// I/O APIC pin, level-triggered active-low (PCI INTx).
-    Level(u8),
+    /// A GSI through the I/O APIC: virtio-mmio (edge, active high, unless ACPI says
+    /// otherwise) or PCI INTx (level, active low).
+    Ioapic(Line),
     /// MSI-X (programmed into the device; nothing to do here).
     Msix,
     /// No interrupt known: the executor's pollers still run on timers.
@@ -61,30 +64,72 @@ pub fn ack_level(vector: u8) {
     }
 }
 
+/// Smallest virtio-mmio window: the registers up to the configuration space.
+const MMIO_MIN_WINDOW: u64 = 0x100;
+
+/// The virtio-mmio windows to probe, with how their interrupts signal: the command
+/// line's, else the ACPI tables'.
+fn mmio_windows(cmdline: &str) -> Vec<(MmioWindow, Option<Line>)> {
+    let mut out = Vec::new();
+    for w in windows_from_cmdline(cmdline) {
+        match w {
+            Ok(w) => {
+                let line = w.irq.map(|gsi| Line {
+                    gsi,
+                    level: false,
+                    active_low: false,
+                });
+                out.push((w, line));
+            }
+            Err(e) => log_line(format_args!(
+                "oasis: ignoring malformed virtio_mmio.device: {e}"
+            )),
+        }
+    }
+    if !out.is_empty() {
+        return out;
+    }
+    for d in crate::acpi::virtio_mmio() {
+        let name = d.name.unwrap_or(*b"????");
+        let name = name.escape_ascii();
+        if d.size < MMIO_MIN_WINDOW || d.base.checked_add(d.size).is_none() {
+            log_line(format_args!(
+                "oasis: ignoring ACPI virtio-mmio {name}: window of {:#x} bytes at {:#x} is invalid",
+                d.size, d.base
+            ));
+            continue;
+        }
+        let line = d.interrupt.map(|i| Line {
+            gsi: i.number,
+            level: i.trigger == oasis_acpi::Trigger::Level,
+            active_low: i.polarity == oasis_acpi::Polarity::Low,
+        });
+        let w = MmioWindow {
+            base: d.base,
+            size: d.size,
+            irq: line.map(|l| l.gsi),
+        };
+        // Windows above 4 GiB (a QWord descriptor) are not in the boot identity map.
+        if d.base.saturating_add(d.size) > 1 << 32 {
+            crate::mem::map_mmio(d.base, d.size);
+        }
+        out.push((w, line));
+    }
+    out
+}
+
 fn discover(cmdline: &str) -> Vec<Found> {
     let mut found = Vec::new();
-    for w in windows_from_cmdline(cmdline) {
-        let w = match w {
-            Ok(w) => w,
-            Err(e) => {
-                log_line(format_args!(
-                    "oasis: ignoring malformed virtio_mmio.device: {e}"
-                ));
-                continue;
-            }
-        };
-        // SAFETY: the VMM told us this window holds a virtio-mmio device; it lies in
-        // the low 4 GiB, which `mem::init_paging` maps uncached where it is not RAM.
+    for (w, line) in mmio_windows(cmdline) {
+        // SAFETY: the VMM (command line or ACPI tables) told us this window holds a
+        // virtio-mmio device; below 4 GiB `mem::init_paging` maps it uncached where it
+        // is not RAM, and `mmio_windows` mapped any window above.
         match unsafe { MmioTransport::new(w) } {
             Ok(t) => {
-                let route = w
-                    .irq
-                    .and_then(|i| u8::try_from(i).ok())
-                    .map_or(Route::None, Route::Edge);
                 found.push(Found {
                     kind: t.device_id(),
                     transport: AnyTransport::Mmio(t),
-                    route,
+                    route: line.map_or(Route::None, Route::Ioapic),
                 });
             }
             Err(e) => log_line(format_args!(
@@ -128,7 +173,11 @@ fn discover(cmdline: &str) -> Vec<Found> {
         let route = match t.msix_table_size().and(alloc_vector()) {
             // MSI-X messages go straight to the LAPIC (APIC ID 0 at 0xFEE0_0000).
             Some(v) if t.enable_msix(&cfg, 0, 0xFEE0_0000, u32::from(v)).is_ok() => Route::Msix,
-            _ if f.interrupt_pin != 0 && f.interrupt_line < 24 => Route::Level(f.interrupt_line),
+            _ if f.interrupt_pin != 0 && f.interrupt_line < 24 => Route::Ioapic(Line {
+                gsi: u32::from(f.interrupt_line),
+                level: true,
+                active_low: true,
+            }),
             _ => Route::None,
         };
         found.push(Found {
@@ -155,15 +204,18 @@ fn take(kind: u32) -> Option<(AnyTransport, Route)> {
 
 fn route(transport: &AnyTransport, route: Route) {
     match route {
-        Route::Edge(pin) | Route::Level(pin) => {
+        Route::Ioapic(line) => {
             let Some(v) = alloc_vector() else { return };
-            if let (Route::Level(_), Some(slot)) = (
-                route,
-                ACKS.lock().get_mut(usize::from(v - DEVICE_VECTOR_FIRST)),
-            ) {
+            if line.level
+                && let Some(slot) = ACKS.lock().get_mut(usize::from(v - DEVICE_VECTOR_FIRST))
+            {
                 *slot = Some(transport.interrupt_ack());
             }
-            crate::apic::route_irq(pin, v, matches!(route, Route::Level(_)));
+            if let Err(e) = crate::apic::route(line, v) {
+                log_line(format_args!(
+                    "oasis: {e}; the device's driver runs on timers only"
+                ));
+            }
         }
         Route::Msix | Route::None => {}
     }

@@ -3,11 +3,13 @@
 //!
 //! Boot sequence ([`kvm_start`], entered from the PVH stub in `boot.rs` on the boot
 //! stack with interrupts off): serial console → GDT/TSS/IDT (so every later fault is
-//! reported) → `start_info` (command line, memory map) → heap over RAM → final page
-//! tables (W^X, guard page) → LAPIC and TSC calibration → the application's
-//! `__oasis_start`, which the `#[oasis::main]` macro defines.
+//! reported) → `start_info` (command line, memory map, RSDP) → ACPI tables
+//! (virtio-mmio devices, I/O APICs) → heap over RAM → final page tables (W^X, guard
+//! page) → LAPIC and TSC calibration → the application's `__oasis_start`, which the
+//! `#[oasis::main]` macro defines.
 //!
-//! What it does not do: SMP, ACPI AML, PCI hot-plug, user mode. The drivers for
+//! What it does not do: SMP, ACPI AML evaluation (static DSDT patterns only, see
+//! `oasis-acpi`), PCI hot-plug, user mode. The drivers for
 //! virtio devices live in `drivers/virtio`; this crate gives them port I/O, MMIO
 //! mappings and interrupt routing.
 #![no_std]
@@ -18,6 +20,7 @@
 
 extern crate alloc;
 
+mod acpi;
 mod apic;
 pub mod backtrace;
 mod boot;
@@ -171,6 +174,7 @@ extern "C" fn kvm_start(start_info: u32) -> ! {
             exit::exit(EXIT_BOOT)
         }
     };
+    acpi::init(info.rsdp);
     mem::init_heap(&info.memmap);
     mem::init_paging(&info.memmap);
     apic::init();

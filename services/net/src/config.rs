@@ -297,17 +297,32 @@ impl NetConfig {
             + self.conn_overhead
     }
 
-    /// The buffer sizes (receive, send) for a new connection when the heap has `free`
-    /// bytes, or `None` when it must be refused. A connection takes at most 1/64 of
-    /// what is free beyond the reserve, rounded down to a power of two, within
-    /// `tcp_buffer_min..=tcp_rx_buffer/tcp_tx_buffer`: the first connections get full
-    /// buffers; under pressure new ones shrink to the floor; then SYNs get RST.
-    pub fn admit(&self, free: Option<usize>) -> Option<(usize, usize)> {
+    /// The buffer sizes (receive, send) for a new connection, or `None` when it must
+    /// be refused. `free` is the heap's free bytes (`None`: not measured, the configured
+    /// sizes), `pending` the connections admitted but not yet accepted (their tasks
+    /// are still to come, so each is charged `conn_overhead` in advance), `start_free`
+    /// what was free when the stack started.
+    ///
+    /// Full-size buffers come only from the top 1/8 of the memory free at start, each
+    /// new connection taking at most 1/64 of what is left there (a power of two); below
+    /// that, new connections get the floor, so most of the heap goes to many small
+    /// connections rather than a few large ones (Linux's TCP memory pressure, in
+    /// spirit). A connection is refused when even the floor would eat into
+    /// `heap_reserve`.
+    pub fn admit(
+        &self,
+        free: Option<usize>,
+        pending: usize,
+        start_free: usize,
+    ) -> Option<(usize, usize)> {
         let Some(free) = free else {
             return Some((self.tcp_rx_buffer, self.tcp_tx_buffer));
         };
-        let spare = free.saturating_sub(self.heap_reserve);
-        let share = spare / 128;
+        let spare = free
+            .saturating_sub(self.heap_reserve)
+            .saturating_sub(pending.saturating_mul(self.conn_overhead));
+        let pressure = start_free.saturating_sub(self.heap_reserve) / 8 * 7;
+        let share = spare.saturating_sub(pressure) / 128;
         let share = if share == 0 {
             0
         } else {
@@ -373,18 +388,34 @@ mod tests {
             heap_reserve: 1 << 20,
             ..NetConfig::default()
         };
-        // Unmeasured heap: the configured sizes.
-        assert_eq!(c.admit(None), Some((128 * 1024, 64 * 1024)));
-        // Plenty free: full size (capped per direction).
-        assert_eq!(c.admit(Some(200 << 20)), Some((128 * 1024, 64 * 1024)));
-        // 1 MiB beyond the reserve: 1/128 of it, a power of two.
-        assert_eq!(c.admit(Some(2 << 20)), Some((8192, 8192)));
-        // Little left: the floor.
         let floor = DEFAULT_TCP_BUFFER_MIN;
-        assert_eq!(c.admit(Some((1 << 20) + 10_000)), Some((floor, floor)));
+        let start = 81 << 20; // 80 MiB beyond the reserve: the top 10 MiB get full buffers
+        // Unmeasured heap: the configured sizes.
+        assert_eq!(c.admit(None, 0, start), Some((128 * 1024, 64 * 1024)));
+        // Plenty free: 1/128 of the top 10 MiB, 64 KiB, capped per direction.
+        assert_eq!(c.admit(Some(start), 0, start), Some((64 * 1024, 64 * 1024)));
+        assert_eq!(
+            c.admit(Some(start * 2), 0, start * 2),
+            Some((128 * 1024, 64 * 1024))
+        );
+        // 1 MiB left above the pressure point: 1/128 of it, a power of two.
+        assert_eq!(c.admit(Some(72 << 20), 0, start), Some((8192, 8192)));
+        // Pending connections are charged in advance.
+        assert_eq!(
+            c.admit(Some(72 << 20), 256, start),
+            Some((4096, 4096)),
+            "512 KiB are promised to 256 pending connections"
+        );
+        // Below the pressure point: the floor, however much is free.
+        assert_eq!(c.admit(Some(70 << 20), 0, start), Some((floor, floor)));
+        assert_eq!(
+            c.admit(Some((1 << 20) + 10_000), 0, start),
+            Some((floor, floor))
+        );
         // Not even the floor fits beyond the reserve: refused.
-        assert_eq!(c.admit(Some((1 << 20) + 2 * floor)), None);
-        assert_eq!(c.admit(Some(0)), None);
+        assert_eq!(c.admit(Some((1 << 20) + 2 * floor), 0, start), None);
+        assert_eq!(c.admit(Some((1 << 20) + 10_000), 10, start), None);
+        assert_eq!(c.admit(Some(0), 0, start), None);
         assert_eq!(c.min_connection_cost(), 2 * floor + DEFAULT_CONN_OVERHEAD);
     }
 

@@ -83,6 +83,7 @@ extern crate alloc;
 pub mod adapter;
 pub mod config;
 pub mod error;
+mod neighbor;
 pub mod stack;
 pub mod tcp;
 pub mod udp;

@@ -31,6 +31,7 @@ use spin::Mutex;
 use crate::adapter::{Adapter, AdapterStats};
 use crate::config::{Ipv4Cidr, NetConfig};
 use crate::error::NetError;
+use crate::neighbor::GatewayProbe;
 use crate::tcp::{TcpListener, TcpStream};
 use crate::udp::UdpSocket;
 
@@ -61,10 +62,14 @@ pub(crate) fn smol_duration(d: Duration) -> smoltcp::time::Duration {
 /// A TCP socket with buffers sized by admission control ([`NetConfig::admit`]
 /// against the heap's free bytes), or an error instead of an abort: `OutOfMemory`
 /// when admission refuses or the allocator fails.
-fn new_tcp_socket(config: &NetConfig) -> Result<tcp::Socket<'static>, NetError> {
+fn new_tcp_socket(
+    config: &NetConfig,
+    pending: usize,
+    start_free: usize,
+) -> Result<tcp::Socket<'static>, NetError> {
     let free = oasis_runtime::heap_usage().map(|u| u.free());
     let (rx, tx) = config
-        .admit(free)
+        .admit(free, pending, start_free)
         .ok_or(NetError::OutOfMemory(config.min_connection_cost()))?;
     let rx = Core::buffer(rx)?;
     let tx = Core::buffer(tx)?;
@@ -153,6 +158,9 @@ pub(crate) struct Core {
     /// never grows past its reservation, so adding a socket never reallocates.
     slots: usize,
     live_sockets: usize,
+    /// Heap bytes free when the stack started (after its reservations), for
+    /// [`NetConfig::admit`]'s pressure point.
+    start_free: usize,
     closing: Vec<Closing>,
     /// Live TCP connections (every TCP socket not in LISTEN state).
     pub(crate) conns: usize,
@@ -163,6 +171,8 @@ pub(crate) struct Core {
     gateway: Option<Ipv4Addr>,
     dns_servers: Vec<Ipv4Addr>,
     config_waiters: Vec<Waker>,
+    /// Resolves the gateway's MAC after configuration (see `neighbor`).
+    probe: GatewayProbe,
     frames: AdapterStats,
     /// The device's IP MTU.
     pub(crate) ip_mtu: usize,
@@ -182,7 +192,15 @@ impl Core {
         if self.live_sockets >= self.slots {
             return Err(NetError::TooManyConnections(self.config.max_connections));
         }
-        new_tcp_socket(&self.config)
+        new_tcp_socket(&self.config, self.pending(), self.start_free)
+    }
+
+    /// Connections admitted by a listener and not yet accepted.
+    fn pending(&self) -> usize {
+        self.listeners
+            .values()
+            .map(|l| l.embryonic.len() + l.ready.len())
+            .sum()
     }
 
     /// Adds a socket to a reserved slot (callers check `live_sockets < slots`).
@@ -416,8 +434,13 @@ impl Core {
             live_sockets,
             slots,
             refusing,
+            start_free,
             ..
         } = self;
+        let mut pending: usize = listeners
+            .values()
+            .map(|l| l.embryonic.len() + l.ready.len())
+            .sum();
         let mut total: usize = listeners.values().map(|l| l.listening.len()).sum();
         // LISTEN sockets become connections: keep no more than the connection limit
         // and the free socket slots allow.
@@ -449,7 +472,7 @@ impl Core {
         }
         for (&port, l) in listeners.iter_mut() {
             while l.listening.len() < target(l) && total < budget {
-                let mut s = match new_tcp_socket(config) {
+                let mut s = match new_tcp_socket(config, pending, *start_free) {
                     Ok(s) => s,
                     Err(e) => {
                         if !core::mem::replace(refusing, true) {
@@ -469,6 +492,7 @@ impl Core {
                 l.listening.push(sockets.add(s));
                 *live_sockets += 1;
                 total += 1;
+                pending += 1; // it will take a connection
             }
         }
         if core::mem::replace(refusing, false) {
@@ -652,6 +676,17 @@ impl Core {
         }
         self.ipv4 = cidr;
         self.gateway = gateway;
+        // Learn the gateway's MAC before readiness is reported (see `neighbor`).
+        if let Some(h) = self.probe.stop() {
+            self.remove_socket(h);
+        }
+        if let (Some(_), Some(gw)) = (cidr, gateway)
+            && self.live_sockets < self.slots
+            && let Ok(s) = GatewayProbe::socket(gw)
+        {
+            let h = self.add_socket(s);
+            self.probe.start(h, gw);
+        }
         if cidr.is_some() {
             self.config_waiters.drain(..).for_each(Waker::wake);
         }
@@ -740,13 +775,17 @@ impl NetHandle {
         Ok(UdpSocket::new(self.clone(), h, port))
     }
 
-    /// Waits until the stack has an IPv4 address (at once when static) and returns it.
+    /// Waits until the stack has an IPv4 address and returns it. With a gateway it
+    /// also waits (up to 1 s) for the
+    /// gateway's MAC, so the first replies to a burst of connections through the
+    /// gateway need no ARP round trip (see `neighbor`).
     pub async fn wait_configured(&self) -> Ipv4Addr {
         poll_fn(|cx| {
             let mut core = self.core.lock();
+            let now = oasis_runtime::now();
             match core.ipv4 {
-                Some(c) => Poll::Ready(c.addr),
-                None => {
+                Some(c) if core.probe.settled(now) => Poll::Ready(c.addr),
+                _ => {
                     if !core.config_waiters.iter().any(|w| w.will_wake(cx.waker())) {
                         core.config_waiters.push(cx.waker().clone());
                     }
@@ -937,6 +976,7 @@ impl<D: NetDevice> Stack<D> {
             refusing: false,
             slots,
             live_sockets: usize::from(dhcp.is_some()),
+            start_free: oasis_runtime::heap_usage().map_or(0, |u| u.free()),
             closing,
             conns: 0,
             next_port: EPHEMERAL_FIRST + seed16 % EPHEMERAL_COUNT,
@@ -946,6 +986,7 @@ impl<D: NetDevice> Stack<D> {
             gateway: None,
             dns_servers: Vec::new(),
             config_waiters: Vec::new(),
+            probe: GatewayProbe::default(),
             frames: AdapterStats::default(),
             ip_mtu: info.mtu,
             config,
@@ -1016,6 +1057,14 @@ impl<D: NetDevice + Send> Poller for Stack<D> {
                 .poll_egress(ts, &mut self.adapter, &mut core.sockets)
         {}
         core.poll_dhcp();
+        // Gateway pre-resolution (see `neighbor`): free the probe once it is done,
+        // report readiness once it is settled.
+        if let Some(h) = core.probe.poll(&core.sockets, now) {
+            core.remove_socket(h);
+        }
+        if core.ipv4.is_some() && core.probe.settled(now) {
+            core.config_waiters.drain(..).for_each(Waker::wake);
+        }
         core.unstick_udp(now);
         // After egress, so an aborted socket's RST has gone out before it is freed.
         core.scan(ts);
@@ -1025,7 +1074,11 @@ impl<D: NetDevice + Send> Poller for Stack<D> {
         if rx_waiting || budget == 0 {
             return Some(now);
         }
-        let at = from_smol(core.iface.poll_at(ts, &core.sockets)?);
+        let at = core.iface.poll_at(ts, &core.sockets).map(from_smol);
+        let at = match (at, core.probe.poll_at(now)) {
+            (Some(a), Some(p)) => a.min(p),
+            (a, p) => a.or(p)?,
+        };
         if at <= now && !self.adapter.can_transmit() {
             // smoltcp wants to send but every buffer is in flight: the device's
             // completion interrupt (or this retry) brings us back.

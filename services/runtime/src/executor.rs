@@ -335,8 +335,10 @@ where
         waker: None,
     }));
     let st = state.clone();
-    let task = async move {
-        let v = future.await;
+    // `map`, not an `async move { future.await; .. }` block: rustc lays out a block's
+    // captured future and the future it awaits side by side, so every such wrapper
+    // doubles the task's size (seen: a 1.4 KiB connection task took 5.6 KiB).
+    let task = futures_util::FutureExt::map(future, move |v| {
         let waker = {
             let mut s = st.lock();
             s.value = Some(v);
@@ -345,7 +347,7 @@ where
         if let Some(w) = waker {
             w.wake();
         }
-    };
+    });
     with_current(|ex| ex.spawn_boxed(Box::pin(task)));
     JoinHandle { state }
 }
