@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod dnsapp;
+pub mod flood;
 pub mod kvapp;
 pub mod nettests;
 pub mod wwwtests;

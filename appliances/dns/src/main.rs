@@ -37,7 +37,7 @@ include!(concat!(env!("OUT_DIR"), "/zones.rs"));
 /// Largest UDP query we read (bigger datagrams are cut here and answered FORMERR).
 const UDP_QUERY_MAX: usize = 4096;
 /// Bytes read from a TCP connection at once.
-const TCP_READ_CHUNK: usize = 4096;
+const TCP_READ_CHUNK: usize = 1024;
 /// Unconsumed bytes one TCP connection may hold: two full 64 KiB messages.
 const TCP_BUFFER_LIMIT: usize = 2 * (oasis_dns::tcp::MAX_MESSAGE + 2);
 /// Response bytes reserved up front; a DNS message never exceeds this (RFC 1035 §4.2.2).
@@ -94,12 +94,13 @@ async fn main(os: Os) -> Result<(), DnsError> {
         "BYTES",
         "largest UDP response (512..=4096; EDNS clients may ask for less)",
     );
-    let max_tcp: usize = args.value_or(
-        "max-tcp",
-        64,
-        "N",
-        "TCP connections served at once; more are reset",
-    );
+    let max_tcp: usize = args
+        .value(
+            "max-tcp",
+            "N",
+            "TCP connections served at once; more are reset (default: as many as the network stack admits)",
+        )
+        .unwrap_or(usize::MAX);
     let idle_secs: u64 = args.value_or(
         "tcp-idle-timeout",
         10,

@@ -21,6 +21,9 @@ pub enum FrameError {
         /// The configured limit.
         limit: usize,
     },
+    /// The allocator could not grow the buffer (the connection should be closed).
+    #[error("out of memory buffering {0} bytes")]
+    OutOfMemory(usize),
     /// A message over [`MAX_MESSAGE`] bytes cannot be framed.
     #[error("message of {0} bytes does not fit a 2-byte length")]
     TooLong(usize),
@@ -74,6 +77,10 @@ impl TcpFramer {
             self.buf.drain(..self.start);
             self.start = 0;
         }
+        // Fallible: a peer's bytes must never abort the kernel.
+        self.buf
+            .try_reserve(data.len())
+            .map_err(|_| FrameError::OutOfMemory(data.len()))?;
         self.buf.extend_from_slice(data);
         Ok(())
     }

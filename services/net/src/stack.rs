@@ -79,6 +79,14 @@ fn new_tcp_socket(
     Ok(s)
 }
 
+/// Connections' worth of heap beyond the reserve below which idle connections are
+/// evicted, so that new clients still find memory while a flood holds the rest.
+const HEADROOM_CONNS: usize = 64;
+/// An accepted connection younger than this is never evicted.
+const EVICT_MIN_AGE: Duration = Duration::from_secs(2);
+/// Idle connections reset per poll at most when under pressure.
+const EVICT_BATCH: u64 = 8;
+
 /// Sockets kept in LISTEN state per port. Each received frame takes at most one,
 /// and the poller refills after every frame, so two absorb any burst of SYNs;
 /// `NetConfig::backlog` bounds the connections waiting for `accept` instead.
@@ -94,6 +102,15 @@ pub(crate) struct Listener {
     /// Established connections waiting for `accept`.
     pub(crate) ready: VecDeque<SocketHandle>,
     pub(crate) wakers: Vec<Waker>,
+}
+
+/// An accepted connection in the eviction queue.
+#[derive(Clone, Copy)]
+struct Accepted {
+    handle: SocketHandle,
+    peer: smoltcp::wire::IpEndpoint,
+    /// When it was accepted, or last found busy.
+    at: SmolInstant,
 }
 
 /// A socket whose owner dropped it, freed by the poller once done.
@@ -123,6 +140,9 @@ pub struct NetStats {
     pub tcp_refused: u64,
     /// Sockets the stack can hold at once (slots reserved at start).
     pub socket_slots: usize,
+    /// Idle accepted connections reset, oldest first, because memory or the
+    /// connection limit ran short (so that new clients are still admitted).
+    pub tcp_evicted: u64,
     /// Frames counted by the device adapter (as of the last poll).
     pub frames: AdapterStats,
 }
@@ -161,6 +181,15 @@ pub(crate) struct Core {
     /// Heap bytes free when the stack started (after its reservations), for
     /// [`NetConfig::admit`]'s pressure point.
     start_free: usize,
+    /// Accepted connections, oldest first, for eviction under memory pressure (see
+    /// [`Core::evict_idle`]). Entries are checked lazily against the socket's peer
+    /// (a freed slot may hold another connection by now); reserved at start.
+    accepted: VecDeque<Accepted>,
+    /// The accepted connections whose sockets still exist: `accepted` may hold
+    /// handles of freed sockets, and smoltcp panics on a lookup of an empty slot.
+    accepted_live: BTreeSet<SocketHandle>,
+    /// Idle connections reset to make room (see [`NetStats::tcp_evicted`]).
+    evicted: u64,
     closing: Vec<Closing>,
     /// Live TCP connections (every TCP socket not in LISTEN state).
     pub(crate) conns: usize,
@@ -351,6 +380,94 @@ impl Core {
         self.sockets.get_mut::<tcp::Socket>(h)
     }
 
+    /// Notes an accepted connection as a candidate for eviction.
+    pub(crate) fn track_accepted(&mut self, handle: SocketHandle, peer: smoltcp::wire::IpEndpoint) {
+        if self.accepted.len() == self.accepted.capacity() {
+            // Full of entries for connections long gone: keep only the live ones.
+            let live = &self.accepted_live;
+            self.accepted.retain(|a| live.contains(&a.handle));
+        }
+        if self.accepted.len() < self.accepted.capacity() {
+            let at = to_smol(oasis_runtime::now());
+            self.accepted.push_back(Accepted { handle, peer, at });
+            self.accepted_live.insert(handle);
+        }
+    }
+
+    /// The state of `h` if it still holds the accepted connection with `peer`.
+    fn still_accepted(
+        &mut self,
+        h: SocketHandle,
+        peer: smoltcp::wire::IpEndpoint,
+    ) -> Option<tcp::State> {
+        if !self.accepted_live.contains(&h) {
+            return None;
+        }
+        let s = self.sockets.get::<tcp::Socket>(h);
+        (s.remote_endpoint() == Some(peer)).then(|| s.state())
+    }
+
+    /// Whether the heap is close enough to its reserve that idle connections should
+    /// make room for new ones: less than room for [`HEADROOM_CONNS`] floor-sized
+    /// connections beyond it. (An explicit connection limit is a hard limit: beyond
+    /// it SYNs get RST, nobody is evicted.)
+    fn under_pressure(&self) -> bool {
+        let headroom = HEADROOM_CONNS * self.config.min_connection_cost();
+        oasis_runtime::heap_usage()
+            .is_some_and(|u| u.free() < self.config.heap_reserve.saturating_add(headroom))
+    }
+
+    /// Under pressure, resets up to [`EVICT_BATCH`] of the oldest accepted
+    /// connections that are idle (established, nothing queued either way), so that a
+    /// flood of idle connections cannot lock new clients out: the flood's oldest
+    /// sockets make room, like an overload manager shortening idle timeouts. Busy
+    /// connections go to the back of the queue. Looks at most `4 * EVICT_BATCH`
+    /// entries per poll.
+    fn evict_idle(&mut self, now: SmolInstant) {
+        if self.accepted.is_empty() || !self.under_pressure() {
+            return;
+        }
+        let young = now - smol_duration(EVICT_MIN_AGE);
+        let mut evicted = 0;
+        for _ in 0..4 * EVICT_BATCH {
+            let Some(a) = self.accepted.pop_front() else {
+                break;
+            };
+            if a.at > young {
+                // Every later entry is younger still: a fresh connection gets the
+                // time to send its request.
+                self.accepted.push_front(a);
+                break;
+            }
+            match self.still_accepted(a.handle, a.peer) {
+                Some(tcp::State::Established) => {
+                    let s = self.sockets.get_mut::<tcp::Socket>(a.handle);
+                    if s.recv_queue() == 0 && s.send_queue() == 0 {
+                        s.abort(); // wakes its reader: the application drops it
+                        evicted += 1;
+                        if evicted == EVICT_BATCH {
+                            break;
+                        }
+                    } else {
+                        self.accepted.push_back(Accepted { at: now, ..a });
+                    }
+                }
+                // Closing: soon gone.
+                Some(_) => self.accepted.push_back(Accepted { at: now, ..a }),
+                None => {}
+            }
+        }
+        if evicted > 0 {
+            if self.evicted == 0 || (self.evicted + evicted).ilog2() > self.evicted.ilog2() {
+                log::warn!(
+                    "net: memory nearly exhausted: reset {} idle connection(s) so far, oldest first",
+                    self.evicted + evicted
+                );
+            }
+            self.evicted += evicted;
+        }
+    }
+
     /// Hands a dropped TCP connection to the poller to finish and free.
     pub(crate) fn retire_tcp(&mut self, h: SocketHandle) {
         self.closing.push(Closing {
@@ -504,22 +621,45 @@ impl Core {
     /// half-open list and refills. Cost: a look at `LISTEN_SPARE` sockets per port.
     fn refill_after_frame(&mut self) {
         let mut taken = false;
-        for l in self.listeners.values_mut() {
+        let Core {
+            listeners,
+            sockets,
+            conns,
+            live_sockets,
+            ..
+        } = self;
+        for l in listeners.values_mut() {
             let Listener {
                 listening,
                 embryonic,
+                ready,
                 ..
             } = l;
             listening.retain(|&h| {
-                if self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen {
-                    true
+                let s = sockets.get::<tcp::Socket>(h);
+                if s.state() == tcp::State::Listen {
+                    return true;
+                }
+                taken = true;
+                // smoltcp hands a segment to the first socket in slot order that
+                // takes it, and a LISTEN socket takes any SYN: a retransmitted SYN
+                // can open a second half-open socket for a connection that already
+                // has one (with another sequence number; the peer's ACK may then
+                // meet the wrong one and get RST). Drop the copy before it sends.
+                let tuple = (s.local_endpoint(), s.remote_endpoint());
+                let dup = embryonic.iter().chain(ready.iter()).any(|&o| {
+                    let o = sockets.get::<tcp::Socket>(o);
+                    (o.local_endpoint(), o.remote_endpoint()) == tuple
+                });
+                if dup {
+                    sockets.remove(h);
+                    *live_sockets -= 1;
                 } else {
                     // Its final state is sorted out by `scan`.
-                    self.conns += 1;
+                    *conns += 1;
                     embryonic.push(h);
-                    taken = true;
-                    false
                 }
+                false
             });
         }
         if taken {
@@ -537,6 +677,7 @@ impl Core {
             udp_ports,
             config,
             live_sockets,
+            accepted_live,
             ..
         } = self;
         let before = (*conns, closing.len());
@@ -609,6 +750,7 @@ impl Core {
             match s.state() {
                 tcp::State::Closed | tcp::State::TimeWait => {
                     sockets.remove(c.handle);
+                    accepted_live.remove(&c.handle);
                     *live_sockets -= 1;
                     *conns -= 1;
                     false
@@ -701,6 +843,7 @@ impl Core {
             udp_dropped: self.udp_dropped,
             tcp_refused: self.tcp_refused,
             socket_slots: self.slots,
+            tcp_evicted: self.evicted,
             frames: self.frames,
         }
     }
@@ -962,6 +1105,10 @@ impl<D: NetDevice> Stack<D> {
         closing
             .try_reserve_exact(slots)
             .map_err(|_| NetError::OutOfMemory(slots * size_of::<Closing>()))?;
+        let mut accepted = VecDeque::new();
+        accepted
+            .try_reserve_exact(slots)
+            .map_err(|_| NetError::OutOfMemory(slots * size_of::<Accepted>()))?;
         let dhcp =
             (config.ipv4.is_none() && config.dhcp).then(|| sockets.add(dhcpv4::Socket::new()));
         let seed16 = (seed ^ (seed >> 16) ^ (seed >> 32) ^ (seed >> 48)) as u16;
@@ -977,6 +1124,9 @@ impl<D: NetDevice> Stack<D> {
             slots,
             live_sockets: usize::from(dhcp.is_some()),
             start_free: oasis_runtime::heap_usage().map_or(0, |u| u.free()),
+            accepted,
+            accepted_live: BTreeSet::new(),
+            evicted: 0,
             closing,
             conns: 0,
             next_port: EPHEMERAL_FIRST + seed16 % EPHEMERAL_COUNT,
@@ -1068,6 +1218,7 @@ impl<D: NetDevice + Send> Poller for Stack<D> {
         core.unstick_udp(now);
         // After egress, so an aborted socket's RST has gone out before it is freed.
         core.scan(ts);
+        core.evict_idle(ts);
         core.rebalance();
         core.frames = self.adapter.stats();
         let rx_waiting = self.adapter.finish();

@@ -63,6 +63,7 @@ impl TcpListener {
                     (Some(local), Some(peer)) => {
                         // The handshake timeout set by the listener ends here.
                         s.set_timeout(None);
+                        core.track_accepted(h, peer);
                         let peer = SocketAddr::from(peer);
                         let stream = TcpStream::new(self.net.clone(), h, local.into(), peer);
                         return Poll::Ready(Ok((stream, peer)));

@@ -311,6 +311,7 @@ fn memory_admission_refuses_at_the_reserve_and_recovers() {
             echo(&mut c, &[i; 100]).await.unwrap();
             conns.push(c);
         }
+        assert_eq!(a.stats().tcp_evicted, 0, "no pressure, no eviction");
         // The heap fills up to the server's reserve: the LISTEN sockets already built
         // (with their buffers) still take connections, then SYNs get RST.
         p.set_heap_free(10 * MIB + 1000);
@@ -335,14 +336,48 @@ fn memory_admission_refuses_at_the_reserve_and_recovers() {
         );
         assert_eq!(a.stats().tcp_refused, refused as u64);
         assert_eq!(a.stats().tcp_listening, 0);
-        for (i, c) in conns.iter_mut().enumerate() {
-            echo(c, &[i as u8; 3000]).await.unwrap();
-        }
         // Memory comes back: connections are admitted again.
         p.set_heap_free(100 * MIB);
         sleep(Duration::from_millis(10)).await;
         let mut c = b.tcp_connect(sa(A, 80)).await.unwrap();
         echo(&mut c, b"again").await.unwrap();
+    });
+}
+
+#[test]
+fn idle_connections_make_room_under_pressure_oldest_first() {
+    let p = TestPlatform::new();
+    block_on(p, async {
+        p.set_heap_free(100 * MIB);
+        let server_cfg = NetConfig {
+            heap_reserve: 10 * MIB,
+            ..static_config(A)
+        };
+        let cost = server_cfg.min_connection_cost();
+        let (a, b) = two_stacks(p, server_cfg, static_config(B));
+        let _server = echo_server(a.tcp_listen(80).unwrap());
+        let mut idle = Vec::new();
+        for i in 0..20u8 {
+            let mut c = b.tcp_connect(sa(A, 80)).await.unwrap();
+            echo(&mut c, &[i; 10]).await.unwrap();
+            idle.push(c);
+        }
+        // Memory gets short, though not exhausted: the oldest idle ones are reset.
+        p.set_heap_free(10 * MIB + 20 * cost);
+        sleep(Duration::from_millis(50)).await;
+        assert_eq!(a.stats().tcp_evicted, 0, "none is old enough yet");
+        sleep(Duration::from_secs(2)).await;
+        let evicted = a.stats().tcp_evicted;
+        assert!((8..=20).contains(&evicted), "evicted {evicted}");
+        let mut buf = [0u8; 4];
+        let first = timeout(Duration::from_secs(1), idle[0].read(&mut buf)).await;
+        assert!(
+            matches!(first, Ok(Err(NetError::ConnectionReset)) | Ok(Ok(0))),
+            "the oldest was reset: {first:?}"
+        );
+        // A new client is admitted while the pressure lasts.
+        let mut c = b.tcp_connect(sa(A, 80)).await.unwrap();
+        echo(&mut c, b"served").await.unwrap();
     });
 }
 

@@ -243,7 +243,9 @@ std::thread_local! {
 
 #[cfg(feature = "std")]
 fn current() -> Option<Arc<Executor>> {
-    CURRENT.with(|c| c.borrow().clone())
+    // `try_with`: destructors that run while the thread's locals are torn down (a
+    // socket dropped with its executor) ask too, and get `None`.
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
 #[cfg(feature = "std")]
