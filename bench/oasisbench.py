@@ -97,6 +97,61 @@ def http_probe(port, host="127.0.0.1"):
     return data.startswith(b"HTTP/1.1 200")
 
 
+def http_concurrent_probe(port, host="127.0.0.1", clients=1000, seconds=60):
+    """`clients` keep-alive connections at once, each sending GET / and reading the
+    whole 200 response: True only if every one is served within `seconds`. The
+    memory floor *under load* is the smallest -m for which this holds."""
+    import resource
+    import selectors
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < clients + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, clients + 1024), hard))
+    sel = selectors.DefaultSelector()
+    state = {}
+    deadline = time.monotonic() + seconds
+    try:
+        for _ in range(clients):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex((host, port))
+            state[s] = bytearray()
+            sel.register(s, selectors.EVENT_WRITE)
+        served = 0
+        while state and time.monotonic() < deadline:
+            for key, ev in sel.select(timeout=1):
+                s = key.fileobj
+                if ev & selectors.EVENT_WRITE:
+                    if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
+                        return False
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    sel.modify(s, selectors.EVENT_READ)
+                    continue
+                try:
+                    chunk = s.recv(65536)
+                except OSError:
+                    return False
+                if not chunk:
+                    return False
+                buf = state[s]
+                buf += chunk
+                head, sep, body = bytes(buf).partition(b"\r\n\r\n")
+                if not sep:
+                    continue
+                if not head.startswith(b"HTTP/1.1 200"):
+                    return False
+                length = next((int(l.split(b":", 1)[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")), None)
+                if length is not None and len(body) >= length:
+                    served += 1
+                    sel.unregister(s)
+                    s.close()
+                    del state[s]
+        return served == clients
+    finally:
+        for s in state:
+            s.close()
+        sel.close()
+
+
 def echo_probe(port, host="127.0.0.1"):
     s = socket.create_connection((host, port), timeout=0.5)
     s.sendall(b"ping")

@@ -103,9 +103,21 @@ impl Guest {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        // A wrapper script written by this process may still be open for writing in a
+        // child another test thread is forking right now: exec then fails with
+        // ETXTBSY until that child has exec'd too. Retry briefly.
+        const ETXTBSY: i32 = 26;
+        let mut tries = 0;
+        let mut child = loop {
+            match cmd.spawn() {
+                Ok(c) => break c,
+                Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("spawning {cmd:?}: {e}"),
+            }
+        };
         let out = child.stdout.take().expect("piped stdout");
         let (tx, rx) = channel();
         std::thread::spawn(move || {

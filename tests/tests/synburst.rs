@@ -214,8 +214,18 @@ fn check_wire(pcap: &Path, guest: Ipv4Addr, console: &str) -> Wire {
     w
 }
 
+/// The two bursts run one at a time: each writes a QEMU wrapper script and executes
+/// it, and a fork in the other test's thread while the script is still open for
+/// writing makes the exec fail with ETXTBSY ("Text file busy"). One at a time also
+/// keeps the bursts from competing for the two CPUs.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn synburst_over_user_networking() {
+    let _one = one_at_a_time();
     let Some(q) = qemu() else { return };
     let dir = std::env::temp_dir().join(format!("oasis-synburst-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -247,6 +257,7 @@ fn synburst_over_user_networking() {
 
 #[test]
 fn synburst_over_a_tap_in_a_namespace() {
+    let _one = one_at_a_time();
     let Some(q) = qemu() else { return };
     if !netns_available(&["python3"]) {
         return;

@@ -35,25 +35,36 @@
 //! poll that changes its socket. When no task is ready the executor sleeps in
 //! `Platform::wait_for_event` until that deadline or the device's interrupt.
 //!
-//! # Memory and limits
+//! # Memory and limits (see also the repository's `docs/overload.md`)
 //!
-//! - Per TCP connection: `tcp_rx_buffer + tcp_tx_buffer` (64 KiB + 64 KiB by
-//!   default) plus ~1 KiB of socket state, allocated when the connection's socket is
-//!   created (a LISTEN socket is created with its buffers, since it becomes the
-//!   connection). Per listening port: [`LISTEN_SPARE`](stack::LISTEN_SPARE) (2)
-//!   such sockets in LISTEN state, refilled after every received frame, so a burst
-//!   of SYNs is absorbed; `backlog` (128) bounds the port's half-open plus
-//!   not-yet-accepted connections (SYNs beyond it get RST).
-//!   Defaults: [`DEFAULT_MAX_CONNECTIONS`](config::DEFAULT_MAX_CONNECTIONS) = 256
-//!   connections ≈ 32 MiB at most; shrink the buffers for many connections (the
-//!   tests run 1000 connections with 2 KiB buffers ≈ 4 MiB).
-//! - Per UDP socket: `udp_rx_buffer + udp_tx_buffer` (64 KiB each) and
-//!   `udp_packets` (64) metadata slots per direction.
+//! - Memory is a budget charged before admission. When the platform measures its
+//!   heap (`oasis_runtime::heap_usage`), every LISTEN socket is built with buffers
+//!   sized by [`NetConfig::admit`] to what is free *now*: full size (`tcp_rx_buffer`
+//!   / `tcp_tx_buffer`) only from the top eighth of the memory free at start, the
+//!   floor (`tcp_buffer_min`, one segment) below it, and no socket at all (so SYNs
+//!   get RST) when even the floor would eat into `heap_reserve`. Connections
+//!   admitted but not yet accepted are charged `conn_overhead` in advance. Unmeasured
+//!   heaps (hosted) get the configured sizes and only the count limits.
+//! - Nothing on the per-connection path grows a collection: the socket set's slots
+//!   (`max_connections` plus a few), the close queue and each port's accept queues
+//!   are reserved, fallibly, when the stack starts or the port is opened.
+//! - Per listening port: [`LISTEN_SPARE`](stack::LISTEN_SPARE) (2) sockets in LISTEN
+//!   state, refilled after every received frame, so a burst of SYNs is absorbed;
+//!   `backlog` bounds the port's half-open plus not-yet-accepted connections (SYNs
+//!   beyond it get RST). A passive open must not stay silent for longer than
+//!   `handshake_timeout` until it is accepted (SYN floods, never-accepted sockets).
+//! - When the free heap nears `heap_reserve` (room for fewer than 64 floor-sized
+//!   connections), the oldest idle accepted connections are reset, eight per poll,
+//!   so an idle flood cannot lock new clients out ([`NetStats::tcp_evicted`]).
 //! - `max_connections` counts every TCP socket not in LISTEN state (half-open,
 //!   waiting for accept, open, closing, outgoing). At the limit the stack keeps no
-//!   LISTEN socket, so a new SYN gets a RST from smoltcp, and `tcp_connect` fails
-//!   with `TooManyConnections`; existing connections are untouched. Allocation
-//!   failure of socket buffers is an error (`OutOfMemory`), never an abort.
+//!   LISTEN socket, so a new SYN gets a RST from smoltcp ([`NetStats::tcp_refused`]
+//!   counts them), and `tcp_connect` fails with `TooManyConnections`; existing
+//!   connections are untouched. Allocation failure of socket buffers is an error
+//!   (`OutOfMemory`), never an abort. The facade derives `max_connections` and the
+//!   reserve from the heap (`oasis::net::Budget`).
+//! - Per UDP socket: `udp_rx_buffer + udp_tx_buffer` (64 KiB each) and
+//!   `udp_packets` (64) metadata slots per direction.
 //! - A dropped stream gets `close_linger` (10 s) to deliver its data and FIN, then
 //!   it is reset; sockets are freed at TIME-WAIT rather than held for 2 MSL.
 //! - UDP datagrams carry at most `mtu - 28` bytes (no IP fragmentation); larger
