@@ -462,7 +462,7 @@ impl NetArgs {
                 .value(
                     "tcp-buffer",
                     "BYTES",
-                    "largest TCP receive and send buffer per connection; under memory pressure new connections get less, down to 1.5 KiB (default: heap / 2048, 16-256 KiB)",
+                    "largest TCP receive and send buffer per connection; under memory pressure new connections get less, down to 1 KiB (default: heap / 2048, 16-256 KiB)",
                 )
                 .unwrap_or_else(|e| usage_error(&e)),
             backlog: p
@@ -476,7 +476,7 @@ impl NetArgs {
                 .value(
                     "tcp-max-connections",
                     "N",
-                    "live TCP connections at most; more get RST (default: as many as fit the heap at 5.6 KiB each after a 1/16 reserve, e.g. 10,900 in 64 MiB; hosted 2048)",
+                    "live TCP connections at most; more get RST (default: as many as fit the heap at 4.6 KiB each after a 1/16 reserve, e.g. 13,000 in 64 MiB; hosted 2048)",
                 )
                 .unwrap_or_else(|e| usage_error(&e)),
         }

@@ -35,8 +35,12 @@ pub const DEFAULT_MAX_BURST: usize = 64;
 /// Smallest TCP or UDP buffer accepted (one full-size segment).
 pub const MIN_SOCKET_BUFFER: usize = 1536;
 /// Default smallest TCP buffer (each way) a connection gets when the heap is under
-/// pressure: one full-size segment, so a connection still works, slowly.
-pub const DEFAULT_TCP_BUFFER_MIN: usize = MIN_SOCKET_BUFFER;
+/// pressure: 1 KiB, below one full-size segment (the peer then sends smaller
+/// segments; slow, but it works), so that an idle connection costs ~5 KiB in all and
+/// 10,000 of them fit in 64 MiB.
+pub const DEFAULT_TCP_BUFFER_MIN: usize = 1024;
+/// Smallest `tcp_buffer_min` accepted.
+pub const MIN_TCP_BUFFER_FLOOR: usize = 512;
 /// Default heap bytes, beyond its buffers, that admission assumes each connection
 /// costs the application (its task and per-connection state). The socket itself lives
 /// in a slot reserved at start.
@@ -272,7 +276,7 @@ impl NetConfig {
         let checks = [
             ("tcp_rx_buffer", self.tcp_rx_buffer, MIN_SOCKET_BUFFER),
             ("tcp_tx_buffer", self.tcp_tx_buffer, MIN_SOCKET_BUFFER),
-            ("tcp_buffer_min", self.tcp_buffer_min, MIN_SOCKET_BUFFER),
+            ("tcp_buffer_min", self.tcp_buffer_min, MIN_TCP_BUFFER_FLOOR),
             ("udp_rx_buffer", self.udp_rx_buffer, MIN_SOCKET_BUFFER),
             ("udp_tx_buffer", self.udp_tx_buffer, MIN_SOCKET_BUFFER),
             ("udp_packets", self.udp_packets, 1),
