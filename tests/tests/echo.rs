@@ -106,3 +106,34 @@ fn hosted_echo_answers_on_loopback() {
     );
     exercise(&g, local(echo_port), local(discard_port), Connect::Together);
 }
+
+/// Network limits that cannot fit the heap are refused at boot with exit 64 and a
+/// message naming the argument, not discovered under load.
+#[test]
+fn limits_that_cannot_fit_the_heap_exit_64() {
+    for (args, needle) in [
+        (
+            "--tcp-max-connections=100000",
+            "--tcp-max-connections=100000",
+        ),
+        ("--tcp-buffer=16777216", "--tcp-buffer=16777216"),
+    ] {
+        let Some(q) = qemu() else { return };
+        let mut v = vm("echo", q);
+        v.mem_mib = 8;
+        v.net = Net::User;
+        v.append = args.into();
+        let mut g = Guest::boot(&v);
+        assert_eq!(
+            g.wait_exit(BOOT_TIMEOUT),
+            oasis_e2e::GuestExit::Status(64),
+            "{args}:\n{}",
+            g.text()
+        );
+        assert!(
+            g.text().contains(needle),
+            "{args}: no {needle:?} in\n{}",
+            g.text()
+        );
+    }
+}
