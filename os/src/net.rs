@@ -54,7 +54,18 @@ impl From<host::HostNetError> for NetError {
     }
 }
 
-/// Runs `$body` on whichever backend `$v` holds.
+impl embedded_io::Error for NetError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        match self {
+            NetError::Stack(e) => embedded_io::Error::kind(e),
+            NetError::Host(e) => crate::platform::host_error_kind(e),
+            NetError::NoDevice | NetError::Device(_) => embedded_io::ErrorKind::NotConnected,
+        }
+    }
+}
+
+/// Runs `$body` on whichever backend `$v` holds (the socket API is one; the backends
+/// are our smoltcp stack and, on hosted, the host's sockets).
 macro_rules! both {
     ($ty:ident, $v:expr, $x:ident => $body:expr) => {
         match $v {
@@ -64,77 +75,87 @@ macro_rules! both {
     };
 }
 
-/// The application's network: create listeners and sockets.
 #[derive(Clone)]
-pub enum Net {
+enum NetBackend {
     Stack(oasis_net::NetHandle),
     Host(host::HostNet),
 }
+
+/// The application's network: create listeners and sockets. Cheap to clone.
+#[derive(Clone)]
+pub struct Net(NetBackend);
 
 // On `kvm` the `Host` variants are uninhabited, so their arms are unreachable there.
 #[allow(unreachable_code)]
 impl Net {
     /// Listens for TCP connections on `port` on every local address.
     pub fn tcp_listen(&self, port: u16) -> Result<TcpListener, NetError> {
-        Ok(match self {
-            Net::Stack(n) => TcpListener::Stack(n.tcp_listen(port)?),
-            Net::Host(n) => TcpListener::Host(n.tcp_listen(port)?),
-        })
+        Ok(TcpListener(match &self.0 {
+            NetBackend::Stack(n) => ListenerBackend::Stack(n.tcp_listen(port)?),
+            NetBackend::Host(n) => ListenerBackend::Host(n.tcp_listen(port)?),
+        }))
     }
 
     /// Binds a UDP socket to `port`.
     pub fn udp_bind(&self, port: u16) -> Result<UdpSocket, NetError> {
-        Ok(match self {
-            Net::Stack(n) => UdpSocket::Stack(n.udp_bind(port)?),
-            Net::Host(n) => UdpSocket::Host(n.udp_bind(port)?),
-        })
+        Ok(UdpSocket(match &self.0 {
+            NetBackend::Stack(n) => UdpBackend::Stack(n.udp_bind(port)?),
+            NetBackend::Host(n) => UdpBackend::Host(n.udp_bind(port)?),
+        }))
     }
 
-    /// Opens a TCP connection.
+    /// Opens a TCP connection. Cancel-safe: dropping the future abandons the attempt.
     pub async fn tcp_connect(&self, addr: SocketAddr) -> Result<TcpStream, NetError> {
-        Ok(match self {
-            Net::Stack(n) => TcpStream::Stack(n.tcp_connect(addr).await?),
-            Net::Host(n) => TcpStream::Host(n.tcp_connect(addr).await?),
-        })
+        Ok(TcpStream(match &self.0 {
+            NetBackend::Stack(n) => StreamBackend::Stack(n.tcp_connect(addr).await?),
+            NetBackend::Host(n) => StreamBackend::Host(n.tcp_connect(addr).await?),
+        }))
     }
 
     /// This host's address (the configured IPv4, or the host bind address).
     pub fn address(&self) -> IpAddr {
-        match self {
-            Net::Stack(n) => n
+        match &self.0 {
+            NetBackend::Stack(n) => n
                 .ipv4()
                 .map_or(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED), |c| {
                     IpAddr::V4(c.addr)
                 }),
-            Net::Host(n) => n.bind_ip(),
+            NetBackend::Host(n) => n.bind_ip(),
         }
     }
 }
 
-/// A listening TCP socket with a backlog.
-pub enum TcpListener {
+enum ListenerBackend {
     Stack(oasis_net::TcpListener),
     Host(host::TcpListener),
 }
 
+/// A listening TCP socket with a backlog. Dropping it stops listening.
+pub struct TcpListener(ListenerBackend);
+
 impl TcpListener {
-    /// Waits for the next connection.
+    /// Waits for the next connection. Cancel-safe: a connection is taken off the
+    /// queue only when the future completes.
     pub async fn accept(&self) -> Result<(TcpStream, SocketAddr), NetError> {
-        Ok(match self {
-            TcpListener::Stack(l) => {
+        Ok(match &self.0 {
+            ListenerBackend::Stack(l) => {
                 let (s, a) = l.accept().await?;
-                (TcpStream::Stack(s), a)
+                (TcpStream(StreamBackend::Stack(s)), a)
             }
-            TcpListener::Host(l) => {
+            ListenerBackend::Host(l) => {
                 let (s, a) = l.accept().await?;
-                (TcpStream::Host(s), a)
+                (TcpStream(StreamBackend::Host(s)), a)
             }
         })
     }
 
     /// The local address.
     pub fn local_addr(&self) -> SocketAddr {
-        both!(TcpListener, self, l => l.local_addr())
+        both!(ListenerBackend, &self.0, l => l.local_addr())
+    }
+
+    fn is_host(&self) -> bool {
+        matches!(self.0, ListenerBackend::Host(_))
     }
 }
 
@@ -166,9 +187,10 @@ pub async fn serve<F, Fut>(
     use core::sync::atomic::{AtomicUsize, Ordering};
 
     // Host sockets have no admission of their own here: keep the stack's default.
-    let max_connections = match listener {
-        TcpListener::Host(_) if max_connections == usize::MAX => DEFAULT_MAX_CONNECTIONS,
-        _ => max_connections,
+    let max_connections = if listener.is_host() && max_connections == usize::MAX {
+        DEFAULT_MAX_CONNECTIONS
+    } else {
+        max_connections
     };
     let active = Arc::new(AtomicUsize::new(0));
     let mut refused: u64 = 0;
@@ -215,59 +237,95 @@ pub async fn serve<F, Fut>(
     }
 }
 
-/// A TCP connection. Dropping it closes gracefully; [`abort`](Self::abort) resets.
-pub enum TcpStream {
+enum StreamBackend {
     Stack(oasis_net::TcpStream),
     Host(host::TcpStream),
 }
 
+/// A TCP connection. Dropping it closes gracefully; [`abort`](Self::abort) resets.
+///
+/// Implements `embedded-io-async`'s `Read` and `Write`, so no_std crates written
+/// against those traits run on it, on every target. [`split`](Self::split) gives a
+/// read half and a write half that can be driven at once (one task `join`ing both).
+///
+/// Cancellation: `read`, `write` and `flush` are cancel-safe (dropping the future
+/// loses no data and queues nothing); `write_all` may have queued part of the buffer
+/// when dropped.
+pub struct TcpStream(StreamBackend);
+
+#[allow(unreachable_code)]
 impl TcpStream {
     /// Reads into `buf`; `Ok(0)` means the peer closed its side.
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
-        Ok(both!(TcpStream, self, s => s.read(buf).await?))
+        self.read_shared(buf).await
+    }
+
+    async fn read_shared(&self, buf: &mut [u8]) -> Result<usize, NetError> {
+        Ok(both!(StreamBackend, &self.0, s => s.read_shared(buf).await?))
     }
 
     /// Writes some of `buf`; returns how much was taken.
     pub async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
-        Ok(both!(TcpStream, self, s => s.write(buf).await?))
+        self.write_shared(buf).await
+    }
+
+    async fn write_shared(&self, buf: &[u8]) -> Result<usize, NetError> {
+        Ok(both!(StreamBackend, &self.0, s => s.write_shared(buf).await?))
     }
 
     /// Writes all of `buf`.
-    pub async fn write_all(&mut self, buf: &[u8]) -> Result<(), NetError> {
-        both!(TcpStream, self, s => s.write_all(buf).await?);
+    pub async fn write_all(&mut self, mut buf: &[u8]) -> Result<(), NetError> {
+        while !buf.is_empty() {
+            let n = self.write_shared(buf).await?;
+            buf = buf.get(n..).unwrap_or_default();
+        }
         Ok(())
     }
 
     /// Waits until everything written has been sent.
     pub async fn flush(&mut self) -> Result<(), NetError> {
-        both!(TcpStream, self, s => s.flush().await?);
+        self.flush_shared().await
+    }
+
+    async fn flush_shared(&self) -> Result<(), NetError> {
+        match &self.0 {
+            StreamBackend::Stack(s) => s.flush_shared().await?,
+            // Host sockets have no user-space send buffer.
+            StreamBackend::Host(_) => {}
+        }
         Ok(())
     }
 
     /// Closes the sending side (FIN); reading still works.
     pub async fn shutdown(&mut self) -> Result<(), NetError> {
-        both!(TcpStream, self, s => s.shutdown().await?);
+        both!(StreamBackend, &mut self.0, s => s.shutdown().await?);
         Ok(())
     }
 
     /// Resets the connection (RST) and drops it.
     pub fn abort(self) {
-        both!(TcpStream, self, s => s.abort())
+        both!(StreamBackend, self.0, s => s.abort())
+    }
+
+    /// Splits the stream into a read half and a write half that borrow it, to read
+    /// and write at once (e.g. `join` a copy in each direction).
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        (ReadHalf(self), WriteHalf(self))
     }
 
     /// The remote address.
     pub fn peer_addr(&self) -> SocketAddr {
-        both!(TcpStream, self, s => s.peer_addr())
+        both!(StreamBackend, &self.0, s => s.peer_addr())
     }
 
     /// The local address.
     pub fn local_addr(&self) -> SocketAddr {
-        both!(TcpStream, self, s => s.local_addr())
+        both!(StreamBackend, &self.0, s => s.local_addr())
     }
 
     /// TCP keepalive probes every `interval` (`None`: off).
     pub fn set_keepalive(&self, interval: Option<Duration>) {
-        both!(TcpStream, self, s => s.set_keepalive(interval))
+        both!(StreamBackend, &self.0, s => s.set_keepalive(interval))
     }
 
     /// An idle timeout: when the connection makes no progress for `timeout`, it
@@ -275,36 +333,108 @@ impl TcpStream {
     /// the pending read or write). `None` (the default) waits forever. For a deadline
     /// on one operation, wrap it in [`oasis::time::timeout`](crate::time::timeout).
     pub fn set_timeout(&self, timeout: Option<Duration>) {
-        both!(TcpStream, self, s => s.set_timeout(timeout))
+        both!(StreamBackend, &self.0, s => s.set_timeout(timeout))
     }
 
     /// Disables Nagle's algorithm when `true`.
     pub fn set_nodelay(&self, nodelay: bool) {
-        both!(TcpStream, self, s => s.set_nodelay(nodelay))
+        both!(StreamBackend, &self.0, s => s.set_nodelay(nodelay))
     }
 }
 
-/// A UDP socket.
-pub enum UdpSocket {
+/// The reading half of a [`TcpStream`] (see [`TcpStream::split`]).
+pub struct ReadHalf<'a>(&'a TcpStream);
+
+/// The writing half of a [`TcpStream`] (see [`TcpStream::split`]).
+pub struct WriteHalf<'a>(&'a TcpStream);
+
+impl ReadHalf<'_> {
+    /// Reads into `buf`; `Ok(0)` means the peer closed its side. Cancel-safe.
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        self.0.read_shared(buf).await
+    }
+}
+
+impl WriteHalf<'_> {
+    /// Writes some of `buf`; returns how much was taken. Cancel-safe.
+    pub async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        self.0.write_shared(buf).await
+    }
+
+    /// Waits until everything written has been sent.
+    pub async fn flush(&mut self) -> Result<(), NetError> {
+        self.0.flush_shared().await
+    }
+}
+
+impl embedded_io::ErrorType for TcpStream {
+    type Error = NetError;
+}
+
+impl embedded_io_async::Read for TcpStream {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        self.read_shared(buf).await
+    }
+}
+
+impl embedded_io_async::Write for TcpStream {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        self.write_shared(buf).await
+    }
+
+    async fn flush(&mut self) -> Result<(), NetError> {
+        self.flush_shared().await
+    }
+}
+
+impl embedded_io::ErrorType for ReadHalf<'_> {
+    type Error = NetError;
+}
+
+impl embedded_io_async::Read for ReadHalf<'_> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        self.0.read_shared(buf).await
+    }
+}
+
+impl embedded_io::ErrorType for WriteHalf<'_> {
+    type Error = NetError;
+}
+
+impl embedded_io_async::Write for WriteHalf<'_> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        self.0.write_shared(buf).await
+    }
+
+    async fn flush(&mut self) -> Result<(), NetError> {
+        self.0.flush_shared().await
+    }
+}
+
+enum UdpBackend {
     Stack(oasis_net::UdpSocket),
     Host(host::UdpSocket),
 }
 
+/// A UDP socket.
+pub struct UdpSocket(UdpBackend);
+
+#[allow(unreachable_code)]
 impl UdpSocket {
-    /// Receives one datagram.
+    /// Receives one datagram. Cancel-safe.
     pub async fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), NetError> {
-        Ok(both!(UdpSocket, self, s => s.recv_from(buf).await?))
+        Ok(both!(UdpBackend, &self.0, s => s.recv_from(buf).await?))
     }
 
     /// Sends one datagram.
     pub async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> Result<(), NetError> {
-        both!(UdpSocket, self, s => s.send_to(buf, addr).await?);
+        both!(UdpBackend, &self.0, s => s.send_to(buf, addr).await?);
         Ok(())
     }
 
     /// The local address.
     pub fn local_addr(&self) -> SocketAddr {
-        both!(UdpSocket, self, s => s.local_addr())
+        both!(UdpBackend, &self.0, s => s.local_addr())
     }
 }
 
@@ -488,8 +618,8 @@ static NET: spin::Once<Net> = spin::Once::new();
 
 /// Our stack's counters, once the network is up on it.
 pub(crate) fn stats() -> Option<oasis_net::NetStats> {
-    match NET.get()? {
-        Net::Stack(h) => Some(h.stats()),
+    match &NET.get()?.0 {
+        NetBackend::Stack(h) => Some(h.stats()),
         #[allow(unreachable_patterns)]
         _ => None,
     }
@@ -543,11 +673,11 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
                 config.tcp_rx_buffer / 1024,
                 config.backlog
             ));
-            Net::Stack(handle)
+            Net(NetBackend::Stack(handle))
         }
         Some(Err(e)) => return Err(e),
         None => match crate::platform::host_net(args.bind) {
-            Some(h) => Net::Host(h),
+            Some(h) => Net(NetBackend::Host(h)),
             None => return Err(NetError::NoDevice),
         },
     };

@@ -223,6 +223,18 @@ pub mod host {
     pub use oasis_hosted::{HostNet, HostNetError, TcpListener, TcpStream, UdpSocket};
 }
 
+/// The `embedded-io` kind of a host-socket error.
+#[cfg(not(target_os = "none"))]
+pub fn host_error_kind(e: &host::HostNetError) -> embedded_io::ErrorKind {
+    embedded_io::Error::kind(e)
+}
+
+/// The `embedded-io` kind of a host-socket error (none exist on `kvm`).
+#[cfg(target_os = "none")]
+pub fn host_error_kind(e: &host::HostNetError) -> embedded_io::ErrorKind {
+    match *e {}
+}
+
 #[cfg(target_os = "none")]
 pub mod host {
     //! Uninhabited stand-ins: values of these types cannot exist on `kvm`.
@@ -268,16 +280,10 @@ pub mod host {
     }
 
     impl TcpStream {
-        pub async fn read(&mut self, _: &mut [u8]) -> Result<usize, HostNetError> {
+        pub async fn read_shared(&self, _: &mut [u8]) -> Result<usize, HostNetError> {
             match *self {}
         }
-        pub async fn write(&mut self, _: &[u8]) -> Result<usize, HostNetError> {
-            match *self {}
-        }
-        pub async fn write_all(&mut self, _: &[u8]) -> Result<(), HostNetError> {
-            match *self {}
-        }
-        pub async fn flush(&mut self) -> Result<(), HostNetError> {
+        pub async fn write_shared(&self, _: &[u8]) -> Result<usize, HostNetError> {
             match *self {}
         }
         pub async fn shutdown(&mut self) -> Result<(), HostNetError> {

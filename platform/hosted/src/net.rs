@@ -468,6 +468,12 @@ impl TcpStream {
     /// Reads what has arrived into `buf`, waiting until something has; `Ok(0)` means
     /// the peer closed its side (or `buf` is empty).
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, HostNetError> {
+        self.read_shared(buf).await
+    }
+
+    /// [`read`](Self::read) through a shared reference: one task may read while
+    /// another writes. Cancel-safe.
+    pub async fn read_shared(&self, buf: &mut [u8]) -> Result<usize, HostNetError> {
         let peer = self.peer;
         io_wait_timeout(&self.inner, Direction::Read, self.timeout(), |mut s| {
             s.read(buf)
@@ -478,6 +484,11 @@ impl TcpStream {
 
     /// Writes some of `buf`, waiting for buffer space; returns how much was taken.
     pub async fn write(&mut self, buf: &[u8]) -> Result<usize, HostNetError> {
+        self.write_shared(buf).await
+    }
+
+    /// [`write`](Self::write) through a shared reference. Cancel-safe.
+    pub async fn write_shared(&self, buf: &[u8]) -> Result<usize, HostNetError> {
         let peer = self.peer;
         io_wait_timeout(&self.inner, Direction::Write, self.timeout(), |s| {
             SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)

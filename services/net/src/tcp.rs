@@ -142,6 +142,13 @@ impl TcpStream {
     /// Reads at least one byte into `buf`, waiting for data; `Ok(0)` once the peer
     /// has closed its side (or when `buf` is empty). `ConnectionReset` after a RST.
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        self.read_shared(buf).await
+    }
+
+    /// [`read`](Self::read) through a shared reference: one task may read while
+    /// another writes (the socket has one waker per direction). Cancel-safe: dropping
+    /// the future loses no data.
+    pub async fn read_shared(&self, buf: &mut [u8]) -> Result<usize, NetError> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -164,6 +171,13 @@ impl TcpStream {
     /// Queues at least one byte of `buf`, waiting for room in the send buffer;
     /// returns how many were queued.
     pub async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        self.write_shared(buf).await
+    }
+
+    /// [`write`](Self::write) through a shared reference (see
+    /// [`read_shared`](Self::read_shared)). Cancel-safe: bytes are queued only when
+    /// the future completes.
+    pub async fn write_shared(&self, buf: &[u8]) -> Result<usize, NetError> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -193,6 +207,11 @@ impl TcpStream {
 
     /// Waits until the peer has acknowledged everything queued.
     pub async fn flush(&mut self) -> Result<(), NetError> {
+        self.flush_shared().await
+    }
+
+    /// [`flush`](Self::flush) through a shared reference.
+    pub async fn flush_shared(&self) -> Result<(), NetError> {
         poll_fn(|cx| {
             let mut core = self.net.core.lock();
             let s = core.tcp(self.handle);
