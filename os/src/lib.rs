@@ -157,6 +157,37 @@ impl Os {
     }
 }
 
+/// The heap's size, use and high-water mark, where the platform measures them
+/// (`kvm`); `None` on hosted.
+pub fn heap_usage() -> Option<oasis_devices::HeapUsage> {
+    oasis_runtime::heap_usage()
+}
+
+/// Whether the heap has `bytes` free beyond the network stack's reserve, so work
+/// that needs that much at once may start (always `true` where the heap is not
+/// measured). For admission control in applications: refuse (e.g. with a 503)
+/// rather than let an allocation fail.
+pub fn heap_has_room(bytes: usize) -> bool {
+    heap_usage().is_none_or(|u| u.free() >= bytes.saturating_add(net::Budget::reserve_for(u.size)))
+}
+
+/// Synchronisation between tasks, from `embassy-sync` (no_std, the embedded
+/// ecosystem's): bounded [`Channel`]s (senders wait while it is full: backpressure,
+/// not unbounded queues), [`Signal`]s (the latest value, e.g. a reply) and an async
+/// [`Mutex`]. `RawMutex` is [`CriticalSectionRawMutex`], which the platform
+/// implements, so values are `Send` and `Sync` and can sit in an `Arc` or a `static`.
+pub mod sync {
+    pub use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+
+    /// A bounded multi-producer, multi-consumer channel of `N` values.
+    pub type Channel<T, const N: usize> =
+        embassy_sync::channel::Channel<CriticalSectionRawMutex, T, N>;
+    /// The latest value signalled; `wait` takes it.
+    pub type Signal<T> = embassy_sync::signal::Signal<CriticalSectionRawMutex, T>;
+    /// An async mutex.
+    pub type Mutex<T> = embassy_sync::mutex::Mutex<CriticalSectionRawMutex, T>;
+}
+
 /// Called by `#[oasis::main]`; not for applications.
 #[doc(hidden)]
 pub mod __private {

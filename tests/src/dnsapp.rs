@@ -7,15 +7,15 @@
 //! missing, and required (panic with the install command) when
 //! `OASIS_REQUIRE_QEMU=1`, as CI sets it.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use oasis_dns::name::Name;
-use oasis_dns::wire::{Class, Edns, Flags, Message, Question, Rtype};
+use oasis_dns::wire::{Class, Rtype};
 use oasis_dns::zone::Zone;
+use oasis_testkit::Rng;
 
 /// The Debian packages that provide the tools these tests use.
 pub const INSTALL_HINT: &str = "sudo apt-get install -y bind9-dnsutils nsd";
@@ -36,8 +36,11 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     found
 }
 
+/// Query bytes, pipelined TCP queries and the printable response summary the
+/// differential tests compare (shared with `lib/dns/tests/nsd_diff.rs`).
+pub use oasis_testkit::dns::{query, read_framed, summary, tcp_ask_many};
 /// A localhost port free for both TCP and UDP (the network tests' picker).
-pub use crate::nettests::free_port;
+pub use oasis_testkit::free_port;
 
 /// The appliance's zone files: `(origin, path)`, origin from the file name `NAME.zone`.
 pub fn zone_files() -> Vec<(String, PathBuf)> {
@@ -152,32 +155,6 @@ pub fn dig(port: u16, name: &str, rtype: &str, extra: &[&str]) -> Dig {
 // ---------------------------------------------------------------------------
 // Raw clients
 
-/// The bytes of one query (RD set, like most stubs), with optional EDNS
-/// `(udp size, DO)`.
-pub fn query(name: &str, qtype: Rtype, edns: Option<(u16, bool)>, id: u16) -> Vec<u8> {
-    let m = Message {
-        id,
-        flags: Flags(Flags::RD),
-        questions: vec![Question {
-            name: Name::parse_text(name, None)
-                .unwrap_or_else(|e| panic!("query name {name:?}: {e}")),
-            qtype,
-            qclass: Class::IN,
-        }],
-        edns: edns.map(|(size, dnssec_ok)| Edns {
-            udp_payload_size: size,
-            ext_rcode: 0,
-            version: 0,
-            dnssec_ok,
-            options: Vec::new(),
-        }),
-        ..Message::default()
-    };
-    let mut out = Vec::new();
-    m.emit(&mut out);
-    out
-}
-
 /// A UDP client bound to localhost that matches responses to queries by ID.
 pub struct UdpClient {
     sock: UdpSocket,
@@ -216,185 +193,11 @@ impl UdpClient {
     }
 }
 
-/// Sends `queries` pipelined on one TCP connection (RFC 7766 §6.2.1.1) and reads
-/// one length-prefixed response per query (`None` where the stream ended first).
-pub fn tcp_ask_many(addr: SocketAddr, queries: &[&[u8]]) -> Vec<Option<Vec<u8>>> {
-    let mut s = TcpStream::connect(addr).expect("tcp connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut all = Vec::new();
-    for q in queries {
-        all.extend_from_slice(&u16::try_from(q.len()).expect("query fits").to_be_bytes());
-        all.extend_from_slice(q);
-    }
-    s.write_all(&all).expect("tcp write");
-    queries.iter().map(|_| read_framed(&mut s)).collect()
-}
-
-/// Reads one length-prefixed message.
-pub fn read_framed(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).ok()?;
-    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    s.read_exact(&mut buf).ok()?;
-    Some(buf)
-}
-
-/// Everything the differential test compares, printable: rcode, opcode, every
-/// header flag, the question (with its case), each section's records sorted
-/// (owner names and RDATA lowercased), and the EDNS fields.
-pub fn summary(resp: &[u8]) -> String {
-    let Ok(m) = Message::parse(resp) else {
-        return format!("unparseable {resp:02x?}\n");
-    };
-    let f = m.flags;
-    let mut s = format!(
-        "rcode={} opcode={} qr={} aa={} tc={} rd={} ra={} ad={} cd={}\n",
-        m.rcode(),
-        f.opcode(),
-        f.has(Flags::QR),
-        f.has(Flags::AA),
-        f.has(Flags::TC),
-        f.has(Flags::RD),
-        f.has(Flags::RA),
-        f.has(Flags::AD),
-        f.has(Flags::CD)
-    );
-    for q in &m.questions {
-        s.push_str(&format!("question {} {} {}\n", q.name, q.qtype, q.qclass));
-    }
-    for (tag, records) in [
-        ("an", &m.answers),
-        ("ns", &m.authority),
-        ("ar", &m.additional),
-    ] {
-        let mut lines: Vec<String> = records
-            .iter()
-            .map(|r| {
-                format!(
-                    "{tag} {} {} {} {} {}",
-                    r.name.to_string().to_ascii_lowercase(),
-                    r.ttl,
-                    r.class,
-                    r.rtype(),
-                    r.rdata.to_string().to_ascii_lowercase()
-                )
-            })
-            .collect();
-        lines.sort();
-        for l in lines {
-            s.push_str(&l);
-            s.push('\n');
-        }
-    }
-    if let Some(e) = &m.edns {
-        s.push_str(&format!(
-            "edns version={} do={} ext_rcode={} size={} options={:02x?}\n",
-            e.version, e.dnssec_ok, e.ext_rcode, e.udp_payload_size, e.options
-        ));
-    }
-    s
-}
-
 // ---------------------------------------------------------------------------
 // NSD
 
-/// A foreground `nsd` on 127.0.0.1 serving `zones`, configured like the engine
-/// (`minimal-responses`, hidden version and identity, and no response rate
-/// limiting: Debian's NSD enables RRL by default, which would answer a fast test
-/// client with TC=1 or not at all). Killed, and its temp
-/// directory removed, on drop (also when a test panics).
-pub struct Nsd {
-    child: Child,
-    dir: PathBuf,
-    pub addr: SocketAddr,
-}
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Nsd {
-    /// Starts NSD on `port` (0: a free one) with `zones` (`(origin, file)`), and
-    /// waits until it answers every zone's SOA. `server_count` NSD processes
-    /// serve (1 for tests; more for benchmarks).
-    pub fn start(nsd: &Path, zones: &[(String, PathBuf)], port: u16, server_count: u32) -> Nsd {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("oasis-dnsapp-nsd-{}-{stamp}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let port = if port == 0 { free_port() } else { port };
-        let d = dir.display();
-        let mut conf = format!(
-            "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  do-ip6: no\n  username: \"\"\n  \
-             chroot: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  \
-             xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  zonelistfile: \"{d}/zone.list\"\n  \
-             logfile: \"{d}/nsd.log\"\n  server-count: {server_count}\n  minimal-responses: yes\n  \
-             hide-version: yes\n  hide-identity: yes\n  verbosity: 1\n  \
-             rrl-ratelimit: 0\n\
-             remote-control:\n  control-enable: no\n"
-        );
-        for (origin, file) in zones {
-            let copy = dir.join(file.file_name().expect("zone file name"));
-            std::fs::copy(file, &copy).expect("copy zone");
-            conf.push_str(&format!(
-                "zone:\n  name: {origin}\n  zonefile: \"{}\"\n",
-                copy.display()
-            ));
-        }
-        let conf_path = dir.join("nsd.conf");
-        std::fs::write(&conf_path, conf).expect("write nsd.conf");
-        let child = Command::new(nsd)
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nsd");
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut nsd = Nsd { child, dir, addr };
-        let client = UdpClient::new(addr);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ready = zones.iter().all(|(origin, _)| {
-                client
-                    .ask(
-                        &query(origin, Rtype::SOA, None, 7),
-                        Duration::from_millis(200),
-                        1,
-                    )
-                    .and_then(|r| Message::parse(&r).ok())
-                    .is_some_and(|m| m.answers.len() == 1)
-            });
-            if ready {
-                return nsd;
-            }
-            let log = || std::fs::read_to_string(nsd.dir.join("nsd.log")).unwrap_or_default();
-            if let Ok(Some(status)) = nsd.child.try_wait() {
-                panic!("nsd exited early with {status}; log:\n{}", log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nsd did not become ready on {addr}; log:\n{}",
-                log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// NSD's process id (its main process; `server_count` children serve).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
+/// A throwaway local NSD (the differential tests' reference server).
+pub use oasis_testkit::dns::Nsd;
 
 // ---------------------------------------------------------------------------
 // Differential corpus
@@ -642,14 +445,8 @@ pub fn mutations(base: &[Case], count: usize, seed: u64) -> Vec<Case> {
         .iter()
         .filter(|c| c.tcp && c.bytes.len() > 12)
         .collect();
-    let mut x = seed | 1;
-    let mut next = move || {
-        // xorshift64*
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
+    let mut rng = Rng::new(seed);
+    let mut next = move || rng.next_u64();
     (0..count)
         .map(|i| {
             let base = pool[next() as usize % pool.len()];

@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::{BOOT_TIMEOUT, Guest, Machine, Net, PortForward, Target, Vm};
 
 // The HTTP client, responses and test data are the www tests' (one implementation).
-pub use crate::nettests::free_port;
 pub use crate::wwwtests::{Client, Response, get, pseudo_random};
+pub use oasis_testkit::free_port;
 
 /// Where this module keeps its images.
 pub fn work_dir() -> PathBuf {

@@ -61,18 +61,9 @@ pub fn work_dir() -> PathBuf {
     d
 }
 
-/// Deterministic bytes (xorshift64*), incompressible enough for a binary file.
+/// Deterministic bytes, incompressible enough for a binary file.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    oasis_testkit::pattern(seed, len)
 }
 
 fn generated_files() -> Vec<(String, Vec<u8>)> {
@@ -221,7 +212,7 @@ pub struct Www {
 /// user networking, and waits for its readiness line. `None`: QEMU missing (skipped).
 pub fn boot_www(mem_mib: u32, append: &str) -> Option<Www> {
     let qemu = crate::qemu()?;
-    let port = crate::nettests::free_port();
+    let port = oasis_testkit::free_port();
     let mut vm = Vm::new(qemu, www_image());
     vm.mem_mib = mem_mib;
     vm.net = Net::User;
@@ -588,7 +579,7 @@ impl Nginx {
                 }
             }
         }
-        let port = crate::nettests::free_port();
+        let port = oasis_testkit::free_port();
         let conf = dir.join("nginx.conf");
         fs::write(&conf, nginx_config(&dir, &root, port)).expect("write nginx.conf");
         let child = Command::new(&bin)

@@ -148,10 +148,16 @@ pub fn parse(req: &Request<'_>, allow_shutdown: bool) -> Result<Op, Reply> {
                     "value larger than 1 MiB\n",
                 ));
             }
-            Ok(Op::Put {
-                key,
-                value: body.to_vec(),
-            })
+            // Fallible: under memory pressure the copy is refused, never an abort.
+            let mut value = Vec::new();
+            value.try_reserve_exact(body.len()).map_err(|_| {
+                refused(
+                    StatusCode::ServiceUnavailable,
+                    "out of memory: try again later\n",
+                )
+            })?;
+            value.extend_from_slice(body);
+            Ok(Op::Put { key, value })
         }
         Method::Delete => Ok(Op::Delete { key }),
         _ => Err(refused(

@@ -37,6 +37,9 @@
 extern crate alloc;
 
 pub mod api;
+// Fuzz-target bodies: compiled only for tests and the fuzz targets (feature
+// `fuzzing`, which the crate's own tests and `fuzz/Cargo.toml` turn on).
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod service;

@@ -2,12 +2,12 @@
 //! owns the [`LogStore`], and [`Store::execute`], which runs a group of operations
 //! with one commit (one flush) for all the writes among them.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::future::poll_fn;
-use core::task::{Poll, Waker};
+
+use oasis::sync::{Channel, Signal};
 
 use oasis_devices::BlockDevice;
 use oasis_storage::{Batch, KvError, KvRead, KvWrite, LogStore, MAX_BATCH_BYTES};
@@ -20,49 +20,34 @@ pub const GROUP_BYTES: usize = MAX_BATCH_BYTES / 2;
 /// Bytes a write adds to a batch besides its key and value (generous).
 const OP_OVERHEAD: usize = 64;
 
-struct ReplySlot {
-    state: spin::Mutex<(Option<Reply>, Option<Waker>)>,
-}
+/// Free heap a read needs before it is started: room for the largest value twice
+/// (the value and the response built from it).
+const READ_HEADROOM: usize = 2 * oasis_storage::MAX_VALUE_LEN;
+
+/// Calls waiting for the store task at most; more callers wait for room (the
+/// connection tasks, and so their clients, are held back instead of a queue growing).
+pub const QUEUE_DEPTH: usize = 64;
 
 /// One operation in the queue and where its answer goes.
 pub struct Call {
     op: Op,
-    slot: Arc<ReplySlot>,
-}
-
-impl Call {
-    fn answer(self, reply: Reply) {
-        let waker = {
-            let mut s = self.slot.state.lock();
-            s.0 = Some(reply);
-            s.1.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-}
-
-#[derive(Default)]
-struct Queue {
-    calls: VecDeque<Call>,
-    waker: Option<Waker>,
+    reply: Arc<Signal<Reply>>,
 }
 
 /// The connection tasks' handle on the store task. Cheap to clone; `Send`.
 #[derive(Clone)]
 pub struct Client {
-    queue: Arc<spin::Mutex<Queue>>,
+    queue: Arc<Channel<Call, QUEUE_DEPTH>>,
 }
 
 /// The store task's end of the channel.
 pub struct Receiver {
-    queue: Arc<spin::Mutex<Queue>>,
+    queue: Arc<Channel<Call, QUEUE_DEPTH>>,
 }
 
 /// A connected client and receiver.
 pub fn channel() -> (Client, Receiver) {
-    let queue = Arc::new(spin::Mutex::new(Queue::default()));
+    let queue = Arc::new(Channel::new());
     (
         Client {
             queue: queue.clone(),
@@ -74,47 +59,26 @@ pub fn channel() -> (Client, Receiver) {
 impl Client {
     /// Sends `op` to the store task and waits for its answer.
     pub async fn call(&self, op: Op) -> Reply {
-        let slot = Arc::new(ReplySlot {
-            state: spin::Mutex::new((None, None)),
-        });
-        let waker = {
-            let mut q = self.queue.lock();
-            q.calls.push_back(Call {
+        let reply = Arc::new(Signal::new());
+        self.queue
+            .send(Call {
                 op,
-                slot: slot.clone(),
-            });
-            q.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-        poll_fn(|cx| {
-            let mut s = slot.state.lock();
-            match s.0.take() {
-                Some(r) => Poll::Ready(r),
-                None => {
-                    s.1 = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await
+                reply: reply.clone(),
+            })
+            .await;
+        reply.wait().await
     }
 }
 
 impl Receiver {
     /// Waits for at least one call, then takes every queued call.
     pub async fn recv_all(&self) -> Vec<Call> {
-        poll_fn(|cx| {
-            let mut q = self.queue.lock();
-            if q.calls.is_empty() {
-                q.waker = Some(cx.waker().clone());
-                Poll::Pending
-            } else {
-                Poll::Ready(q.calls.drain(..).collect())
-            }
-        })
-        .await
+        let first = self.queue.receive().await;
+        let mut calls = alloc::vec![first];
+        while let Ok(c) = self.queue.try_receive() {
+            calls.push(c);
+        }
+        calls
     }
 }
 
@@ -143,11 +107,16 @@ impl<D: BlockDevice> Store<D> {
     /// Serves calls forever.
     pub async fn run(&mut self, rx: &Receiver) {
         loop {
-            let calls = rx.recv_all().await;
-            let ops: Vec<Op> = calls.iter().map(|c| c.op.clone()).collect();
+            // Moved, not cloned: a group may carry megabytes of values.
+            let (ops, answers): (Vec<Op>, Vec<Arc<Signal<Reply>>>) = rx
+                .recv_all()
+                .await
+                .into_iter()
+                .map(|c| (c.op, c.reply))
+                .unzip();
             let replies = self.execute(&ops).await;
-            for (call, reply) in calls.into_iter().zip(replies) {
-                call.answer(reply);
+            for (answer, reply) in answers.into_iter().zip(replies) {
+                answer.signal(reply);
             }
         }
     }
@@ -184,6 +153,12 @@ impl<D: BlockDevice> Store<D> {
                 continue;
             }
             replies[i] = Some(match op {
+                // A value is read into memory whole: refuse when the heap could
+                // not take the largest one (the connection answers 503).
+                Op::Get { .. } if !oasis::heap_has_room(READ_HEADROOM) => Reply::Refused(
+                    oasis::http::StatusCode::ServiceUnavailable,
+                    "out of memory: try again later\n",
+                ),
                 Op::Get { key } => match self.kv.get(key).await {
                     Ok(Some(v)) => Reply::Value(v),
                     Ok(None) => Reply::NotFound,
@@ -285,7 +260,7 @@ mod tests {
     use super::*;
     use core::future::Future;
     use core::pin::pin;
-    use core::task::Context;
+    use core::task::{Context, Poll, Waker};
     use oasis_devices::ramdisk::RamDisk;
 
     fn block_on<F: Future>(f: F) -> F::Output {
@@ -418,7 +393,7 @@ mod tests {
         let ops: Vec<Op> = calls.iter().map(|c| c.op.clone()).collect();
         let replies = block_on(s.execute(&ops));
         for (c, r) in calls.into_iter().zip(replies) {
-            c.answer(r);
+            c.reply.signal(r);
         }
         assert_eq!(a.as_mut().poll(&mut cx), Poll::Ready(Reply::Created));
         assert_eq!(

@@ -19,18 +19,17 @@
 //! connection tasks resolve paths against a shared index, then ask the store task
 //! for the file over a channel and answer with a deferred response.
 
-use alloc::collections::{BTreeSet, VecDeque};
+use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::future::poll_fn;
 use core::net::SocketAddr;
-use core::task::{Poll, Waker};
 
 use oasis::block::Disk;
 use oasis::log::info;
 use oasis::net::TcpStream;
 use oasis::prelude::*;
+use oasis::sync::{Channel, Signal};
 use oasis_http::{
     Connection, Entry, Handler, RESOLVE_BUF_LEN, Request, ResponseWriter, SiteIndex, StatusCode,
     mime, resolve, serve_entry_copied,
@@ -75,58 +74,42 @@ pub struct FileData {
 
 type Answer = Result<FileData, (StatusCode, &'static str)>;
 
+/// Requests waiting for the disk task at most; more connection tasks wait for room.
+const QUEUE_DEPTH: usize = 32;
+
 struct Call {
     key: String,
     with_gzip: bool,
-    slot: Arc<spin::Mutex<(Option<Answer>, Option<Waker>)>>,
+    reply: Arc<Signal<Answer>>,
 }
 
-#[derive(Default)]
-struct Queue {
-    calls: VecDeque<Call>,
-    waker: Option<Waker>,
-}
+type Queue = Channel<Call, QUEUE_DEPTH>;
 
 /// Connection tasks' handle on the store task.
 #[derive(Clone)]
 pub struct Client {
-    queue: Arc<spin::Mutex<Queue>>,
+    queue: Arc<Queue>,
     index: Arc<Index>,
 }
 
 impl Client {
     async fn fetch(&self, key: String, with_gzip: bool) -> Answer {
-        let slot = Arc::new(spin::Mutex::new((None, None)));
-        let waker = {
-            let mut q = self.queue.lock();
-            q.calls.push_back(Call {
+        let reply = Arc::new(Signal::new());
+        self.queue
+            .send(Call {
                 key,
                 with_gzip,
-                slot: slot.clone(),
-            });
-            q.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-        poll_fn(|cx| {
-            let mut s = slot.lock();
-            match s.0.take() {
-                Some(a) => Poll::Ready(a),
-                None => {
-                    s.1 = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await
+                reply: reply.clone(),
+            })
+            .await;
+        reply.wait().await
     }
 }
 
 /// The mounted site: the store (for the main task) and the client (for connections).
 pub struct DiskSite {
     store: TarStore<Disk>,
-    queue: Arc<spin::Mutex<Queue>>,
+    queue: Arc<Queue>,
     /// The connection tasks' handle.
     pub client: Client,
     /// Name of the disk, for the ready line.
@@ -147,7 +130,7 @@ pub async fn mount(disk: Disk) -> Result<Option<DiskSite>, KvError> {
             .map(|k| alloc::format!("/{k}"))
             .collect(),
     };
-    let queue = Arc::new(spin::Mutex::new(Queue::default()));
+    let queue = Arc::new(Queue::new());
     Ok(Some(DiskSite {
         store,
         queue: queue.clone(),
@@ -168,27 +151,9 @@ impl DiskSite {
     /// Answers file requests forever (runs in the main task).
     pub async fn run(self, max_file: u64) {
         loop {
-            let calls: Vec<Call> = poll_fn(|cx| {
-                let mut q = self.queue.lock();
-                if q.calls.is_empty() {
-                    q.waker = Some(cx.waker().clone());
-                    Poll::Pending
-                } else {
-                    Poll::Ready(q.calls.drain(..).collect())
-                }
-            })
-            .await;
-            for call in calls {
-                let answer = self.read(&call.key, call.with_gzip, max_file).await;
-                let waker = {
-                    let mut s = call.slot.lock();
-                    s.0 = Some(answer);
-                    s.1.take()
-                };
-                if let Some(w) = waker {
-                    w.wake();
-                }
-            }
+            let call = self.queue.receive().await;
+            let answer = self.read(&call.key, call.with_gzip, max_file).await;
+            call.reply.signal(answer);
         }
     }
 

@@ -74,16 +74,24 @@
 //! Dropping a driver resets its device first, so DMA stops before its memory is
 //! freed (the memory is leaked if the device never confirms the reset).
 #![cfg_attr(not(test), no_std)]
+// Unsafe code only where the DMA memory and MMIO live (`mem`) and in the two
+// transport constructors that take the platform's word for an address; each has an
+// explicit `#[allow(unsafe_code)]`.
+#![deny(unsafe_code)]
+// Input from devices must never panic the kernel through an unchecked unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 extern crate alloc;
 
 pub mod blk;
+#[allow(unsafe_code)] // volatile MMIO and the DMA allocations
 pub mod mem;
 pub mod net;
 pub mod queue;
 pub mod transport;
 
 #[cfg(test)]
+#[allow(unsafe_code)] // the fake device reads and writes the driver's DMA memory
 mod fake;
 #[cfg(any(test, feature = "test-utils"))]
 #[doc(hidden)]

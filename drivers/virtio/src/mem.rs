@@ -1,4 +1,5 @@
-//! The crate's raw memory: MMIO register windows and DMA allocations (with `queue.rs`, the only `unsafe` here).
+//! The crate's raw memory: MMIO register windows and DMA allocations (the only `unsafe`
+//! code in the crate besides the transports' `unsafe fn` constructors).
 //!
 //! Everything above this module talks to hardware through two safe, bounds-checked
 //! types: [`MmioRegion`] (volatile register access to a window the platform vouched
@@ -145,6 +146,16 @@ impl MmioRegion {
     pub fn write64_split(&self, offset: usize, value: u64) {
         self.write32(offset, value as u32);
         self.write32(offset + 4, (value >> 32) as u32);
+    }
+}
+
+impl oasis_pci::Mmio32 for MmioRegion {
+    fn read32(&self, offset: usize) -> u32 {
+        MmioRegion::read32(self, offset)
+    }
+
+    fn write32(&self, offset: usize, value: u32) {
+        MmioRegion::write32(self, offset, value)
     }
 }
 

@@ -1,76 +1,8 @@
 //! Runs the fuzz targets' bodies on stable: every seed-corpus file, then a few
-//! thousand deterministic mutations of them (xorshift PRNG, no extra crates).
-
-use std::path::Path;
+//! thousand deterministic mutations of them (the shared `oasis-testkit` replay).
 
 use oasis_acpi::fuzzing;
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    files.sort();
-    let seeds: Vec<_> = files
-        .iter()
-        .map(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            (name.unwrap_or_default(), std::fs::read(p).expect("seed"))
-        })
-        .collect();
-    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
-    seeds
-}
-
-fn mutate(rng: &mut XorShift, seed: &[u8], tokens: &[&[u8]]) -> Vec<u8> {
-    let mut v = seed.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(v.len() + 1);
-        match rng.below(6) {
-            0 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] = rng.next() as u8;
-            }
-            1 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] ^= 1 << rng.below(8);
-            }
-            2 => v.truncate(at),
-            3 => {
-                let t = tokens[rng.below(tokens.len())];
-                v.splice(at..at, t.iter().copied());
-            }
-            4 if !v.is_empty() => {
-                let end = (at + rng.below(16)).min(v.len());
-                v.drain(at.min(end)..end);
-            }
-            _ => {
-                let i = rng.below(v.len() + 1);
-                v.insert(i.min(v.len()), rng.next() as u8);
-            }
-        }
-    }
-    v
-}
+use oasis_testkit::corpus::{self, Replay};
 
 /// AML fragments that steer mutations into the interesting paths.
 const TOKENS: &[&[u8]] = &[
@@ -89,52 +21,59 @@ const TOKENS: &[&[u8]] = &[
     b"RSD PTR ",
 ];
 
+fn seeds(target: &str) -> Vec<corpus::Seed> {
+    corpus::seeds(env!("CARGO_MANIFEST_DIR"), target)
+}
+
 #[test]
 fn aml_seeds_yield_devices() {
-    for (name, data) in seeds("aml") {
-        fuzzing::aml(&data);
-        let n = oasis_acpi::virtio_mmio_devices(&data).count();
-        let want = match name.as_str() {
+    for s in seeds("aml") {
+        fuzzing::aml(&s.data);
+        let n = oasis_acpi::virtio_mmio_devices(&s.data).count();
+        let want = match s.name.as_str() {
             "microvm-dsdt.aml" | "microvm-dsdt-body.aml" => 2,
             "firecracker-style.aml" | "method-crs-irq.aml" => 1,
             _ => continue,
         };
-        assert_eq!(n, want, "{name}");
+        assert_eq!(n, want, "{}", s.name);
     }
 }
 
 #[test]
 fn table_seeds_discover_devices() {
-    for (name, data) in seeds("tables") {
-        fuzzing::tables(&data);
-        if name.starts_with("microvm-") {
+    for s in seeds("tables") {
+        fuzzing::tables(&s.data);
+        if s.name.starts_with("microvm-") {
             let mem = fuzzing::SliceMem {
                 base: 0,
-                bytes: &data,
+                bytes: &s.data,
             };
-            let t = oasis_acpi::discover(&mem, Some(0x10)).expect(&name);
-            assert_eq!(t.virtio_mmio.len(), 2, "{name}");
-            assert_eq!(t.io_apics.len(), 2, "{name}");
+            let t = oasis_acpi::discover(&mem, Some(0x10)).expect(&s.name);
+            assert_eq!(t.virtio_mmio.len(), 2, "{}", s.name);
+            assert_eq!(t.io_apics.len(), 2, "{}", s.name);
         }
     }
 }
 
 #[test]
 fn aml_corpus_and_mutations() {
-    let seeds = seeds("aml");
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    for i in 0..6000 {
-        let input = mutate(&mut rng, &seeds[i % seeds.len()].1, TOKENS);
-        fuzzing::aml(&input);
-    }
+    let replay = Replay {
+        mutations: 6000,
+        tokens: TOKENS,
+        noise: 500,
+        ..Replay::default()
+    };
+    replay.run(&seeds("aml"), fuzzing::aml);
 }
 
 #[test]
 fn tables_corpus_and_mutations() {
-    let seeds = seeds("tables");
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
-    for i in 0..6000 {
-        let input = mutate(&mut rng, &seeds[i % seeds.len()].1, TOKENS);
-        fuzzing::tables(&input);
-    }
+    let replay = Replay {
+        rng_seed: 0x2545_F491_4F6C_DD1D,
+        mutations: 6000,
+        tokens: TOKENS,
+        noise: 500,
+        ..Replay::default()
+    };
+    replay.run(&seeds("tables"), fuzzing::tables);
 }

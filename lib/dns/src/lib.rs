@@ -64,6 +64,9 @@
 extern crate alloc;
 
 pub mod catalog;
+// Fuzz-target bodies: compiled only for tests and the fuzz targets (feature
+// `fuzzing`, which the crate's own tests and `fuzz/Cargo.toml` turn on).
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod name;

@@ -12,16 +12,14 @@
 //! (compared case-insensitively: both servers pick the case from different places),
 //! and the DO bit in BADVERS responses (we copy it, RFC 3225 §3; NSD 4.6 clears it).
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oasis_dns::catalog::{Catalog, Transport};
 use oasis_dns::name::Name;
-use oasis_dns::wire::{Class, Edns, Flags, Message, Question, Rtype};
+use oasis_dns::wire::{Class, Rtype};
 use oasis_dns::zone::Zone;
+use oasis_testkit::dns::{Nsd, query, summary, tcp_ask_many, udp_ask};
 
 const DIFF_ZONE: &str = r#"$TTL 3600
 @           IN SOA  ns1 hostmaster ( 2024010101 7200 3600 1209600 600 )
@@ -115,29 +113,6 @@ struct Case {
     tcp: bool,
 }
 
-fn query_bytes(name: &str, qtype: Rtype, edns: Option<(u16, bool)>, id: u16) -> Vec<u8> {
-    let m = Message {
-        id,
-        flags: Flags(Flags::RD),
-        questions: vec![Question {
-            name: Name::parse_text(name, None).expect("corpus name"),
-            qtype,
-            qclass: Class::IN,
-        }],
-        edns: edns.map(|(size, dnssec_ok)| Edns {
-            udp_payload_size: size,
-            ext_rcode: 0,
-            version: 0,
-            dnssec_ok,
-            options: Vec::new(),
-        }),
-        ..Message::default()
-    };
-    let mut out = Vec::new();
-    m.emit(&mut out);
-    out
-}
-
 fn corpus() -> Vec<Case> {
     let mut cases = Vec::new();
     let mut id = 1u16;
@@ -220,7 +195,7 @@ fn corpus() -> Vec<Case> {
     ];
     for name in names {
         for t in types {
-            add(format!("{name} {t}"), query_bytes(name, t, None, id), false);
+            add(format!("{name} {t}"), query(name, t, None, id), false);
             id = id.wrapping_add(1);
         }
     }
@@ -241,7 +216,7 @@ fn corpus() -> Vec<Case> {
         ] {
             add(
                 format!("{name} A{tag}"),
-                query_bytes(name, Rtype::A, edns, id),
+                query(name, Rtype::A, edns, id),
                 false,
             );
             id = id.wrapping_add(1);
@@ -258,12 +233,12 @@ fn corpus() -> Vec<Case> {
         ] {
             add(
                 format!("{name} TXT {edns:?}"),
-                query_bytes(name, Rtype::TXT, edns, id),
+                query(name, Rtype::TXT, edns, id),
                 false,
             );
             add(
                 format!("{name} TXT {edns:?} tcp"),
-                query_bytes(name, Rtype::TXT, edns, id),
+                query(name, Rtype::TXT, edns, id),
                 true,
             );
             id = id.wrapping_add(1);
@@ -279,12 +254,12 @@ fn corpus() -> Vec<Case> {
     ] {
         add(
             format!("{name} A tcp"),
-            query_bytes(name, Rtype::A, None, id),
+            query(name, Rtype::A, None, id),
             true,
         );
         add(
             format!("{name} ANY tcp"),
-            query_bytes(name, Rtype::ANY, None, id),
+            query(name, Rtype::ANY, None, id),
             true,
         );
         id = id.wrapping_add(1);
@@ -293,18 +268,18 @@ fn corpus() -> Vec<Case> {
     for tcp in [false, true] {
         add(
             format!("AXFR tcp={tcp}"),
-            query_bytes("diff.test.", Rtype::AXFR, None, 900),
+            query("diff.test.", Rtype::AXFR, None, 900),
             tcp,
         );
         add(
             format!("IXFR tcp={tcp}"),
-            query_bytes("diff.test.", Rtype::IXFR, None, 901),
+            query("diff.test.", Rtype::IXFR, None, 901),
             tcp,
         );
     }
     // Malformed and unusual queries.
-    let good = query_bytes("diff.test.", Rtype::A, None, 0x4242);
-    let good_edns = query_bytes("diff.test.", Rtype::A, Some((1232, true)), 0x4343);
+    let good = query("diff.test.", Rtype::A, None, 0x4242);
+    let good_edns = query("diff.test.", Rtype::A, Some((1232, true)), 0x4343);
     let mut m = good.clone();
     m[5] = 2;
     add("qdcount 2".into(), m, false);
@@ -365,7 +340,7 @@ fn corpus() -> Vec<Case> {
         (Class(42), "CLASS42"),
     ] {
         for name in ["diff.test.", "nothere.diff.test.", "version.bind."] {
-            let mut m = query_bytes(name, Rtype::TXT, Some((1232, false)), 0x5151);
+            let mut m = query(name, Rtype::TXT, Some((1232, false)), 0x5151);
             let at = 12 + Name::parse_text(name, None).unwrap().as_wire().len() + 2;
             m[at..at + 2].copy_from_slice(&class.0.to_be_bytes());
             add(format!("{name} TXT class {tag}"), m, false);
@@ -379,36 +354,12 @@ fn corpus() -> Vec<Case> {
     cases
 }
 
-/// Kills NSD and removes the temp dir, also when an assertion fails.
-struct NsdGuard {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for NsdGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn find_nsd() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
         .map(|d| d.join("nsd"))
         .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        if port > 1024 && std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 fn zone_text(name: &str) -> String {
@@ -426,155 +377,12 @@ fn zone_text(name: &str) -> String {
 
 const ZONES: [&str; 4] = ["diff.test", "child.diff.test", "other.test", "example.org"];
 
-fn start_nsd(nsd: &Path) -> (NsdGuard, SocketAddr) {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let dir = std::env::temp_dir().join(format!("oasis-dns-nsd-{}-{stamp}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let port = free_port();
-    let d = dir.display();
-    let mut conf = format!(
-        "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  do-ip6: no\n  username: \"\"\n  \
-         chroot: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  \
-         xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  zonelistfile: \"{d}/zone.list\"\n  \
-         logfile: \"{d}/nsd.log\"\n  server-count: 1\n  minimal-responses: yes\n  \
-         hide-version: yes\n  hide-identity: yes\n  verbosity: 1\n\
-         remote-control:\n  control-enable: no\n"
-    );
-    for z in ZONES {
-        std::fs::write(dir.join(format!("{z}.zone")), zone_text(z)).expect("write zone");
-        conf.push_str(&format!(
-            "zone:\n  name: {z}\n  zonefile: \"{d}/{z}.zone\"\n"
-        ));
-    }
-    let conf_path = dir.join("nsd.conf");
-    std::fs::write(&conf_path, conf).expect("write conf");
-    let child = Command::new(nsd)
-        .arg("-d")
-        .arg("-c")
-        .arg(&conf_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nsd");
-    let mut guard = NsdGuard { child, dir };
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    // Ready when it answers the SOA of every zone.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = ZONES.iter().all(|z| {
-            udp_ask(
-                addr,
-                &query_bytes(&format!("{z}."), Rtype::SOA, None, 7),
-                Duration::from_millis(200),
-            )
-            .and_then(|r| Message::parse(&r).ok())
-            .is_some_and(|m| m.answers.len() == 1)
-        });
-        if ready {
-            return (guard, addr);
-        }
-        if let Ok(Some(status)) = guard.child.try_wait() {
-            let log = std::fs::read_to_string(guard.dir.join("nsd.log")).unwrap_or_default();
-            panic!("nsd exited early with {status}; log:\n{log}");
-        }
-        if Instant::now() > deadline {
-            let log = std::fs::read_to_string(guard.dir.join("nsd.log")).unwrap_or_default();
-            panic!("nsd did not become ready on {addr}; log:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn udp_ask(addr: SocketAddr, q: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).ok()?;
-    sock.set_read_timeout(Some(wait)).ok()?;
-    sock.send_to(q, addr).ok()?;
-    let mut buf = vec![0u8; 65535];
-    let (n, _) = sock.recv_from(&mut buf).ok()?;
-    buf.truncate(n);
-    Some(buf)
-}
-
-fn tcp_ask_many(addr: SocketAddr, queries: &[&[u8]]) -> Vec<Option<Vec<u8>>> {
-    let mut s = TcpStream::connect(addr).expect("tcp connect");
-    s.set_read_timeout(Some(Duration::from_secs(3)))
-        .expect("timeout");
-    // Several queries pipelined on one connection (RFC 7766 §6.2.1.1).
-    let mut all = Vec::new();
-    for q in queries {
-        all.extend_from_slice(&(q.len() as u16).to_be_bytes());
-        all.extend_from_slice(q);
-    }
-    s.write_all(&all).expect("tcp write");
-    let mut out = Vec::new();
-    for _ in queries {
-        let mut len = [0u8; 2];
-        if s.read_exact(&mut len).is_err() {
-            out.push(None);
-            continue;
-        }
-        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        out.push(s.read_exact(&mut buf).ok().map(|_| buf));
-    }
-    out
-}
-
-/// Everything we compare, in a printable form.
-fn summary(resp: &[u8]) -> String {
-    let Ok(m) = Message::parse(resp) else {
-        return format!("unparseable {resp:02x?}");
-    };
-    let f = m.flags;
-    let mut s = format!(
-        "rcode={} opcode={} qr={} aa={} tc={} rd={} ra={} ad={} cd={}\n",
-        m.rcode(),
-        f.opcode(),
-        f.has(Flags::QR),
-        f.has(Flags::AA),
-        f.has(Flags::TC),
-        f.has(Flags::RD),
-        f.has(Flags::RA),
-        f.has(Flags::AD),
-        f.has(Flags::CD)
-    );
-    for q in &m.questions {
-        // The question is copied verbatim, so compare it with its case.
-        s.push_str(&format!("question {} {} {}\n", q.name, q.qtype, q.qclass));
-    }
-    for (tag, records) in [
-        ("an", &m.answers),
-        ("ns", &m.authority),
-        ("ar", &m.additional),
-    ] {
-        let mut lines: Vec<String> = records
-            .iter()
-            .map(|r| {
-                format!(
-                    "{tag} {} {} {} {} {}",
-                    r.name.to_string().to_ascii_lowercase(),
-                    r.ttl,
-                    r.class,
-                    r.rtype(),
-                    r.rdata.to_string().to_ascii_lowercase()
-                )
-            })
-            .collect();
-        lines.sort();
-        for l in lines {
-            s.push_str(&l);
-            s.push('\n');
-        }
-    }
-    if let Some(e) = &m.edns {
-        s.push_str(&format!(
-            "edns version={} do={} ext_rcode={} size={} options={:02x?}\n",
-            e.version, e.dnssec_ok, e.ext_rcode, e.udp_payload_size, e.options
-        ));
-    }
-    s
+fn start_nsd(nsd: &Path) -> Nsd {
+    let zones: Vec<(String, String)> = ZONES
+        .iter()
+        .map(|z| (z.to_string(), zone_text(z)))
+        .collect();
+    Nsd::start_with(nsd, &zones, 0, 1)
 }
 
 #[test]
@@ -593,7 +401,8 @@ fn matches_nsd() {
             .unwrap_or_else(|e| panic!("{e}"));
         catalog.add_zone(zone).expect("add zone");
     }
-    let (_guard, addr) = start_nsd(&nsd);
+    let server = start_nsd(&nsd);
+    let addr = server.addr;
 
     let cases = corpus();
     let mut failures = Vec::new();

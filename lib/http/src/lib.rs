@@ -160,6 +160,9 @@ pub mod builder;
 pub mod chunked;
 pub mod connection;
 pub mod date;
+// Fuzz-target bodies: compiled only for tests and the fuzz targets (feature
+// `fuzzing`, which the crate's own tests and `fuzz/Cargo.toml` turn on).
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod limits;

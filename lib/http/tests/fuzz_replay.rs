@@ -7,21 +7,7 @@ use std::path::Path;
 
 use oasis_http::StaticSite;
 use oasis_http::fuzzing;
-
-/// xorshift64*: deterministic, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use oasis_testkit::corpus::{self, Replay};
 
 const INTERESTING: &[&[u8]] = &[
     b"\r\n",
@@ -63,69 +49,22 @@ const INTERESTING: &[&[u8]] = &[
     b"\x80",
 ];
 
-fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
-    let mut data = seed.to_vec();
-    for _ in 0..1 + rng.below(6) {
-        let at = rng.below(data.len() + 1);
-        match rng.below(6) {
-            0 if !data.is_empty() => {
-                let i = rng.below(data.len());
-                data[i] = rng.next() as u8;
-            }
-            1 if !data.is_empty() => {
-                let end = (at + rng.below(16)).min(data.len());
-                data.drain(at.min(end)..end);
-            }
-            2 => {
-                let tok = INTERESTING[rng.below(INTERESTING.len())];
-                data.splice(at..at, tok.iter().copied());
-            }
-            3 if !data.is_empty() => {
-                let start = rng.below(data.len());
-                let end = (start + rng.below(64)).min(data.len());
-                let copy: Vec<u8> = data[start..end].to_vec();
-                data.splice(at..at, copy);
-            }
-            4 => data.truncate(at),
-            _ => {
-                let n = rng.below(8);
-                data.splice(at..at, (0..n).map(|_| rng.next() as u8));
-            }
-        }
-    }
-    data.truncate(8192);
-    data
-}
-
-fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    files.sort();
-    let seeds: Vec<Vec<u8>> = files.iter().map(|p| fs::read(p).expect("seed")).collect();
-    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
-    seeds
-}
-
 fn site() -> StaticSite<'static> {
     let pack: &'static [u8] = Vec::leak(fuzzing::sample_pack());
     StaticSite::parse(pack).expect("sample pack is valid")
 }
 
-fn replay(target: &str, iterations: usize, mut run: impl FnMut(&[u8])) {
-    let seeds = seeds(target);
-    for seed in &seeds {
-        run(seed);
-    }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ target.len() as u64);
-    for _ in 0..iterations {
-        let seed = &seeds[rng.below(seeds.len())];
-        run(&mutate(&mut rng, seed));
-    }
+/// Every seed of `target`, then `mutations` mutations of them (inputs capped at
+/// 8 KiB, like the cargo-fuzz runs).
+fn replay(target: &str, mutations: usize, run: impl FnMut(&[u8])) {
+    let replay = Replay {
+        rng_seed: 0x9E37_79B9_7F4A_7C15 ^ target.len() as u64,
+        mutations,
+        tokens: INTERESTING,
+        max_len: 8192,
+        ..Replay::default()
+    };
+    replay.run(&corpus::seeds(env!("CARGO_MANIFEST_DIR"), target), run);
 }
 
 #[test]
@@ -152,14 +91,17 @@ fn pack_corpus_and_mutations() {
 #[test]
 fn random_bytes_never_panic() {
     let mut site = site();
-    let mut rng = Rng(42);
-    for _ in 0..2000 {
-        let len = rng.below(600);
-        let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        fuzzing::connection(&data, &mut site);
-        fuzzing::conditional(&data, &mut site);
-        fuzzing::pack(&data);
-    }
+    let noise = Replay {
+        rng_seed: 42,
+        mutations: 0,
+        noise: 2000,
+        ..Replay::default()
+    };
+    noise.run(&[] as &[&[u8]], |data| {
+        fuzzing::connection(data, &mut site);
+        fuzzing::conditional(data, &mut site);
+        fuzzing::pack(data);
+    });
 }
 
 #[test]

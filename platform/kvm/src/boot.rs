@@ -1,4 +1,5 @@
-//! PVH entry: the ELF note, the 32→64-bit switch, and the `start_info` reader.
+//! PVH entry: the ELF note, the 32→64-bit switch, and reading `start_info` (parsed
+//! by `oasis-pvh`) out of guest memory.
 //!
 //! A PVH loader (QEMU, Firecracker, Cloud Hypervisor, Xen) reads the
 //! `XEN_ELFNOTE_PHYS32_ENTRY` note and jumps to `pvh_start32` in 32-bit protected
@@ -7,8 +8,7 @@
 //! boot page tables identity-mapping the first 4 GiB with 2 MiB pages, enters long
 //! mode and calls [`crate::kvm_start`] on the boot stack.
 
-use alloc::string::String;
-use alloc::vec::Vec;
+use oasis_pvh::{BootInfo, GuestMemory, PvhError};
 
 /// `XEN_ELFNOTE_PHYS32_ENTRY` (xen/include/public/elfnote.h).
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
@@ -122,123 +122,54 @@ pub fn boot_tsc() -> u64 {
     unsafe { core::ptr::read_volatile(&raw const BOOT_TSC) }
 }
 
-/// `hvm_start_info.magic`.
-const START_INFO_MAGIC: u32 = 0x336e_c578;
-/// E820 type of usable RAM.
-pub const E820_RAM: u32 = 1;
+/// Guest physical memory below 4 GiB, read through the boot identity map.
+pub struct LowMemory(());
 
-/// A region of the physical memory map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemRegion {
-    pub addr: u64,
-    pub size: u64,
-    pub kind: u32,
-}
+/// Guest memory the boot page tables map: the low 4 GiB.
+const LOW_MEMORY_END: u64 = 1 << 32;
 
-/// What the loader told us, copied out of low memory.
-#[derive(Debug)]
-pub struct BootInfo {
-    pub cmdline: String,
-    pub memmap: Vec<MemRegion>,
-    /// Physical address of the ACPI RSDP, 0 when the loader passed none.
-    pub rsdp: u64,
-}
-
-/// Why `start_info` could not be used.
-#[derive(Debug, Clone, Copy)]
-pub enum BootInfoError {
-    BadMagic(u32),
-    NoMemoryMap,
-}
-
-impl core::fmt::Display for BootInfoError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::BadMagic(m) => write!(
-                f,
-                "hvm_start_info magic is {m:#x}, expected {START_INFO_MAGIC:#x}: not booted through PVH?"
-            ),
-            Self::NoMemoryMap => f.write_str(
-                "hvm_start_info carries no memory map (version 0 loader); need version 1",
-            ),
-        }
+impl LowMemory {
+    /// The reader for the loader's data at boot.
+    ///
+    /// # Safety
+    ///
+    /// The low 4 GiB must be identity-mapped and readable for as long as the value
+    /// lives (the boot page tables map them with 2 MiB pages), and no Rust code may
+    /// hold a `&mut` into any of it while [`GuestMemory::read`] runs (at boot only the
+    /// loader's data, the image and the stack live there).
+    pub unsafe fn new() -> Self {
+        Self(())
     }
 }
 
-/// `hvm_start_info` field offsets (start_info.h).
-mod field {
-    pub const MAGIC: usize = 0;
-    pub const VERSION: usize = 4;
-    pub const CMDLINE_PADDR: usize = 24;
-    pub const RSDP_PADDR: usize = 32;
-    pub const MEMMAP_PADDR: usize = 40;
-    pub const MEMMAP_ENTRIES: usize = 48;
-    pub const MEMMAP_ENTRY_SIZE: usize = 24;
+impl GuestMemory for LowMemory {
+    fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), PvhError> {
+        let len = buf.len();
+        // Page 0 is never boot data (and a null pointer is never readable).
+        if paddr == 0
+            || paddr
+                .checked_add(len as u64)
+                .is_none_or(|end| end > LOW_MEMORY_END)
+        {
+            return Err(PvhError::Unreadable { paddr, len });
+        }
+        // SAFETY: `paddr..paddr + len` is non-null and lies below 4 GiB, which `new`'s contract says
+        // is identity-mapped, readable and not mutably borrowed; `buf` is a distinct
+        // Rust allocation, so the ranges do not overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(paddr as usize as *const u8, buf.as_mut_ptr(), len)
+        };
+        Ok(())
+    }
 }
 
-/// Reads `hvm_start_info` at physical address `addr`.
+/// Reads `hvm_start_info` at physical address `addr` and what it points to.
 ///
 /// # Safety
 /// `addr` must be the value the PVH loader passed in EBX, and the low 4 GiB must be
 /// identity-mapped (the boot page tables are).
-pub unsafe fn read_start_info(addr: u64) -> Result<BootInfo, BootInfoError> {
-    let base = addr as usize as *const u8;
-    // SAFETY: the loader placed a valid hvm_start_info at `addr` (caller's contract).
-    let rd32 = |off: usize| unsafe { core::ptr::read_unaligned(base.add(off).cast::<u32>()) };
-    // SAFETY: as above.
-    let rd64 = |off: usize| unsafe { core::ptr::read_unaligned(base.add(off).cast::<u64>()) };
-    let magic = rd32(field::MAGIC);
-    if magic != START_INFO_MAGIC {
-        return Err(BootInfoError::BadMagic(magic));
-    }
-    let version = rd32(field::VERSION);
-    let rsdp = rd64(field::RSDP_PADDR);
-    let mut cmdline = String::new();
-    let cmd = rd64(field::CMDLINE_PADDR);
-    if cmd != 0 {
-        let p = cmd as usize as *const u8;
-        let mut bytes = Vec::new();
-        // Bounded: a command line without a terminator is cut at MAX_CMDLINE + 1,
-        // which the argument parser then rejects as too long.
-        for i in 0..=oasis_bootargs::MAX_CMDLINE {
-            // SAFETY: the loader's NUL-terminated string lies in identity-mapped RAM.
-            let b = unsafe { core::ptr::read(p.add(i)) };
-            if b == 0 {
-                break;
-            }
-            bytes.push(b);
-        }
-        cmdline = String::from_utf8_lossy(&bytes).into_owned();
-    }
-    if version < 1 {
-        return Err(BootInfoError::NoMemoryMap);
-    }
-    let map = rd64(field::MEMMAP_PADDR) as usize as *const u8;
-    let entries = rd32(field::MEMMAP_ENTRIES).min(128) as usize;
-    if map.is_null() || entries == 0 {
-        return Err(BootInfoError::NoMemoryMap);
-    }
-    let mut memmap = Vec::with_capacity(entries);
-    for i in 0..entries {
-        // SAFETY: the loader's memory map has `entries` entries of 24 bytes.
-        let e = unsafe { map.add(i * field::MEMMAP_ENTRY_SIZE) };
-        // SAFETY: as above; fields at offsets 0, 8, 16.
-        let (a, s, t) = unsafe {
-            (
-                core::ptr::read_unaligned(e.cast::<u64>()),
-                core::ptr::read_unaligned(e.add(8).cast::<u64>()),
-                core::ptr::read_unaligned(e.add(16).cast::<u32>()),
-            )
-        };
-        memmap.push(MemRegion {
-            addr: a,
-            size: s,
-            kind: t,
-        });
-    }
-    Ok(BootInfo {
-        cmdline,
-        memmap,
-        rsdp,
-    })
+pub unsafe fn read_start_info(addr: u64) -> Result<BootInfo, PvhError> {
+    // SAFETY: the caller guarantees the boot identity map; nothing else runs yet.
+    let mem = unsafe { LowMemory::new() };
+    BootInfo::read(&mem, addr, oasis_bootargs::MAX_CMDLINE)
 }

@@ -153,3 +153,32 @@ pub fn halt_forever() -> ! {
         unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
     }
 }
+
+/// `critical-section` for the ecosystem's synchronisation crates (the channels in
+/// `oasis::sync`): interrupts off, and back to what they were on release. Task
+/// code already runs with interrupts disabled except inside [`wait_for_interrupt`],
+/// so this is nearly free; it still saves and restores IF for callers that run with
+/// them enabled.
+struct CriticalSection;
+critical_section::set_impl!(CriticalSection);
+
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
+
+// SAFETY: one core; with IF clear nothing else runs until `release`, and `release`
+// restores exactly the state `acquire` saw, so nested sections nest correctly.
+unsafe impl critical_section::Impl for CriticalSection {
+    unsafe fn acquire() -> critical_section::RawRestoreState {
+        let flags: u64;
+        // SAFETY: reads RFLAGS through the stack and clears IF; touches no memory of ours.
+        unsafe { asm!("pushfq", "pop {}", "cli", out(reg) flags, options(nomem)) };
+        flags & RFLAGS_IF != 0
+    }
+
+    unsafe fn release(was_enabled: critical_section::RawRestoreState) {
+        if was_enabled {
+            // SAFETY: interrupts were enabled when the section began (see `acquire`).
+            unsafe { asm!("sti", options(nomem, nostack)) };
+        }
+    }
+}

@@ -139,7 +139,7 @@ fn discover(cmdline: &str) -> Vec<Found> {
         }
     }
     let cfg = PortPciConfig;
-    let mut bars = crate::pci::BarWindows::new(crate::mem::ram_top());
+    let mut bars = oasis_pci::BarWindows::new(crate::mem::ram_top());
     for f in scan(&cfg) {
         let Some(kind) = f
             .virtio_device_type()
@@ -147,7 +147,7 @@ fn discover(cmdline: &str) -> Vec<Found> {
         else {
             continue;
         };
-        crate::pci::assign_bars(&cfg, f.bdf, &mut bars);
+        oasis_pci::assign_bars(&cfg, f.bdf, &mut bars);
         // Map every memory BAR the device's structures use (64-bit BARs may sit
         // above the 4 GiB that boot maps).
         match PciLayout::read(&cfg, f.bdf) {

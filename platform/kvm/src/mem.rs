@@ -1,5 +1,6 @@
 //! Physical memory: the heap (talc over RAM from the PVH memory map) and the final
-//! page tables (identity map, W^X image, guard page below the stack, page 0 unmapped).
+//! page tables (built by `oasis-paging`: identity map, W^X image, guard page below the
+//! stack, page 0 unmapped).
 
 use alloc::boxed::Box;
 use core::alloc::{GlobalAlloc, Layout as AllocLayout};
@@ -9,7 +10,8 @@ use spinning_top::RawSpinlock;
 use talc::TalcLock;
 use talc::source::Manual;
 
-use crate::boot::{E820_RAM, MemRegion};
+use oasis_paging::{FrameAllocator, ImageLayout, PageTables, PagingError, Table, identity_map};
+use oasis_pvh::MemRegion;
 
 #[global_allocator]
 static ALLOCATOR: Counted = Counted {
@@ -102,7 +104,6 @@ const BOOT_ARENA: usize = 16 * 1024;
 static mut BOOT_HEAP: [u8; BOOT_ARENA] = [0; BOOT_ARENA];
 
 const PAGE: u64 = 4096;
-const LARGE: u64 = 2 * 1024 * 1024;
 const GIB: u64 = 1 << 30;
 
 unsafe extern "C" {
@@ -152,7 +153,7 @@ pub fn init_boot_heap() {
 pub fn init_heap(memmap: &[MemRegion]) -> usize {
     let l = layout();
     let mut total = 0;
-    for r in memmap.iter().filter(|r| r.kind == E820_RAM) {
+    for r in memmap.iter().filter(|r| r.is_ram()) {
         let mut start = r.addr;
         let end = r.addr.saturating_add(r.size);
         // Never the image, never below 64 KiB (page 0 stays unmapped, BIOS data).
@@ -188,67 +189,31 @@ pub fn heap_bytes() -> usize {
 
 // ---- page tables ----------------------------------------------------------------
 
-const P: u64 = 1 << 0; // present
-const W: u64 = 1 << 1; // writable
-const PWT: u64 = 1 << 3;
-const PCD: u64 = 1 << 4; // cache disable (MMIO)
-const PS: u64 = 1 << 7; // 2 MiB page in a PD entry
-const NX: u64 = 1 << 63;
-const ADDR: u64 = 0x000f_ffff_ffff_f000;
+/// Page tables live in leaked heap boxes; identity mapping makes a box's address
+/// the physical address the MMU sees.
+struct HeapFrames;
 
-#[repr(C, align(4096))]
-struct Table([u64; 512]);
-
-fn new_table() -> &'static mut Table {
-    Box::leak(Box::new(Table([0; 512])))
-}
-
-fn table_at(entry: u64) -> &'static mut Table {
-    // SAFETY: entries we follow point at tables we allocated with `new_table` (leaked,
-    // so 'static), identity-mapped; single core, callers hold no other reference.
-    unsafe { &mut *((entry & ADDR) as usize as *mut Table) }
-}
-
-struct PageTables {
-    pml4: &'static mut Table,
-}
-
-static ROOT: spinning_top::Spinlock<Option<u64>> = spinning_top::Spinlock::new(None);
-
-impl PageTables {
-    /// The PD covering `addr`, allocating the PDPT/PD on the way.
-    fn pd(&mut self, addr: u64) -> &'static mut Table {
-        let e4 = &mut self.pml4.0[((addr >> 39) & 511) as usize];
-        if *e4 & P == 0 {
-            *e4 = (new_table() as *mut Table as u64) | P | W;
-        }
-        let pdpt = table_at(*e4);
-        let e3 = &mut pdpt.0[((addr >> 30) & 511) as usize];
-        if *e3 & P == 0 {
-            *e3 = (new_table() as *mut Table as u64) | P | W;
-        }
-        table_at(*e3)
-    }
-
-    fn map_large(&mut self, addr: u64, flags: u64) {
-        let pd = self.pd(addr);
-        pd.0[((addr >> 21) & 511) as usize] = (addr & !(LARGE - 1)) | P | PS | flags;
-    }
-
-    /// Maps the 2 MiB region at `base` with 4 KiB pages whose flags come from `f`
-    /// (`None`: not present).
-    fn map_small(&mut self, base: u64, f: impl Fn(u64) -> Option<u64>) {
-        let pt = new_table();
-        for (i, e) in pt.0.iter_mut().enumerate() {
-            let a = base + i as u64 * PAGE;
-            *e = f(a).map_or(0, |fl| a | P | fl);
-        }
-        let pd = self.pd(base);
-        pd.0[((base >> 21) & 511) as usize] = (pt as *mut Table as u64) | P | W;
+impl FrameAllocator for HeapFrames {
+    fn allocate(&mut self) -> Option<(u64, &'static mut Table)> {
+        let t = Box::leak(Box::new(Table::new()));
+        Some((t as *mut Table as u64, t))
     }
 }
 
-/// Builds the final page tables and switches to them:
+/// The live page tables, once [`init_paging`] has switched to them.
+static TABLES: spinning_top::Spinlock<Option<PageTables<HeapFrames>>> =
+    spinning_top::Spinlock::new(None);
+
+fn fatal(e: PagingError) -> ! {
+    use core::fmt::Write;
+    let _ = writeln!(
+        crate::serial::Serial,
+        "oasis: cannot build page tables: {e}"
+    );
+    crate::exit::exit(crate::EXIT_BOOT)
+}
+
+/// Builds the final page tables (`oasis_paging::identity_map`) and switches to them:
 /// - RAM and the rest of the low 4 GiB identity-mapped RW+NX (MMIO holes uncached);
 /// - the image: text RX, rodata R+NX, data/bss/stack RW+NX;
 /// - not present: page 0 (null dereferences fault) and the stack guard page.
@@ -256,62 +221,39 @@ pub fn init_paging(memmap: &[MemRegion]) {
     let l = layout();
     let ram_top = memmap
         .iter()
-        .filter(|r| r.kind == E820_RAM)
-        .map(|r| r.addr.saturating_add(r.size))
+        .filter(|r| r.is_ram())
+        .map(|r| r.end())
         .max()
         .unwrap_or(0);
     RAM_TOP.store(ram_top, core::sync::atomic::Ordering::Relaxed);
     let is_ram = |a: u64| {
         memmap
             .iter()
-            .any(|r| r.kind == E820_RAM && a >= r.addr && a < r.addr.saturating_add(r.size))
+            .any(|r| r.is_ram() && a >= r.addr && a < r.end())
     };
-    let mut pt = PageTables { pml4: new_table() };
-    let top = ram_top.max(4 * GIB).next_multiple_of(LARGE);
-    let small_lo = 0;
-    let small_hi = l.image_end.next_multiple_of(LARGE);
-    let mut a = 0;
-    while a < top {
-        if a >= small_lo && a < small_hi {
-            pt.map_small(a, |p| {
-                if p == 0 || (p >= l.guard && p < l.stack_bottom) {
-                    None
-                } else if p >= l.image_start && p < l.rodata {
-                    Some(0) // text: read + execute
-                } else if p >= l.rodata && p < l.data {
-                    Some(NX) // rodata
-                } else {
-                    Some(W | NX)
-                }
-            });
-        } else {
-            let cache = if is_ram(a) { 0 } else { PCD | PWT };
-            pt.map_large(a, W | NX | cache);
-        }
-        a += LARGE;
-    }
-    let root = pt.pml4 as *mut Table as u64;
+    let image = ImageLayout {
+        image_start: l.image_start,
+        rodata: l.rodata,
+        data: l.data,
+        guard: l.guard,
+        stack_bottom: l.stack_bottom,
+        image_end: l.image_end,
+    };
+    let pt = identity_map(HeapFrames, &image, ram_top, is_ram).unwrap_or_else(|e| fatal(e));
+    let root = pt.root();
     // SAFETY: the new tables map everything the running code touches (image, stack,
     // heap, loader data already copied, MMIO in the low 4 GiB) identically.
     unsafe { core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack)) };
-    *ROOT.lock() = Some(root);
+    *TABLES.lock() = Some(pt);
 }
 
 /// Maps `[addr, addr + len)` (device registers above 4 GiB, e.g. 64-bit PCI BARs)
 /// uncached, RW+NX. Regions below 4 GiB are already mapped.
 pub fn map_mmio(addr: u64, len: u64) {
-    let Some(root) = *ROOT.lock() else { return };
-    let mut pt = PageTables {
-        pml4: table_at(root),
-    };
-    let mut a = addr & !(LARGE - 1);
-    let end = addr.saturating_add(len);
-    while a < end {
-        let pd = pt.pd(a);
-        if pd.0[((a >> 21) & 511) as usize] & P == 0 {
-            pt.map_large(a, W | NX | PCD | PWT);
-        }
-        a += LARGE;
+    let mut tables = TABLES.lock();
+    let Some(pt) = tables.as_mut() else { return };
+    if let Err(e) = pt.map_mmio(addr, len) {
+        fatal(e)
     }
     // SAFETY: reloading CR3 flushes the TLB; the tables only gained mappings.
     unsafe { core::arch::asm!("mov {0}, cr3", "mov cr3, {0}", out(reg) _, options(nostack)) };

@@ -6,14 +6,9 @@
 
 mod harness;
 
-use std::path::PathBuf;
-
+use oasis_testkit::corpus::{self, Replay, length_prefixed as encode};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::*;
-
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/frames")
-}
 
 const US: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
 const PEER: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
@@ -131,58 +126,30 @@ fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
     ]
 }
 
-/// Frames in the harness's input format.
-fn encode(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for f in frames {
-        out.extend_from_slice(&(f.len() as u16).to_be_bytes());
-        out.extend_from_slice(f);
-    }
-    out
-}
-
 #[test]
 fn seed_corpus_replays_without_panic() {
     if std::env::var_os("OASIS_NET_WRITE_CORPUS").is_some() {
-        std::fs::create_dir_all(corpus_dir()).unwrap();
+        let dir = corpus::dir(env!("CARGO_MANIFEST_DIR"), "frames");
+        std::fs::create_dir_all(&dir).unwrap();
         for (name, frames) in seeds() {
-            std::fs::write(corpus_dir().join(name), encode(&frames)).unwrap();
+            std::fs::write(dir.join(name), encode(&frames)).unwrap();
         }
     }
-    let mut n = 0;
-    for entry in std::fs::read_dir(corpus_dir()).expect("seed corpus present") {
-        let data = std::fs::read(entry.unwrap().path()).unwrap();
-        harness::run(&data);
-        n += 1;
+    let seeds = corpus::seeds(env!("CARGO_MANIFEST_DIR"), "frames");
+    assert!(seeds.len() >= 5, "only {} seed files", seeds.len());
+    for s in &seeds {
+        harness::run(&s.data);
     }
-    assert!(n >= 5, "only {n} seed files");
 }
 
 #[test]
 fn random_and_mutated_inputs_do_not_panic() {
-    let mut state = 0x0DDB_1A5E_5BAD_5EEDu64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
     let bases: Vec<Vec<u8>> = seeds().into_iter().map(|(_, f)| encode(&f)).collect();
-    for i in 0..3000 {
-        let input = if i % 4 == 0 {
-            let len = (next() % 600) as usize;
-            (0..len).map(|_| next() as u8).collect()
-        } else {
-            let mut v = bases[i % bases.len()].clone();
-            for _ in 0..1 + next() % 8 {
-                let at = (next() % v.len() as u64) as usize;
-                v[at] = next() as u8;
-            }
-            if next() % 8 == 0 {
-                v.truncate((next() % v.len() as u64) as usize);
-            }
-            v
-        };
-        harness::run(&input);
-    }
+    let replay = Replay {
+        rng_seed: 0x0DDB_1A5E_5BAD_5EED,
+        mutations: 2250,
+        noise: 750,
+        ..Replay::default()
+    };
+    replay.run(&bases, harness::run);
 }

@@ -4,33 +4,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use common::harness::run;
 use common::{Rng, block_on};
 use oasis_devices::ramdisk::RamDisk;
-use oasis_storage::{Batch, KvRead, KvWrite, LogStore, TarStore};
-
-/// The fuzz target's body.
-fn run(data: &[u8]) {
-    let mut image = data.to_vec();
-    image.resize(image.len().max(16 * 512), 0);
-    if let Ok(mut store) = block_on(LogStore::mount(RamDisk::from_image(&image, 512))) {
-        for key in store.list("") {
-            let _ = block_on(store.get(&key));
-        }
-        let _ = block_on(store.set("fuzz", b"value"));
-        let _ = block_on(LogStore::mount(store.into_device()));
-    }
-    if let Ok(store) = block_on(TarStore::mount(RamDisk::from_image(data, 512))) {
-        for key in store.list("") {
-            let _ = block_on(store.get(&key));
-            let _ = block_on(store.digest(&key));
-        }
-    }
-}
+use oasis_storage::{Batch, KvRead, KvWrite, LogStore};
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/mount")
+    oasis_testkit::corpus::dir(env!("CARGO_MANIFEST_DIR"), "mount")
 }
 
 /// A small LogStore image with a few commits, one compaction and a tail.
@@ -63,9 +45,9 @@ fn write_seed_corpus() {
 
 #[test]
 fn seeds_and_mutations_never_panic() {
-    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(corpus_dir())
-        .unwrap()
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+    let mut seeds: Vec<Vec<u8>> = oasis_testkit::corpus::seeds(env!("CARGO_MANIFEST_DIR"), "mount")
+        .into_iter()
+        .map(|s| s.data)
         .collect();
     assert!(seeds.len() >= 2, "seed corpus missing");
     seeds.push(log_image());
@@ -73,13 +55,13 @@ fn seeds_and_mutations_never_panic() {
     for s in &seeds {
         run(s);
     }
-    let mut rng = Rng(0xfeed_f00d_1234_5678);
+    let mut rng = Rng::new(0xfeed_f00d_1234_5678);
     for i in 0..2500 {
         let mut data = seeds[i % seeds.len()].clone();
         for _ in 0..1 + rng.below(6) {
             let at = rng.below(data.len() as u64) as usize;
             match rng.below(4) {
-                0 => data[at] = rng.next() as u8,
+                0 => data[at] = rng.next_u64() as u8,
                 1 => data[at] ^= 1 << rng.below(8),
                 2 => data.truncate(at.max(1)),
                 _ => {
@@ -104,7 +86,7 @@ fn mutated_log_images_mount_right_or_report() {
     let image = log_image();
     let full = block_on(LogStore::mount(RamDisk::from_image(&image, 512))).unwrap();
     let keys = full.list("");
-    let mut rng = Rng(77);
+    let mut rng = Rng::new(77);
     for _ in 0..1500 {
         let mut data = image.clone();
         let at = rng.below(data.len() as u64) as usize;

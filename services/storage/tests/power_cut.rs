@@ -27,7 +27,7 @@ enum Step {
 type Model = BTreeMap<String, Vec<u8>>;
 
 fn workload() -> Vec<Step> {
-    let mut rng = Rng(0x0a51_5000_dead_beef);
+    let mut rng = Rng::new(0x0a51_5000_dead_beef);
     let key = |rng: &mut Rng| format!("key/{}", rng.below(12));
     let value = |rng: &mut Rng, i: usize| {
         let len = 1 + rng.below(300) as usize;
@@ -216,13 +216,13 @@ fn every_torn_write_cut_recovers() {
 /// that one crash leaves behind and a later recovery or compaction trips over.
 fn repeated_cuts(seed: u64, torn: bool) {
     let steps = workload();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut model = Model::new();
     let mut store = fresh();
     let mut i = 0;
     let mut cuts = 0;
     while i < steps.len() {
-        store.device().set_torn_writes(torn.then(|| rng.next()));
+        store.device().set_torn_writes(torn.then(|| rng.next_u64()));
         let k = Some(rng.below(25));
         if rng.below(2) == 0 {
             store.device().fail_after_writes(k);

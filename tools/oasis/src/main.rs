@@ -6,7 +6,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use oasis_cli::build::{self, BuildRequest, Target};
+use oasis_cli::deploy::{self as dep, Virsh};
+use oasis_cli::package::{Engine, VmOptions};
 use oasis_cli::qemu::{self, Disk, GuestExit, Machine, Net, PortForward, Vm};
+
+/// Where `deploy` can put an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DeployTarget {
+    Libvirt,
+}
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +61,47 @@ enum Cmd {
         /// Arguments for the application (its command line on kvm).
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Write an app's artefacts for other engines next to its release image.
+    Package {
+        app: String,
+        /// Engines to write for (repeatable; default: all).
+        #[arg(long = "for", value_enum)]
+        engines: Vec<Engine>,
+        #[command(flatten)]
+        vm: VmOptions,
+    },
+    /// Build, package, define and start an app on libvirt; prints its address.
+    Deploy {
+        app: String,
+        /// The engine (only libvirt can be driven from here).
+        #[arg(long, value_enum, default_value = "libvirt")]
+        to: DeployTarget,
+        /// libvirt connection URI (default: $OASIS_LIBVIRT_URI, else qemu:///system).
+        #[arg(long)]
+        connect: Option<String>,
+        #[command(flatten)]
+        vm: VmOptions,
+    },
+    /// Power off a deployed VM (`--remove` also undefines it).
+    Stop {
+        name: String,
+        #[arg(long)]
+        connect: Option<String>,
+        #[arg(long)]
+        remove: bool,
+    },
+    /// A deployed VM's state and address.
+    Status {
+        name: String,
+        #[arg(long)]
+        connect: Option<String>,
+    },
+    /// A deployed VM's console output.
+    Logs {
+        name: String,
+        #[arg(long)]
+        connect: Option<String>,
     },
     /// Make a raw disk image for `--disk`.
     Image {
@@ -120,6 +169,120 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 quiet: false,
             })?;
             println!("{}", path.display());
+            Ok(0)
+        }
+        Cmd::Package { app, engines, vm } => {
+            let engines = if engines.is_empty() {
+                Engine::ALL.to_vec()
+            } else {
+                engines
+            };
+            let image = build_release(&app)?;
+            for engine in engines {
+                let spec = vm.spec(&app, &image, engine)?;
+                let dir = image.parent().context("image has no directory")?;
+                let path = spec
+                    .write(engine, dir)
+                    .with_context(|| format!("packaging {app} for {}", engine.name()))?;
+                eprintln!("oasis: wrote {} for {}", path.display(), engine.name());
+                println!("{}", path.display());
+            }
+            Ok(0)
+        }
+        Cmd::Deploy {
+            app,
+            to: DeployTarget::Libvirt,
+            connect,
+            vm,
+        } => {
+            if Virsh::find().is_none() {
+                anyhow::bail!("{}", dep::DeployError::NoVirsh);
+            }
+            let virsh = Virsh::new(connect);
+            let image = build_release(&app)?;
+            let spec = vm.spec(&app, &image, Engine::Libvirt)?;
+            let dir = image.parent().context("image has no directory")?;
+            let xml = spec.write(Engine::Libvirt, dir)?;
+            // A redeploy replaces the domain (a definition without the old UUID
+            // cannot be defined over it).
+            if let Some(state) = virsh.state(&spec.name) {
+                eprintln!("oasis: replacing {} ({state})", spec.name);
+                if state != "shut off" {
+                    virsh.destroy(&spec.name)?;
+                }
+                virsh.undefine(&spec.name)?;
+            }
+            virsh.define(&xml)?;
+            // QEMU truncates the console file when it opens it; start from empty.
+            let _ = std::fs::remove_file(&spec.console_log);
+            virsh.start(&spec.name)?;
+            eprintln!(
+                "oasis: started {} on {} ({}); waiting for it to be ready",
+                spec.name, virsh.uri, spec.net
+            );
+            let line = dep::wait_for_line(
+                &virsh,
+                &spec.name,
+                &spec.console_log,
+                "ready",
+                0,
+                std::time::Duration::from_secs(60),
+            )?;
+            eprintln!("oasis: {line}");
+            let console = dep::read_console(&spec.console_log)?;
+            for p in &spec.ports {
+                println!("127.0.0.1:{} -> guest port {}", p.host, p.guest);
+            }
+            match dep::address(&console) {
+                Some(a) => println!("{a}"),
+                None => eprintln!(
+                    "oasis: the console names no address yet: `cargo oasis logs {}`",
+                    spec.name
+                ),
+            }
+            Ok(0)
+        }
+        Cmd::Stop {
+            name,
+            connect,
+            remove,
+        } => {
+            let virsh = Virsh::new(connect);
+            match virsh.state(&name).as_deref() {
+                None => anyhow::bail!("no domain `{name}` on {}", virsh.uri),
+                Some("shut off") => {}
+                Some(_) => virsh.destroy(&name)?,
+            }
+            if remove {
+                virsh.undefine(&name)?;
+            }
+            eprintln!(
+                "oasis: {name} stopped{}",
+                if remove { " and removed" } else { "" }
+            );
+            Ok(0)
+        }
+        Cmd::Status { name, connect } => {
+            let virsh = Virsh::new(connect);
+            let Some(state) = virsh.state(&name) else {
+                println!("{name}: not defined on {}", virsh.uri);
+                return Ok(3);
+            };
+            let addr = virsh
+                .console_log(&name)
+                .and_then(|p| dep::read_console(&p))
+                .ok()
+                .and_then(|c| dep::address(&c));
+            match addr {
+                Some(a) if state == "running" => println!("{name}: {state} at {a}"),
+                _ => println!("{name}: {state}"),
+            }
+            Ok(if state == "running" { 0 } else { 3 })
+        }
+        Cmd::Logs { name, connect } => {
+            let virsh = Virsh::new(connect);
+            let path = virsh.console_log(&name)?;
+            print!("{}", dep::read_console(&path)?);
             Ok(0)
         }
         Cmd::Image { kind } => {
@@ -283,6 +446,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit.code().clamp(0, 255) as u8)
         }
     }
+}
+
+/// Builds `app`'s release kvm image (what `package` and `deploy` ship).
+fn build_release(app: &str) -> anyhow::Result<std::path::PathBuf> {
+    build::check_app(app)?;
+    eprintln!("oasis: building {app} for kvm (release)");
+    build::build(&BuildRequest {
+        app: app.into(),
+        target: Target::Kvm,
+        release: true,
+        env: vec![],
+        quiet: false,
+    })
 }
 
 fn profile(release: bool) -> &'static str {

@@ -3,7 +3,7 @@
 
 use alloc::string::{String, ToString};
 
-use super::{InterruptAck, Isr, Transport, TransportError};
+use super::{FeatureRegs, InterruptAck, Isr, Transport, TransportError};
 use crate::mem::MmioRegion;
 use crate::queue::QueueAddrs;
 
@@ -246,6 +246,7 @@ impl MmioTransport {
     /// (uncached) that nothing else accesses, for the rest of the program; probing
     /// reads it, so it must be a window where a virtio-mmio device may live (a VMM's
     /// MMIO hole), not RAM.
+    #[allow(unsafe_code)] // the caller vouches for the window; wraps it as MMIO
     pub unsafe fn new(window: MmioWindow) -> Result<Self, ProbeError> {
         let (Ok(base), Ok(size)) = (usize::try_from(window.base), usize::try_from(window.size))
         else {
@@ -314,6 +315,7 @@ impl MmioTransport {
 /// # Safety
 ///
 /// Every window must satisfy [`MmioTransport::new`]'s contract.
+#[allow(unsafe_code)] // forwards `MmioTransport::new`'s contract
 pub unsafe fn probe(
     windows: impl IntoIterator<Item = MmioWindow>,
 ) -> impl Iterator<Item = MmioTransport> {
@@ -323,25 +325,25 @@ pub unsafe fn probe(
     })
 }
 
+/// The feature registers (virtio 1.2 §4.2.2).
+const FEATURES: FeatureRegs = FeatureRegs {
+    device_select: reg::DEVICE_FEATURES_SEL,
+    device: reg::DEVICE_FEATURES,
+    driver_select: reg::DRIVER_FEATURES_SEL,
+    driver: reg::DRIVER_FEATURES,
+};
+
 impl Transport for MmioTransport {
     fn device_id(&self) -> u32 {
         self.device_id
     }
 
     fn device_features(&mut self) -> u64 {
-        self.regs.write32(reg::DEVICE_FEATURES_SEL, 0);
-        let lo = self.regs.read32(reg::DEVICE_FEATURES);
-        self.regs.write32(reg::DEVICE_FEATURES_SEL, 1);
-        let hi = self.regs.read32(reg::DEVICE_FEATURES);
-        u64::from(lo) | (u64::from(hi) << 32)
+        FEATURES.read_device(&self.regs)
     }
 
     fn set_driver_features(&mut self, features: u64) {
-        self.regs.write32(reg::DRIVER_FEATURES_SEL, 0);
-        self.regs.write32(reg::DRIVER_FEATURES, features as u32);
-        self.regs.write32(reg::DRIVER_FEATURES_SEL, 1);
-        self.regs
-            .write32(reg::DRIVER_FEATURES, (features >> 32) as u32);
+        FEATURES.write_driver(&self.regs, features)
     }
 
     fn status(&self) -> u8 {
@@ -525,6 +527,7 @@ mod tests {
         assert_eq!(firecracker_windows(3).last().unwrap().base, 0xd000_2000);
     }
 
+    #[allow(unsafe_code)]
     fn fake_regs(words: &mut [u32]) -> MmioRegion {
         // SAFETY: test backing memory, alive for the test and accessed only via the region.
         unsafe { MmioRegion::new(words.as_mut_ptr() as usize, words.len() * 4) }

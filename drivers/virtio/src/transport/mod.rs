@@ -312,6 +312,40 @@ pub fn finish_init<T: Transport>(t: &mut T) {
     t.set_status(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK);
 }
 
+/// Where a transport keeps its feature words: two 32-bit windows onto the 64 device
+/// and the 64 driver feature bits, each with a select register choosing the half
+/// (virtio 1.2 §4.1.4.3 common configuration, §4.2.2 MMIO registers).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FeatureRegs {
+    /// `device_feature_select` / `DeviceFeaturesSel`.
+    pub device_select: usize,
+    /// `device_feature` / `DeviceFeatures`.
+    pub device: usize,
+    /// `driver_feature_select` / `DriverFeaturesSel`.
+    pub driver_select: usize,
+    /// `driver_feature` / `DriverFeatures`.
+    pub driver: usize,
+}
+
+impl FeatureRegs {
+    /// All 64 feature bits the device offers: selects half 0, then half 1.
+    pub fn read_device(&self, regs: &crate::mem::MmioRegion) -> u64 {
+        regs.write32(self.device_select, 0);
+        let lo = regs.read32(self.device);
+        regs.write32(self.device_select, 1);
+        let hi = regs.read32(self.device);
+        u64::from(lo) | (u64::from(hi) << 32)
+    }
+
+    /// Writes the 64 feature bits the driver accepts, low half first.
+    pub fn write_driver(&self, regs: &crate::mem::MmioRegion, features: u64) {
+        regs.write32(self.driver_select, 0);
+        regs.write32(self.driver, features as u32);
+        regs.write32(self.driver_select, 1);
+        regs.write32(self.driver, (features >> 32) as u32);
+    }
+}
+
 /// Tells the device the driver gave up on it (sets FAILED).
 pub fn fail<T: Transport>(t: &mut T) {
     let s = t.status();

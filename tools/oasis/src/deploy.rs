@@ -1,0 +1,231 @@
+//! `cargo oasis deploy --to libvirt` and its `stop`/`status`/`logs`: drives libvirt
+//! through `virsh` (the client every libvirt host has), finds a deployed VM's serial
+//! log from its live definition, and reads the guest's readiness line from it.
+//! The libvirt end-to-end test drives VMs through this module too.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// The connection `deploy` uses unless `--connect` or `OASIS_LIBVIRT_URI` says
+/// otherwise: the system instance, where bridges and networks live.
+pub const DEFAULT_URI: &str = "qemu:///system";
+
+/// The Debian packages that provide libvirt with QEMU.
+pub const INSTALL_HINT: &str =
+    "sudo apt-get install -y libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients";
+
+/// What went wrong talking to libvirt.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("`virsh` is not installed ({INSTALL_HINT})")]
+    NoVirsh,
+    #[error("`virsh {args}` failed: {message}")]
+    Virsh { args: String, message: String },
+    #[error("domain `{0}` has no serial console written to a file (not deployed by cargo oasis?)")]
+    NoConsoleLog(String),
+    #[error("reading {path}: {why}")]
+    Read { path: PathBuf, why: String },
+    #[error(
+        "domain `{name}` did not print a readiness line within {secs} s; its console so far:\n{console}"
+    )]
+    NotReady {
+        name: String,
+        secs: u64,
+        console: String,
+    },
+    #[error("domain `{name}` stopped before it was ready; its console:\n{console}")]
+    Stopped { name: String, console: String },
+}
+
+/// `virsh -c URI …`.
+#[derive(Debug, Clone)]
+pub struct Virsh {
+    pub uri: String,
+}
+
+impl Virsh {
+    /// A client for `uri` (`None`: `OASIS_LIBVIRT_URI`, else [`DEFAULT_URI`]).
+    pub fn new(uri: Option<String>) -> Virsh {
+        let uri = uri
+            .or_else(|| std::env::var("OASIS_LIBVIRT_URI").ok())
+            .unwrap_or_else(|| DEFAULT_URI.into());
+        Virsh { uri }
+    }
+
+    /// `virsh` on PATH.
+    pub fn find() -> Option<PathBuf> {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|d| d.join("virsh"))
+            .find(|p| p.is_file())
+    }
+
+    /// Runs `virsh ARGS`; its stdout on success.
+    pub fn run(&self, args: &[&str]) -> Result<String, DeployError> {
+        let virsh = Self::find().ok_or(DeployError::NoVirsh)?;
+        let out = Command::new(virsh)
+            .args(["-q", "-c", &self.uri])
+            .args(args)
+            .output()
+            .map_err(|e| DeployError::Virsh {
+                args: args.join(" "),
+                message: e.to_string(),
+            })?;
+        if !out.status.success() {
+            return Err(DeployError::Virsh {
+                args: args.join(" "),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Defines (or redefines) the domain in `xml`.
+    pub fn define(&self, xml: &Path) -> Result<(), DeployError> {
+        self.run(&["define", &xml.to_string_lossy()]).map(drop)
+    }
+
+    pub fn start(&self, name: &str) -> Result<(), DeployError> {
+        self.run(&["start", name]).map(drop)
+    }
+
+    /// Powers the domain off at once (our guests keep no state in memory that a
+    /// disk flush would save: `kv` acknowledges only durable writes).
+    pub fn destroy(&self, name: &str) -> Result<(), DeployError> {
+        self.run(&["destroy", name]).map(drop)
+    }
+
+    pub fn undefine(&self, name: &str) -> Result<(), DeployError> {
+        self.run(&["undefine", name]).map(drop)
+    }
+
+    /// `running`, `shut off`, …; `None` when no such domain is defined.
+    pub fn state(&self, name: &str) -> Option<String> {
+        self.run(&["domstate", name])
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    /// The file the domain's first serial port is written to.
+    pub fn console_log(&self, name: &str) -> Result<PathBuf, DeployError> {
+        #[derive(Deserialize)]
+        struct Domain {
+            devices: Devices,
+        }
+        #[derive(Deserialize)]
+        struct Devices {
+            #[serde(default)]
+            serial: Vec<Serial>,
+        }
+        #[derive(Deserialize)]
+        struct Serial {
+            #[serde(rename = "@type")]
+            kind: String,
+            source: Option<Source>,
+        }
+        #[derive(Deserialize)]
+        struct Source {
+            #[serde(rename = "@path")]
+            path: Option<String>,
+        }
+        let xml = self.run(&["dumpxml", name])?;
+        let d: Domain = quick_xml::de::from_str(&xml).map_err(|e| DeployError::Virsh {
+            args: format!("dumpxml {name}"),
+            message: format!("unreadable domain XML: {e}"),
+        })?;
+        d.devices
+            .serial
+            .into_iter()
+            .filter(|s| s.kind == "file")
+            .find_map(|s| s.source.and_then(|s| s.path))
+            .map(PathBuf::from)
+            .ok_or_else(|| DeployError::NoConsoleLog(name.into()))
+    }
+}
+
+/// The console so far (empty when the file does not exist yet).
+pub fn read_console(path: &Path) -> Result<String, DeployError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(DeployError::Read {
+            path: path.into(),
+            why: e.to_string(),
+        }),
+    }
+}
+
+/// Waits until the domain's console has a line containing `needle` (our appliances
+/// print `APP: ready…` once serving) at or after byte `from`; returns that line.
+pub fn wait_for_line(
+    virsh: &Virsh,
+    name: &str,
+    console: &Path,
+    needle: &str,
+    from: usize,
+    timeout: Duration,
+) -> Result<String, DeployError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = read_console(console)?;
+        if let Some(l) = text
+            .get(from.min(text.len())..)
+            .unwrap_or("")
+            .lines()
+            .find(|l| l.contains(needle))
+        {
+            return Ok(l.to_string());
+        }
+        if virsh.state(name).as_deref() != Some("running") {
+            return Err(DeployError::Stopped {
+                name: name.into(),
+                console: text,
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(DeployError::NotReady {
+                name: name.into(),
+                secs: timeout.as_secs(),
+                console: text,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The guest's address as its console reports it: an `http://…` URL if a line has
+/// one, else the address `net: configured`/`leased` names.
+pub fn address(console: &str) -> Option<String> {
+    let word = |l: &str, pred: &dyn Fn(&str) -> bool| {
+        l.split_whitespace()
+            .map(|w| w.trim_end_matches([',', '.', ')']))
+            .find(|w| pred(w))
+            .map(str::to_owned)
+    };
+    console
+        .lines()
+        .find_map(|l| word(l, &|w| w.starts_with("http://")))
+        .or_else(|| {
+            console
+                .lines()
+                .filter(|l| l.contains("net:"))
+                .find_map(|l| word(l, &|w| w.parse::<std::net::Ipv4Addr>().is_ok()))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_on_the_console() {
+        let c = "[0.09] INFO oasis::net: net: configured 10.77.0.2\nnet: up to 13221 connections\nwww: ready: serving 9 files on http://10.77.0.2:80/\n";
+        assert_eq!(address(c).as_deref(), Some("http://10.77.0.2:80/"));
+        let c = "[0.09] INFO oasis::net: net: configured 10.77.0.3\nkv: ready: 0 keys\n";
+        assert_eq!(address(c).as_deref(), Some("10.77.0.3"));
+        assert_eq!(address("hello\n"), None);
+    }
+}
