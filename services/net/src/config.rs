@@ -14,11 +14,14 @@ use core::time::Duration;
 pub const DEFAULT_TCP_RX_BUFFER: usize = 64 * 1024;
 /// Default TCP send buffer per connection.
 pub const DEFAULT_TCP_TX_BUFFER: usize = 64 * 1024;
-/// Default limit of live TCP connections (in both directions, listeners excluded).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default limit of live TCP connections (in both directions, listeners excluded)
+/// where the heap is not measured; where it is, [`Budget`] derives the limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// Default limit of connections per listening port that are half-open or wait for
-/// `accept` (Linux's classic `SOMAXCONN`); SYNs beyond it get RST.
-pub const DEFAULT_BACKLOG: usize = 128;
+/// `accept` (never more than the connection limit); SYNs beyond it get RST. A burst
+/// of SYNs all arrives in one poll of the stack, before the application's accept
+/// loop runs, so this must cover the largest expected burst (Linux: 4096).
+pub const DEFAULT_BACKLOG: usize = 1024;
 /// Default UDP receive buffer per socket (payload bytes).
 pub const DEFAULT_UDP_RX_BUFFER: usize = 64 * 1024;
 /// Default UDP send buffer per socket (payload bytes).
@@ -338,9 +341,146 @@ impl NetConfig {
     }
 }
 
+// ---- limits derived from the heap ----------------------------------------------
+
+/// Smallest and largest default TCP buffer (receive and send, per connection).
+pub const TCP_BUFFER_RANGE: (usize, usize) = (16 * 1024, 256 * 1024);
+
+/// Default TCP receive and send buffer per connection of our stack, sized to the
+/// machine like Linux's autotuning: heap / 2048 rounded up to a power of two, within
+/// [`TCP_BUFFER_RANGE`] — 16 KiB in 32 MiB (a thousand connections fit), 128 KiB in
+/// 256 MiB (a full-speed window on a virtio link). `--tcp-buffer` overrides it.
+pub fn default_tcp_buffer(heap_bytes: Option<usize>) -> usize {
+    let (lo, hi) = TCP_BUFFER_RANGE;
+    heap_bytes
+        .map_or(lo, |h| (h / 2048).next_power_of_two())
+        .clamp(lo, hi)
+}
+
+/// How the stack's memory is shared out, derived from the heap at boot so that the
+/// defaults always fit: a reserve stays free for everything else, and the rest is
+/// the TCP connections' budget. Every connection costs at least a socket slot
+/// (reserved at start) plus two floor-sized buffers plus the application's share
+/// (`conn_overhead`); admission control in the stack refuses SYNs (RST) that would
+/// eat into the reserve, so a flood is refused at the edge instead of aborting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The heap, bytes.
+    pub heap: usize,
+    /// Bytes kept free for everything that is not a TCP connection.
+    pub reserve: usize,
+    /// Live TCP connections at most.
+    pub max_connections: usize,
+    /// Largest TCP buffer each way per connection.
+    pub tcp_buffer: usize,
+    /// Half-open plus unaccepted connections per port.
+    pub backlog: usize,
+}
+
+/// Bytes one socket slot takes (smoltcp's `SocketStorage`), reserved at start.
+const SOCKET_SLOT: usize = 576;
+
+impl Budget {
+    /// The reserve for a heap of `heap` bytes: 1/16 of it, at least 512 KiB.
+    pub fn reserve_for(heap: usize) -> usize {
+        (heap / 16).max(512 * 1024)
+    }
+
+    /// Derives the limits from `heap`, taking the explicit `--tcp-*` values where
+    /// given; an explicit value that cannot fit is an error that names it.
+    pub fn derive(
+        heap: usize,
+        tcp_buffer: Option<usize>,
+        max_connections: Option<usize>,
+        backlog: Option<usize>,
+    ) -> Result<Self, String> {
+        let reserve = Self::reserve_for(heap);
+        let usable = heap.saturating_sub(reserve);
+        let floor = DEFAULT_TCP_BUFFER_MIN;
+        let per_conn = SOCKET_SLOT + 2 * floor + DEFAULT_CONN_OVERHEAD;
+        let mib = |b: usize| b.div_ceil(1 << 20);
+        let tcp_buffer = match tcp_buffer {
+            Some(b) if SOCKET_SLOT + 2 * b + DEFAULT_CONN_OVERHEAD > usable => {
+                return Err(alloc::format!(
+                    "--tcp-buffer={b}: one connection would need {} KiB but only {} KiB of the {} MiB heap are for connections",
+                    (SOCKET_SLOT + 2 * b + DEFAULT_CONN_OVERHEAD) / 1024,
+                    usable / 1024,
+                    mib(heap)
+                ));
+            }
+            Some(b) => b,
+            None => default_tcp_buffer(Some(heap)),
+        };
+        let fit = usable / per_conn;
+        let max_connections = match max_connections {
+            Some(n) if n > fit => {
+                return Err(alloc::format!(
+                    "--tcp-max-connections={n}: {n} connections need at least {} MiB; {fit} fit in this {} MiB heap (give the VM more memory or ask for fewer)",
+                    mib(n.saturating_mul(per_conn).saturating_add(reserve)),
+                    mib(heap)
+                ));
+            }
+            Some(n) => n,
+            None => fit,
+        };
+        if max_connections == 0 {
+            return Err(alloc::format!(
+                "a {} KiB heap leaves no room for a single TCP connection",
+                heap / 1024
+            ));
+        }
+        let backlog = backlog.unwrap_or(DEFAULT_BACKLOG).min(max_connections);
+        Ok(Budget {
+            heap,
+            reserve,
+            max_connections,
+            tcp_buffer,
+            backlog,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_fits_the_heap_and_refuses_what_cannot() {
+        let b = Budget::derive(64 << 20, None, None, None).unwrap();
+        assert_eq!(b.reserve, 4 << 20);
+        assert!(b.max_connections >= 10_000, "{b:?}");
+        let per_conn = SOCKET_SLOT + 2 * DEFAULT_TCP_BUFFER_MIN + DEFAULT_CONN_OVERHEAD;
+        assert!(b.max_connections * per_conn + b.reserve <= b.heap);
+        assert_eq!(b.backlog, DEFAULT_BACKLOG);
+        let small = Budget::derive(3 << 20, None, None, None).unwrap();
+        assert!(
+            small.max_connections < 1000 && small.max_connections > 100,
+            "{small:?}"
+        );
+        assert!(small.backlog <= small.max_connections);
+        // Explicit values that cannot fit are refused with the numbers.
+        let e = Budget::derive(8 << 20, None, Some(100_000), None).unwrap_err();
+        assert!(e.contains("--tcp-max-connections=100000"), "{e}");
+        let e = Budget::derive(8 << 20, Some(8 << 20), None, None).unwrap_err();
+        assert!(e.contains("--tcp-buffer"), "{e}");
+        assert_eq!(
+            Budget::derive(8 << 20, Some(4096), Some(100), Some(5000))
+                .unwrap()
+                .backlog,
+            100
+        );
+    }
+
+    #[test]
+    fn tcp_buffer_follows_the_heap_within_bounds() {
+        assert_eq!(default_tcp_buffer(None), 16 * 1024);
+        assert_eq!(default_tcp_buffer(Some(2 << 20)), 16 * 1024);
+        assert_eq!(default_tcp_buffer(Some(32 << 20)), 16 * 1024);
+        assert_eq!(default_tcp_buffer(Some(100 << 20)), 64 * 1024);
+        assert_eq!(default_tcp_buffer(Some(250 << 20)), 128 * 1024);
+        assert_eq!(default_tcp_buffer(Some(256 << 20)), 128 * 1024);
+        assert_eq!(default_tcp_buffer(Some(64 << 30)), 256 * 1024);
+    }
 
     #[test]
     fn parses_cidr_and_gateway() {
