@@ -1366,8 +1366,10 @@ pub fn boot(
             .iter()
             .map(|d| format!("{}", d.display()).parse().expect("disk path"))
             .collect();
+        // `-l warn`: no access-log line per request on the emulated serial port
+        // (under TCG that costs more than serving the request), as in bench/run.
         v.append = format!(
-            "--ipv4={NS_GUEST_IP}/{NS_PREFIX} {}{}",
+            "--ipv4={NS_GUEST_IP}/{NS_PREFIX} -l warn {}{}",
             app.args,
             if mem_report { " --mem-report=1" } else { "" }
         );

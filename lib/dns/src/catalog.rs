@@ -313,8 +313,10 @@ impl Catalog {
         }
         let id = header.id();
         if qflags.opcode() != Opcode::QUERY {
-            // NOTIFY and UPDATE included: we are a primary without secondaries.
-            let mut f = Flags(qflags.0 | Flags::QR);
+            // NOTIFY and UPDATE included: we are a primary without secondaries. The
+            // query's flags are echoed except AD: nothing here is authenticated data
+            // (RFC 6840 §5.8; NSD clears it too — found by the NSD differential test).
+            let mut f = Flags((qflags.0 | Flags::QR) & !Flags::AD);
             f.set_rcode(Rcode::NOTIMP);
             write_header(out, id, f, [0; 4]);
             return true;
@@ -1070,11 +1072,15 @@ big     TXT \"012345678901234567890123456789012345678901234567890123456789012345
         q[2] |= 0x80;
         assert!(!c.answer(&q, Transport::udp(), &mut out));
         assert!(out.is_empty());
-        // Opcode UPDATE.
+        // Opcode UPDATE, with AD set: NOTIMP, AD cleared, CD echoed (as NSD).
         let mut q = query("web.example.org.", Rtype::A, None);
         q[2] |= 5 << 3;
+        q[3] |= 0x30; // AD | CD
         let r = ask_with(&c, &q, Transport::udp());
         assert_eq!(r.rcode(), Rcode::NOTIMP);
+        let mut out = Vec::new();
+        assert!(c.answer(&q, Transport::udp(), &mut out));
+        assert_eq!(out[3] & 0x30, 0x10, "AD cleared, CD kept");
         // Two questions.
         let mut q = query("web.example.org.", Rtype::A, None);
         q[5] = 2;

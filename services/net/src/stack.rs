@@ -82,8 +82,10 @@ fn new_tcp_socket(
 /// Connections' worth of heap beyond the reserve below which idle connections are
 /// evicted, so that new clients still find memory while a flood holds the rest.
 const HEADROOM_CONNS: usize = 64;
-/// An accepted connection younger than this is never evicted.
-const EVICT_MIN_AGE: Duration = Duration::from_secs(2);
+/// An accepted connection younger than this is never evicted: time for a client
+/// to send its request after the handshake (an RTT). Longer would let a flood that
+/// fills the heap faster than this lock new clients out until its connections age.
+const EVICT_MIN_AGE: Duration = Duration::from_millis(250);
 /// Idle connections reset per poll at most when under pressure.
 const EVICT_BATCH: u64 = 8;
 
