@@ -1,7 +1,8 @@
 //! Robustness floods against a booted appliance (`tests/tests/robustness.rs`,
 //! `bench/robustness`): idle connections, active keep-alive clients, slowloris,
 //! hostile frames and connection churn, each while a *normal client* probes the
-//! guest every 200 ms and must be answered correctly within 1 s.
+//! guest every 200 ms and must be answered correctly within 1 s (`bench/robustness`;
+//! 3 s under `cargo test`, see [`probe_deadline`]).
 //!
 //! Everything runs inside a network namespace the test creates ([`NetNs`]): the
 //! flood threads move themselves into it (`setns`), so no traffic leaves it. Flood
@@ -66,8 +67,18 @@ pub const IDLE_HOLD: Duration = Duration::from_secs(5);
 pub const ACTIVE_FOR: Duration = Duration::from_secs(10);
 /// How long slowloris trickles (longer than the HTTP header timeout of 10 s).
 pub const SLOW_FOR: Duration = Duration::from_secs(14);
-/// The normal client's answer deadline and its probing period.
-pub const PROBE_DEADLINE: Duration = Duration::from_secs(1);
+/// The normal client's answer deadline: the 1 s in `bench/robustness`
+/// (which sets `OASIS_ROBUST_DEADLINE_MS=1000`). Under `cargo test` the default is
+/// 3 s: CI shares two cores under TCG, and a test must not fail on a noisy neighbour
+/// (the bench measures the 1 s figure; the test proves "served, not locked out").
+pub fn probe_deadline() -> Duration {
+    let ms = std::env::var("OASIS_ROBUST_DEADLINE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    Duration::from_millis(ms)
+}
+/// The normal client's probing period.
 pub const PROBE_EVERY: Duration = Duration::from_millis(200);
 /// The normal client keeps probing this long after the flood ends.
 pub const AFTER: Duration = Duration::from_secs(3);
@@ -627,16 +638,17 @@ impl Prober {
         let ns = ns_name.to_string();
         let handle = std::thread::spawn(move || {
             enter_netns(&ns);
+            let deadline = probe_deadline();
             let mut p = Probes::default();
             let mut i = 50_000u64;
             while !flag.load(Ordering::Relaxed) {
                 let start = Instant::now();
-                let r = probe(addr, &proto, i, PROBE_DEADLINE);
+                let r = probe(addr, &proto, i, deadline);
                 let took = start.elapsed();
                 p.count += 1;
                 p.worst = p.worst.max(took);
                 match r {
-                    Ok(()) if took <= PROBE_DEADLINE => {}
+                    Ok(()) if took <= deadline => {}
                     Ok(()) => p.failures.push((
                         (start - t0).as_secs_f64(),
                         format!("answered after {took:.2?}"),
