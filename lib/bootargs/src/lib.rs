@@ -17,6 +17,7 @@
 //! the offending argument.
 #![no_std]
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 extern crate alloc;
 
@@ -380,6 +381,74 @@ fn check_name(name: &str, tok: &str) -> Result<(), ArgError> {
             arg: tok.to_owned(),
             reason: "a name is letters, digits, `-`, `_` and `.`",
         })
+    }
+}
+
+/// Fuzz-target bodies shared by `fuzz/` and `tests/fuzz_replay.rs`.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::{ArgError, ArgParser, MAX_CMDLINE, split};
+    use alloc::string::{String, ToString};
+    use alloc::vec::Vec;
+
+    /// Arbitrary bytes as boot arguments, both ways they reach an application: as a
+    /// kernel command line through [`split`] (kvm), and split at NUL bytes as argv
+    /// (hosted). Parsing, the typed options, `finish`, `--help` and every error's
+    /// message must never panic.
+    pub fn args(data: &[u8]) {
+        let cmdline = String::from_utf8_lossy(data);
+        match split(&cmdline) {
+            Ok(argv) => {
+                assert!(cmdline.len() <= MAX_CMDLINE);
+                parse(&argv);
+            }
+            Err(ArgError::TooLong(n)) => assert!(n > MAX_CMDLINE),
+            Err(e) => drop(e.to_string()),
+        }
+        let argv: Vec<String> = cmdline
+            .split('\0')
+            .filter(|a| !a.is_empty())
+            .map(String::from)
+            .collect();
+        parse(&argv);
+    }
+
+    /// What an application and the platform ask for, in the order they ask.
+    fn parse(argv: &[String]) {
+        let mut p = match ArgParser::new("fuzz", argv) {
+            Ok(p) => p,
+            Err(e) => return drop(e.to_string()),
+        };
+        let help = p.help_requested();
+        let results = [
+            p.flag("verbose", "talk more").err(),
+            p.value::<u16>("port", "N", "TCP port").err(),
+            p.value::<i64>("offset", "N", "signed number").err(),
+            p.value::<String>("name", "NAME", "who to greet").err(),
+            p.value::<bool>("sync", "BOOL", "typed bool").err(),
+            p.values::<String>("log", Some('l'), "FILTER", "log filter")
+                .err(),
+            p.values::<u32>("mem", Some('m'), "MiB", "memory").err(),
+        ];
+        for e in results.into_iter().flatten() {
+            assert!(!e.to_string().is_empty());
+        }
+        let _ = p.take_params("virtio_mmio.device");
+        let _ = p.take_params("console");
+        let _ = p.positionals("ARGS", "the rest");
+        let finished = p.finish();
+        if let Err(e) = &finished {
+            assert!(matches!(e, ArgError::Unknown(_)), "{e:?}");
+            drop(e.to_string());
+        }
+        let usage = p.usage();
+        assert!(usage.starts_with("usage: fuzz"));
+        assert!(usage.contains("--port=N") && usage.contains("-l, --log=FILTER"));
+        assert!(usage.contains("--help"));
+        if help {
+            assert!(!usage.is_empty());
+        }
     }
 }
 
