@@ -1,5 +1,9 @@
 //! The HTTP side: requests to [`Op`]s, [`Reply`]s to responses, and the deferring
 //! [`KvHandler`].
+//!
+//! `GET /healthz` answers `200 ok` without reaching the store: the handler only
+//! runs once the store is mounted (`kv` mounts it before it listens), so answering
+//! at all means the store is there.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -11,6 +15,8 @@ use oasis_storage::{KvError, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub const KV_PREFIX: &str = "/kv/";
 /// The path that stops the service (only with `--allow-shutdown`).
 pub const SHUTDOWN_PATH: &str = "/shutdown";
+/// The health check (`GET`/`HEAD`: `200 ok`).
+pub const HEALTH_PATH: &str = "/healthz";
 
 const CREATED: StatusCode = StatusCode::Other(201, "Created");
 const INSUFFICIENT_STORAGE: StatusCode = StatusCode::Other(507, "Insufficient Storage");
@@ -67,7 +73,8 @@ pub enum Reply {
     Keys(Vec<String>),
     /// The service stops after this answer.
     Stopping,
-    /// A request the handler refuses before reaching the store.
+    /// A request the handler answers (the health check) or refuses before reaching
+    /// the store.
     Refused(StatusCode, &'static str),
     /// The store failed.
     Failed(KvError),
@@ -102,6 +109,12 @@ fn refused(status: StatusCode, why: &'static str) -> Reply {
 /// Turns a request into a store operation, or the answer that refuses it.
 pub fn parse(req: &Request<'_>, allow_shutdown: bool) -> Result<Op, Reply> {
     let path = req.path();
+    if path == HEALTH_PATH {
+        return Err(match req.method() {
+            Method::Get | Method::Head => refused(StatusCode::Ok, "ok\n"),
+            _ => refused(StatusCode::MethodNotAllowed, "GET or HEAD\n"),
+        });
+    }
     if allow_shutdown && path == SHUTDOWN_PATH {
         return match req.method() {
             Method::Post => Ok(Op::Shutdown),
@@ -390,6 +403,28 @@ mod tests {
         let long = alloc::format!("GET /kv/{} HTTP/1.1\r\nHost: x\r\n\r\n", "k".repeat(256));
         let (out, _) = exchange(&mut KvHandler::new(false), long.as_bytes(), |_| panic!());
         assert_eq!(&out[9..12], "400");
+    }
+
+    #[test]
+    fn health_check_answers_without_the_store() {
+        let mut h = KvHandler::new(false);
+        let input = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\
+                      HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n\
+                      PUT /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n\
+                      GET /healthz/x HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (out, ops) = exchange(&mut h, input, |_| panic!("reached the store"));
+        assert!(ops.is_empty());
+        let statuses: Vec<&str> = out
+            .match_indices("HTTP/1.1 ")
+            .map(|(i, _)| &out[i + 9..i + 12])
+            .collect();
+        assert_eq!(statuses, ["200", "200", "405", "404"]);
+        let first = out.split("HTTP/1.1 ").nth(1).unwrap();
+        assert!(first.contains("text/plain"), "{first}");
+        assert!(first.ends_with("\r\n\r\nok\n"), "{first}");
+        // HEAD: the same head, no body.
+        let second = out.split("HTTP/1.1 ").nth(2).unwrap();
+        assert!(second.ends_with("\r\n\r\n"), "{second}");
     }
 
     #[test]

@@ -208,6 +208,9 @@ struct DiskHandler<'a> {
 
 impl Handler for DiskHandler<'_> {
     fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter) {
+        if crate::health(req, resp) {
+            return;
+        }
         match self.ready.take() {
             Some((path, Ok(file))) => {
                 let gz = file.gzip.as_deref();

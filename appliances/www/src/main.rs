@@ -10,6 +10,10 @@
 //! With a disk holding a tar image, `www` serves that instead (`--site=auto`, the
 //! default, uses it when present; `--site=disk` requires it; `--site=embedded` never
 //! looks): see [`disk`].
+//!
+//! `GET /healthz` answers `200 ok` (text/plain) while `www` serves, for load
+//! balancers and orchestrators (HAProxy `option httpchk`, a Kubernetes
+//! `readinessProbe`); it takes precedence over a site file of that name.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -21,7 +25,9 @@ mod disk;
 use oasis::log::info;
 use oasis::net::{NetError, TcpStream};
 use oasis::prelude::*;
-use oasis_http::{Connection, Handler, Limits, Request, ResponseWriter, StaticSite};
+use oasis_http::{
+    Connection, Handler, Limits, Method, Request, ResponseWriter, StaticSite, StatusCode,
+};
 
 oasis::embed!(SITE, concat!(env!("OUT_DIR"), "/site.pack"));
 
@@ -158,6 +164,28 @@ async fn main(os: Os) -> Result<(), WwwError> {
 /// Beyond `--max-connections`: a 503 without allocating a connection.
 const REFUSAL: oasis::net::Refusal = oasis::net::Refusal::Reply(oasis_http::OVERLOADED_RESPONSE);
 
+/// The health check's path.
+pub(crate) const HEALTH_PATH: &str = "/healthz";
+
+/// Answers `GET`/`HEAD /healthz` with `200 ok` (any other method: 405); `false`,
+/// leaving `resp` alone, for every other path. Serving at all is the health: `www`
+/// only accepts connections once its site is loaded.
+pub(crate) fn health(req: &Request<'_>, resp: &mut ResponseWriter) -> bool {
+    if req.path() != HEALTH_PATH {
+        return false;
+    }
+    if matches!(req.method(), Method::Get | Method::Head) {
+        resp.set_status(StatusCode::Ok);
+        resp.header("Content-Type", b"text/plain");
+        resp.header("Cache-Control", b"no-store");
+        resp.body_static(b"ok\n");
+    } else {
+        resp.set_status(StatusCode::MethodNotAllowed);
+        resp.header("Allow", b"GET, HEAD");
+    }
+    true
+}
+
 /// The static site, logging each request at info level (the access log).
 struct Logged<'a> {
     site: StaticSite<'static>,
@@ -166,6 +194,10 @@ struct Logged<'a> {
 
 impl Handler for Logged<'_> {
     fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter) {
+        // Not logged: a load balancer asks every few seconds.
+        if health(req, resp) {
+            return;
+        }
         self.site.handle(req, resp);
         info!(target: "www::access", "{} \"{} {}\" {} {}", self.peer, req.method().as_str(), req.target(), resp.status().code(), resp.body_len());
     }

@@ -121,11 +121,15 @@ pub fn build(req: &BuildRequest) -> anyhow::Result<PathBuf> {
 /// [package.metadata.oasis]
 /// ports = ["8080:80"]   # forwarded when `run` is given no --port/--net
 /// mem = 32              # MiB, when `run` is given no --mem
+/// health = "/healthz"   # HTTP health check on the first port (`package`: KubeVirt probes)
 /// ```
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunDefaults {
     pub ports: Vec<String>,
     pub mem: Option<u32>,
+    /// The path of the app's HTTP health check (`health = "/healthz"`), answered
+    /// on its first declared port.
+    pub health: Option<String>,
 }
 
 /// Reads an application's [`RunDefaults`].
@@ -150,6 +154,7 @@ pub fn run_defaults(app: &str) -> anyhow::Result<RunDefaults> {
         #[serde(default)]
         ports: Vec<String>,
         mem: Option<u32>,
+        health: Option<String>,
     }
     let path = crate::workspace_root()
         .join("appliances")
@@ -162,5 +167,6 @@ pub fn run_defaults(app: &str) -> anyhow::Result<RunDefaults> {
     Ok(RunDefaults {
         ports: m.package.metadata.oasis.ports,
         mem: m.package.metadata.oasis.mem,
+        health: m.package.metadata.oasis.health,
     })
 }

@@ -172,17 +172,26 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Cmd::Package { app, engines, vm } => {
-            let engines = if engines.is_empty() {
-                Engine::ALL.to_vec()
-            } else {
-                engines
-            };
+            let all = engines.is_empty();
+            let engines = if all { Engine::ALL.to_vec() } else { engines };
             let image = build_release(&app)?;
             for engine in engines {
+                // Asked for everything: the OCI layout only where umoci is installed.
+                if all && engine == Engine::Oci && oasis_cli::package::oci::find_umoci().is_none() {
+                    eprintln!(
+                        "oasis: skipping the OCI image: `umoci` not installed (apt-get install umoci)"
+                    );
+                    continue;
+                }
                 let spec = vm.spec(&app, &image, engine)?;
+                // Only KubeVirt probes; elsewhere a load balancer checks.
+                let health = match engine {
+                    Engine::Kubevirt => vm.health(&app, &spec)?,
+                    _ => None,
+                };
                 let dir = image.parent().context("image has no directory")?;
                 let path = spec
-                    .write(engine, dir)
+                    .write_with_health(engine, dir, health.as_ref())
                     .with_context(|| format!("packaging {app} for {}", engine.name()))?;
                 eprintln!("oasis: wrote {} for {}", path.display(), engine.name());
                 println!("{}", path.display());

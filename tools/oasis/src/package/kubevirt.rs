@@ -6,13 +6,17 @@
 //! The NIC is the pod network with masquerade binding (the guest takes KubeVirt's
 //! DHCP lease, our default), exposing the guest ports of `--port`; disks become
 //! PersistentVolumeClaims named `NAME-diskN` that the operator fills (e.g. with CDI).
+//! With the app's health check (`www`, `kv`: `GET /healthz`), the VMI gets a
+//! `readinessProbe` (a Service sends it traffic only once it answers) and a
+//! `livenessProbe` (KubeVirt restarts a VMI that stops answering), both `httpGet`
+//! on the guest port, which KubeVirt runs against the VMI's address.
 //! JSON is YAML: `kubectl apply -f NAME.kubevirt.json`.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{PackageError, VmSpec};
+use super::{HealthCheck, PackageError, VmSpec};
 use crate::qemu::Machine;
 
 const ENGINE: &str = "KubeVirt";
@@ -58,7 +62,48 @@ pub struct VmiSpec {
     pub networks: Vec<Network>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
     pub termination_grace_period_seconds: u32,
+}
+
+/// KubeVirt's `Probe` (`kubevirt.io/v1`): Kubernetes' handler fields inline.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    pub http_get: HttpGet,
+    pub initial_delay_seconds: u32,
+    pub period_seconds: u32,
+    pub timeout_seconds: u32,
+    pub failure_threshold: u32,
+}
+
+/// Kubernetes' `HTTPGetAction` (`port` is an IntOrString; we give the number).
+#[derive(Debug, Serialize)]
+pub struct HttpGet {
+    pub path: String,
+    pub port: u16,
+}
+
+/// The probes for `health`: ready after one answer (an Oasis app answers within a
+/// second of starting), restarted after 30 s without one.
+fn probes(health: Option<&HealthCheck>) -> (Option<Probe>, Option<Probe>) {
+    let probe = |h: &HealthCheck, period, failures| Probe {
+        http_get: HttpGet {
+            path: h.path.clone(),
+            port: h.port,
+        },
+        initial_delay_seconds: 1,
+        period_seconds: period,
+        timeout_seconds: 2,
+        failure_threshold: failures,
+    };
+    match health {
+        Some(h) => (Some(probe(h, 2, 3)), Some(probe(h, 10, 3))),
+        None => (None, None),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -170,8 +215,12 @@ pub struct Claim {
     pub read_only: bool,
 }
 
-/// The manifest for `spec`.
-pub fn virtual_machine(spec: &VmSpec) -> Result<VirtualMachine, PackageError> {
+/// The manifest for `spec`, probing `health` when given.
+pub fn virtual_machine(
+    spec: &VmSpec,
+    health: Option<&HealthCheck>,
+) -> Result<VirtualMachine, PackageError> {
+    let (readiness_probe, liveness_probe) = probes(health);
     let machine = match spec.machine {
         None | Some(Machine::Q35) => "q35",
         Some(m) => {
@@ -269,6 +318,8 @@ pub fn virtual_machine(spec: &VmSpec) -> Result<VirtualMachine, PackageError> {
                             },
                         })
                         .collect(),
+                    readiness_probe,
+                    liveness_probe,
                     termination_grace_period_seconds: 0,
                 },
             },
@@ -277,8 +328,8 @@ pub fn virtual_machine(spec: &VmSpec) -> Result<VirtualMachine, PackageError> {
 }
 
 /// The manifest's text.
-pub fn manifest_json(spec: &VmSpec) -> Result<String, PackageError> {
-    let mut s = serde_json::to_string_pretty(&virtual_machine(spec)?).map_err(|e| {
+pub fn manifest_json(spec: &VmSpec, health: Option<&HealthCheck>) -> Result<String, PackageError> {
+    let mut s = serde_json::to_string_pretty(&virtual_machine(spec, health)?).map_err(|e| {
         PackageError::Serialise {
             engine: ENGINE,
             why: e.to_string(),
@@ -340,7 +391,35 @@ mod tests {
             pub networks: Vec<Network>,
             #[serde(default)]
             pub volumes: Vec<Volume>,
+            pub readiness_probe: Option<Probe>,
+            pub liveness_probe: Option<Probe>,
             pub termination_grace_period_seconds: Option<i64>,
+        }
+        /// `kubevirt.io/v1` `Probe`: `Handler` (exec, httpGet, tcpSocket, guestAgentPing)
+        /// inline, then the timings.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct Probe {
+            pub exec: Option<serde_json::Value>,
+            pub http_get: Option<HttpGetAction>,
+            pub tcp_socket: Option<serde_json::Value>,
+            pub guest_agent_ping: Option<serde_json::Value>,
+            pub initial_delay_seconds: Option<i32>,
+            pub timeout_seconds: Option<i32>,
+            pub period_seconds: Option<i32>,
+            pub success_threshold: Option<i32>,
+            pub failure_threshold: Option<i32>,
+        }
+        /// Kubernetes `core/v1` `HTTPGetAction`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct HttpGetAction {
+            pub path: Option<String>,
+            /// IntOrString.
+            pub port: serde_json::Value,
+            pub host: Option<String>,
+            pub scheme: Option<String>,
+            pub http_headers: Option<Vec<serde_json::Value>>,
         }
         #[derive(Debug, Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -493,6 +572,30 @@ mod tests {
             t.domain.devices.disks[0].disk.as_ref().unwrap().readonly,
             Some(true)
         );
+    }
+
+    #[test]
+    fn health_check_becomes_readiness_and_liveness_probes() {
+        let mut s = spec();
+        s.net = crate::package::NetSpec::User;
+        s.ports = vec!["8080:80".parse().unwrap()];
+        let plain: kv::VirtualMachine =
+            serde_json::from_str(&s.render(Engine::Kubevirt).unwrap()).unwrap();
+        assert!(plain.spec.template.spec.readiness_probe.is_none());
+        let h = HealthCheck {
+            path: "/healthz".into(),
+            port: 80,
+        };
+        let text = s.render_with_health(Engine::Kubevirt, Some(&h)).unwrap();
+        let vm: kv::VirtualMachine =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let t = vm.spec.template.spec;
+        for p in [t.readiness_probe.unwrap(), t.liveness_probe.unwrap()] {
+            let g = p.http_get.unwrap();
+            assert_eq!(g.path.as_deref(), Some("/healthz"));
+            assert_eq!(g.port, 80);
+            assert!(p.period_seconds.unwrap() > 0);
+        }
     }
 
     #[test]

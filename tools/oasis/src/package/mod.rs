@@ -1,13 +1,14 @@
 //! `cargo oasis package`: one description of a VM ([`VmSpec`]), built from the options
 //! `run` takes, rendered as the artefacts other engines read: a libvirt domain, a
 //! Firecracker config file, a Cloud Hypervisor command line and a KubeVirt
-//! `VirtualMachine`. Each engine's module holds serde types for its format (no text
+//! `VirtualMachine`, plus an OCI image layout for unikernel runtimes and registries. Each engine's module holds serde types for its format (no text
 //! templates) and says what the engine cannot express.
 
 pub mod cloud_hypervisor;
 pub mod firecracker;
 pub mod kubevirt;
 pub mod libvirt;
+pub mod oci;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -26,15 +27,19 @@ pub enum Engine {
     CloudHypervisor,
     /// KubeVirt `VirtualMachine` manifest (JSON, which `kubectl apply -f` reads).
     Kubevirt,
+    /// OCI image layout (`NAME.oci/`, built with `umoci`): the image plus urunc's
+    /// annotations; also KubeVirt's kernel-boot container.
+    Oci,
 }
 
 impl Engine {
     /// Every engine, in the order `package --for all` writes them.
-    pub const ALL: [Engine; 4] = [
+    pub const ALL: [Engine; 5] = [
         Engine::Libvirt,
         Engine::Firecracker,
         Engine::CloudHypervisor,
         Engine::Kubevirt,
+        Engine::Oci,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +48,7 @@ impl Engine {
             Engine::Firecracker => "firecracker",
             Engine::CloudHypervisor => "cloud-hypervisor",
             Engine::Kubevirt => "kubevirt",
+            Engine::Oci => "oci",
         }
     }
 
@@ -53,6 +59,7 @@ impl Engine {
             Engine::Firecracker => format!("{name}.firecracker.json"),
             Engine::CloudHypervisor => format!("{name}.cloud-hypervisor.sh"),
             Engine::Kubevirt => format!("{name}.kubevirt.json"),
+            Engine::Oci => format!("{name}.oci"),
         }
     }
 }
@@ -196,6 +203,16 @@ pub struct VmSpec {
     pub container_image: String,
 }
 
+/// An HTTP health check: `GET PATH` on the guest's `port` answers 200 while the app
+/// serves (www and kv: `/healthz`). Engines with probes use it (KubeVirt's
+/// `readinessProbe`/`livenessProbe`); libvirt, Firecracker and Cloud Hypervisor have
+/// none (a load balancer in front checks instead, see docs/deploy.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub port: u16,
+}
+
 /// Why a spec cannot be rendered for an engine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PackageError {
@@ -248,20 +265,46 @@ impl VmSpec {
         Ok(())
     }
 
-    /// Renders the artefact for `engine`.
+    /// Renders the artefact for `engine` (OCI: its `/urunc.json`; the layout itself
+    /// is built by [`write`](Self::write)).
     pub fn render(&self, engine: Engine) -> Result<String, PackageError> {
+        self.render_with_health(engine, None)
+    }
+
+    /// [`render`](Self::render), with the app's health check where the engine
+    /// probes (KubeVirt).
+    pub fn render_with_health(
+        &self,
+        engine: Engine,
+        health: Option<&HealthCheck>,
+    ) -> Result<String, PackageError> {
         self.validate()?;
         match engine {
             Engine::Libvirt => libvirt::domain_xml(self),
             Engine::Firecracker => firecracker::config_json(self),
             Engine::CloudHypervisor => cloud_hypervisor::script(self),
-            Engine::Kubevirt => kubevirt::manifest_json(self),
+            Engine::Kubevirt => kubevirt::manifest_json(self, health),
+            Engine::Oci => oci::urunc_json(self),
         }
     }
 
     /// Writes the artefact for `engine` into `dir`; returns its path.
     pub fn write(&self, engine: Engine, dir: &Path) -> anyhow::Result<PathBuf> {
-        let text = self.render(engine)?;
+        self.write_with_health(engine, dir, None)
+    }
+
+    /// [`write`](Self::write), with the app's health check where the engine probes.
+    pub fn write_with_health(
+        &self,
+        engine: Engine,
+        dir: &Path,
+        health: Option<&HealthCheck>,
+    ) -> anyhow::Result<PathBuf> {
+        if engine == Engine::Oci {
+            self.validate()?;
+            return oci::write_layout(self, dir);
+        }
+        let text = self.render_with_health(engine, health)?;
         let path = dir.join(engine.file_name(&self.name));
         std::fs::write(&path, text)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
@@ -336,6 +379,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn health_checks_take_the_apps_first_port() {
+        let s = spec();
+        let mut o = VmOptions {
+            health: Some("/healthz".into()),
+            ..VmOptions::default()
+        };
+        // No --port: www's declared 8080:80.
+        assert_eq!(
+            o.health("www", &s).unwrap(),
+            Some(HealthCheck {
+                path: "/healthz".into(),
+                port: 80
+            })
+        );
+        o.health = Some("none".into());
+        assert_eq!(o.health("www", &s).unwrap(), None);
+        o.health = Some("healthz".into());
+        assert!(o.health("www", &s).is_err());
+    }
+
+    #[test]
     fn rejects_bad_names_and_stray_ports() {
         let mut s = spec();
         for bad in ["", "Www", "1www", "www-", "w_w", &"w".repeat(64)] {
@@ -378,15 +442,40 @@ pub struct VmOptions {
     /// The NIC's MAC address (default: derived from the name).
     #[arg(long)]
     pub mac: Option<Mac>,
-    /// KubeVirt: the container image with the kernel at /boot/NAME.
+    /// KubeVirt: the container image with the kernel at /boot/NAME (OCI: its tag).
     #[arg(long, value_name = "REF")]
     pub container_image: Option<String>,
+    /// HTTP health check path on the app's first port, for engines that probe
+    /// (KubeVirt); default: the app's `package.metadata.oasis.health`; `none`: off.
+    #[arg(long, value_name = "PATH")]
+    pub health: Option<String>,
     /// Arguments for the application (its kernel command line).
     #[arg(last = true)]
     pub args: Vec<String>,
 }
 
 impl VmOptions {
+    /// The health check for `spec` of `app`: `--health`, else the app's declared
+    /// one, on the first guest port of the spec or of the app's declared ports.
+    pub fn health(&self, app: &str, spec: &VmSpec) -> anyhow::Result<Option<HealthCheck>> {
+        let defaults = crate::build::run_defaults(app)?;
+        let path = match self.health.as_deref().or(defaults.health.as_deref()) {
+            None | Some("none") => return Ok(None),
+            Some(p) if p.starts_with('/') && !p.contains(char::is_whitespace) => p.to_string(),
+            Some(p) => anyhow::bail!("--health {p}: expected an absolute path like /healthz"),
+        };
+        let declared = defaults.ports.first().map(|p| {
+            p.parse::<PortForward>()
+                .map_err(|e| anyhow::anyhow!("appliances/{app}/Cargo.toml: port {p}: {e}"))
+        });
+        let port = match (spec.ports.first(), declared) {
+            (Some(p), _) => p.guest,
+            (None, Some(p)) => p?.guest,
+            (None, None) => anyhow::bail!("--health needs a port: {app} declares none"),
+        };
+        Ok(Some(HealthCheck { path, port }))
+    }
+
     /// The spec for `app` built as `kernel`, for `engine`, with the app's declared
     /// defaults; the console log goes next to the kernel.
     pub fn spec(&self, app: &str, kernel: &Path, engine: Engine) -> anyhow::Result<VmSpec> {
@@ -400,7 +489,9 @@ impl VmOptions {
             (None, false) => NetSpec::User,
             (None, true) => match engine {
                 Engine::Libvirt => NetSpec::Network("default".into()),
-                Engine::Kubevirt | Engine::Firecracker | Engine::CloudHypervisor => NetSpec::None,
+                Engine::Kubevirt | Engine::Firecracker | Engine::CloudHypervisor | Engine::Oci => {
+                    NetSpec::None
+                }
             },
         };
         // KubeVirt exposes the app's declared ports on the pod network.
