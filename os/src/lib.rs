@@ -171,6 +171,13 @@ pub fn heap_has_room(bytes: usize) -> bool {
     heap_usage().is_none_or(|u| u.free() >= bytes.saturating_add(net::Budget::reserve_for(u.size)))
 }
 
+/// Like [`heap_has_room`], but the application may use half of the reserve: for
+/// work the stack has already admitted (a connection's task at accept).
+pub(crate) fn heap_has_room_in_reserve(bytes: usize) -> bool {
+    heap_usage()
+        .is_none_or(|u| u.free() >= bytes.saturating_add(net::Budget::reserve_for(u.size) / 2))
+}
+
 /// Synchronisation between tasks, from `embassy-sync` (no_std, the embedded
 /// ecosystem's): bounded [`Channel`]s (senders wait while it is full: backpressure,
 /// not unbounded queues), [`Signal`]s (the latest value, e.g. a reply) and an async

@@ -168,10 +168,27 @@ pub enum Refusal {
     Reply(&'static [u8]),
 }
 
+/// Bytes beyond a connection task's future that running it costs (its executor slot,
+/// waker, join state, timers and the first buffers it allocates).
+const TASK_SLACK: usize = 2 * 1024;
+
+/// Answers a connection [`serve`] will not take, then drops it.
+async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+    match refusal {
+        Refusal::Reset => stream.abort(),
+        Refusal::Reply(bytes) => {
+            // A fresh connection's send buffer takes a short reply at once; never
+            // wait for a client that does not read.
+            let _ = crate::time::timeout(Duration::from_millis(10), stream.write_all(bytes)).await;
+        }
+    }
+}
+
 /// Accepts connections on `listener` for good and runs `handler(stream, peer)` for
 /// each as its own task, at most `max_connections` at once (`usize::MAX`: as many as
 /// the stack admits: its own limit and memory admission refuse SYNs first). A
-/// connection beyond the limit gets `refusal` and is dropped without a task. Accept
+/// connection beyond the limit, or whose task would not fit the heap (it may use half
+/// of the stack's reserve, no more), gets `refusal` and is dropped without a task. Accept
 /// errors are logged (rate-limited: a flood must not turn into a flood of console
 /// lines) and accepting goes on; returns only when the listener is closed.
 pub async fn serve<F, Fut>(
@@ -214,16 +231,18 @@ pub async fn serve<F, Fut>(
                     "refusing {peer}: {max_connections} connections open ({refused} refused so far)"
                 );
             }
-            match refusal {
-                Refusal::Reset => stream.abort(),
-                Refusal::Reply(bytes) => {
-                    // A fresh connection's send buffer takes a short reply at once;
-                    // never wait for a client that does not read.
-                    let _ =
-                        crate::time::timeout(Duration::from_millis(10), stream.write_all(bytes))
-                            .await;
-                }
+            refuse(stream, refusal).await;
+            continue;
+        }
+        // Admission at accept: the stack charged the connection's buffers and an
+        // estimate of its task; the task itself (its future, `Fut`) must fit too.
+        // Beyond this point the application may dip into half of the reserve.
+        if !crate::heap_has_room_in_reserve(core::mem::size_of::<Fut>() + TASK_SLACK) {
+            refused += 1;
+            if refused.is_power_of_two() {
+                log::warn!("refusing {peer}: out of memory ({refused} refused so far)");
             }
+            refuse(stream, refusal).await;
             continue;
         }
         active.fetch_add(1, Ordering::Relaxed);

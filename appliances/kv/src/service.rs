@@ -20,10 +20,6 @@ pub const GROUP_BYTES: usize = MAX_BATCH_BYTES / 2;
 /// Bytes a write adds to a batch besides its key and value (generous).
 const OP_OVERHEAD: usize = 64;
 
-/// Free heap a read needs before it is started: room for the largest value twice
-/// (the value and the response built from it).
-const READ_HEADROOM: usize = 2 * oasis_storage::MAX_VALUE_LEN;
-
 /// Calls waiting for the store task at most; more callers wait for room (the
 /// connection tasks, and so their clients, are held back instead of a queue growing).
 pub const QUEUE_DEPTH: usize = 64;
@@ -154,11 +150,17 @@ impl<D: BlockDevice> Store<D> {
             }
             replies[i] = Some(match op {
                 // A value is read into memory whole: refuse when the heap could
-                // not take the largest one (the connection answers 503).
-                Op::Get { .. } if !oasis::heap_has_room(READ_HEADROOM) => Reply::Refused(
-                    oasis::http::StatusCode::ServiceUnavailable,
-                    "out of memory: try again later\n",
-                ),
+                // not take it twice (value and response; the connection answers 503).
+                Op::Get { key }
+                    if !oasis::heap_has_room(
+                        2 * self.kv.meta(key).map_or(0, |m| m.size as usize),
+                    ) =>
+                {
+                    Reply::Refused(
+                        oasis::http::StatusCode::ServiceUnavailable,
+                        "out of memory: try again later\n",
+                    )
+                }
                 Op::Get { key } => match self.kv.get(key).await {
                     Ok(Some(v)) => Reply::Value(v),
                     Ok(None) => Reply::NotFound,

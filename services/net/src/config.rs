@@ -382,9 +382,11 @@ pub struct Budget {
 const SOCKET_SLOT: usize = 576;
 
 impl Budget {
-    /// The reserve for a heap of `heap` bytes: 1/16 of it, at least 512 KiB.
+    /// The reserve for a heap of `heap` bytes: 1/16 of it, at least 1 MiB (small
+    /// heaps need proportionally more for the allocations admission does not see:
+    /// timers, queues, the tasks of a burst of accepted connections).
     pub fn reserve_for(heap: usize) -> usize {
-        (heap / 16).max(512 * 1024)
+        (heap / 16).max(1024 * 1024)
     }
 
     /// Derives the limits from `heap`, taking the explicit `--tcp-*` values where
@@ -430,7 +432,12 @@ impl Budget {
                 heap / 1024
             ));
         }
-        let backlog = backlog.unwrap_or(DEFAULT_BACKLOG).min(max_connections);
+        // Connections waiting for `accept` have no task yet but will: a quarter of
+        // the connections at most, so a burst cannot promise more than the reserve
+        // absorbs (1024 in 64 MiB, ~290 in 8 MiB).
+        let backlog = backlog
+            .unwrap_or(DEFAULT_BACKLOG.min(max_connections / 4))
+            .clamp(1, max_connections);
         Ok(Budget {
             heap,
             reserve,
