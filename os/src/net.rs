@@ -213,7 +213,7 @@ pub async fn serve<F, Fut>(
     let mut refused: u64 = 0;
     let mut failed: u64 = 0;
     loop {
-        let (mut stream, peer) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(NetError::Stack(oasis_net::NetError::InvalidState)) => return,
             Err(e) => {
