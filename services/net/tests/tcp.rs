@@ -294,6 +294,17 @@ async fn echo(c: &mut TcpStream, msg: &[u8]) -> Result<(), NetError> {
     Ok(())
 }
 
+/// `n` connections from `b` to A's echo port, each checked with one `len`-byte echo.
+async fn echo_clients(b: &oasis_net::NetHandle, n: u8, len: usize) -> Vec<TcpStream> {
+    let mut conns = Vec::new();
+    for i in 0..n {
+        let mut c = b.tcp_connect(sa(A, 80)).await.unwrap();
+        echo(&mut c, &vec![i; len]).await.unwrap();
+        conns.push(c);
+    }
+    conns
+}
+
 #[test]
 fn memory_admission_refuses_at_the_reserve_and_recovers() {
     let p = TestPlatform::new();
@@ -305,12 +316,7 @@ fn memory_admission_refuses_at_the_reserve_and_recovers() {
         };
         let (a, b) = two_stacks(p, server_cfg, static_config(B));
         let _server = echo_server(a.tcp_listen(80).unwrap());
-        let mut conns = Vec::new();
-        for i in 0..3u8 {
-            let mut c = b.tcp_connect(sa(A, 80)).await.unwrap();
-            echo(&mut c, &[i; 100]).await.unwrap();
-            conns.push(c);
-        }
+        let mut conns = echo_clients(&b, 3, 100).await;
         assert_eq!(a.stats().tcp_evicted, 0, "no pressure, no eviction");
         // The heap fills up to the server's reserve: the LISTEN sockets already built
         // (with their buffers) still take connections, then SYNs get RST.
@@ -356,12 +362,7 @@ fn idle_connections_make_room_under_pressure_oldest_first() {
         let cost = server_cfg.min_connection_cost();
         let (a, b) = two_stacks(p, server_cfg, static_config(B));
         let _server = echo_server(a.tcp_listen(80).unwrap());
-        let mut idle = Vec::new();
-        for i in 0..20u8 {
-            let mut c = b.tcp_connect(sa(A, 80)).await.unwrap();
-            echo(&mut c, &[i; 10]).await.unwrap();
-            idle.push(c);
-        }
+        let mut idle = echo_clients(&b, 20, 10).await;
         // Memory gets short, though not exhausted: the oldest idle ones are reset.
         let t0 = secs(p);
         p.set_heap_free(10 * MIB + 20 * cost);
@@ -416,12 +417,7 @@ fn listener_refuses_beyond_max_connections_and_others_keep_working() {
         };
         let (a, b) = two_stacks(p, server_cfg, static_config(B));
         let _server = echo_server(a.tcp_listen(80).unwrap());
-        let mut conns = Vec::new();
-        for i in 0..4u8 {
-            let mut c = b.tcp_connect(sa(A, 80)).await.unwrap();
-            echo(&mut c, &[i; 10]).await.unwrap();
-            conns.push(c);
-        }
+        let mut conns = echo_clients(&b, 4, 10).await;
         assert_eq!(a.stats().tcp_connections, 4);
         assert_eq!(a.stats().tcp_listening, 0, "no LISTEN socket at the limit");
         for _ in 0..3 {
