@@ -28,10 +28,10 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file());
     if found.is_none() {
-        if std::env::var("OASIS_REQUIRE_QEMU").as_deref() == Ok("1") {
-            panic!("{name} is required (OASIS_REQUIRE_QEMU=1) but not installed: {INSTALL_HINT}");
-        }
-        eprintln!("SKIPPED: {name} is not installed ({INSTALL_HINT})");
+        crate::missing(
+            "OASIS_REQUIRE_QEMU",
+            &format!("{name} is not installed ({INSTALL_HINT})"),
+        );
     }
     found
 }

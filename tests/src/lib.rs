@@ -23,24 +23,30 @@ pub mod wwwtests;
 pub use oasis_cli::build::Target;
 pub use oasis_cli::qemu::{GuestExit, Machine, Net, PortForward, Vm};
 
+/// What a test does when something it needs is missing: panics with `why` when the
+/// environment variable `require` is `1` (CI), else prints `SKIPPED: why` and lets
+/// the test return early. Always returns `false` ("not available").
+pub fn missing(require: &str, why: &str) -> bool {
+    if std::env::var(require).as_deref() == Ok("1") {
+        panic!("{require}=1 but {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
 /// The QEMU binary, or `None` (test skipped) when it is missing and not required.
 pub fn qemu() -> Option<PathBuf> {
-    match oasis_cli::qemu::find_qemu() {
-        Some(q) => Some(q),
-        None if std::env::var("OASIS_REQUIRE_QEMU").as_deref() == Ok("1") => {
-            panic!(
-                "QEMU is required (OASIS_REQUIRE_QEMU=1) but qemu-system-x86_64 is not on PATH; install it: {}",
+    let q = oasis_cli::qemu::find_qemu();
+    if q.is_none() {
+        missing(
+            "OASIS_REQUIRE_QEMU",
+            &format!(
+                "qemu-system-x86_64 is not on PATH; install it: {}",
                 oasis_cli::qemu::INSTALL_HINT
-            )
-        }
-        None => {
-            eprintln!(
-                "SKIPPED: qemu-system-x86_64 not found ({})",
-                oasis_cli::qemu::INSTALL_HINT
-            );
-            None
-        }
+            ),
+        );
     }
+    q
 }
 
 /// Builds `app` for `target` (release) once per test process.

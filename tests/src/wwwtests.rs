@@ -473,18 +473,13 @@ pub fn nginx_binary() -> Option<PathBuf> {
         .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
         .map(|d| d.join("nginx"))
         .find(|p| p.is_file());
-    match found {
-        Some(p) => Some(p),
-        None if std::env::var("OASIS_REQUIRE_NGINX").as_deref() == Ok("1") => {
-            panic!(
-                "nginx is required (OASIS_REQUIRE_NGINX=1) but not installed: sudo apt-get install -y nginx-light"
-            )
-        }
-        None => {
-            eprintln!("SKIPPED: nginx not found (sudo apt-get install -y nginx-light)");
-            None
-        }
+    if found.is_none() {
+        crate::missing(
+            "OASIS_REQUIRE_NGINX",
+            "nginx is not installed (sudo apt-get install -y nginx-light)",
+        );
     }
+    found
 }
 
 /// The nginx configuration the differential test compares against. Where nginx has a

@@ -66,11 +66,7 @@ fn libvirt_available() -> bool {
         "libvirt test needs {} (Debian: apt-get install {PACKAGES})",
         missing.join(", ")
     );
-    if std::env::var(REQUIRE_LIBVIRT).as_deref() == Ok("1") {
-        panic!("{REQUIRE_LIBVIRT}=1 but {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    false
+    oasis_e2e::missing(REQUIRE_LIBVIRT, &why)
 }
 
 fn run(cmd: &mut Command) -> Result<String, String> {

@@ -60,11 +60,7 @@ pub fn netns_available(programs: &[&str]) -> bool {
         "network-namespace test needs {} (Debian: apt-get install {NETNS_PACKAGES})",
         missing.join(", ")
     );
-    if std::env::var(REQUIRE_NETNS).as_deref() == Ok("1") {
-        panic!("{REQUIRE_NETNS}=1 but this machine lacks what it needs: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    false
+    crate::missing(REQUIRE_NETNS, &why)
 }
 
 fn run_checked(cmd: &mut Command) -> Output {
