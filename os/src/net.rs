@@ -522,7 +522,7 @@ impl NetArgs {
                 .value(
                     "tcp-max-connections",
                     "N",
-                    "live TCP connections at most; more get RST (default: as many as fit the heap at 4.6 KiB each after a 1/16 reserve, e.g. 13,000 in 64 MiB; hosted 2048)",
+                    "live TCP connections at most; more get RST (default: as many as fit the heap at 5.6 KiB each after a 1/16 reserve, e.g. 10,700 in 64 MiB; hosted 2048)",
                 )
                 .unwrap_or_else(|e| usage_error(&e)),
         }
