@@ -22,11 +22,7 @@ pub const INSTALL_HINT: &str = "sudo apt-get install -y bind9-dnsutils nsd";
 
 /// `tool` from PATH (or /usr/sbin), `None` (skip) when missing and not required.
 pub fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file());
+    let found = crate::find_program(name);
     if found.is_none() {
         crate::missing(
             "OASIS_REQUIRE_QEMU",

@@ -23,6 +23,16 @@ pub mod wwwtests;
 pub use oasis_cli::build::Target;
 pub use oasis_cli::qemu::{GuestExit, Machine, Net, PortForward, Vm};
 
+/// `name` on PATH or in the sbin directories (tests run as root, PATH may lack
+/// them), or `None`.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 /// What a test does when something it needs is missing: panics with `why` when the
 /// environment variable `require` is `1` (CI), else prints `SKIPPED: why` and lets
 /// the test return early. Always returns `false` ("not available").

@@ -468,11 +468,7 @@ pub fn encode_path(path: &str) -> String {
 
 /// The nginx binary, or `None` (skipped) when missing and `OASIS_REQUIRE_NGINX` is not 1.
 pub fn nginx_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
-        .map(|d| d.join("nginx"))
-        .find(|p| p.is_file());
+    let found = crate::find_program("nginx");
     if found.is_none() {
         crate::missing(
             "OASIS_REQUIRE_NGINX",

@@ -32,7 +32,7 @@ use oasis_cli::deploy::{self, Virsh};
 use oasis_cli::package::{Engine, Mac, NetSpec, VmSpec};
 use oasis_e2e::kvapp::{KvClient, empty_image};
 use oasis_e2e::nettests::netns_available;
-use oasis_e2e::{BOOT_TIMEOUT, Target, image, qemu};
+use oasis_e2e::{BOOT_TIMEOUT, Target, find_program, image, qemu};
 
 /// Set by CI: fail instead of skipping when libvirt is missing.
 const REQUIRE_LIBVIRT: &str = "OASIS_REQUIRE_LIBVIRT";
@@ -44,14 +44,6 @@ const NS_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const WWW_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const KV_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 3);
 const T: Duration = Duration::from_secs(20);
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
 
 /// Whether libvirt is installed; else skips (notice) or panics when required.
 fn libvirt_available() -> bool {

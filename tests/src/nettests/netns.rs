@@ -10,21 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::{Net, Vm};
+use crate::{Net, Vm, find_program};
 
 /// The namespace tests' requirement switch, set by CI.
 pub const REQUIRE_NETNS: &str = "OASIS_REQUIRE_NETNS";
 
 /// Debian packages providing the tools the namespace tests use.
 pub const NETNS_PACKAGES: &str = "iproute2 python3 dnsmasq-base";
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
