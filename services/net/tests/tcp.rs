@@ -305,22 +305,38 @@ async fn echo_clients(b: &oasis_net::NetHandle, n: u8, len: usize) -> Vec<TcpStr
     conns
 }
 
+/// The heap reserve of [`reserved_echo_server`]'s server.
+const RESERVE: usize = 10 * MIB;
+
+/// A's echo server on port 80 with a 10 MiB heap reserve, 100 MiB of simulated heap
+/// free, and B; returns both stacks and the echo task (keep it alive).
+fn reserved_echo_server(
+    p: &TestPlatform,
+) -> (
+    oasis_net::NetHandle,
+    oasis_net::NetHandle,
+    oasis_runtime::JoinHandle<()>,
+) {
+    p.set_heap_free(100 * MIB);
+    let server_cfg = NetConfig {
+        heap_reserve: RESERVE,
+        ..static_config(A)
+    };
+    let (a, b) = two_stacks(p, server_cfg, static_config(B));
+    let server = echo_server(a.tcp_listen(80).unwrap());
+    (a, b, server)
+}
+
 #[test]
 fn memory_admission_refuses_at_the_reserve_and_recovers() {
     let p = TestPlatform::new();
     block_on(p, async {
-        p.set_heap_free(100 * MIB);
-        let server_cfg = NetConfig {
-            heap_reserve: 10 * MIB,
-            ..static_config(A)
-        };
-        let (a, b) = two_stacks(p, server_cfg, static_config(B));
-        let _server = echo_server(a.tcp_listen(80).unwrap());
+        let (a, b, _server) = reserved_echo_server(p);
         let mut conns = echo_clients(&b, 3, 100).await;
         assert_eq!(a.stats().tcp_evicted, 0, "no pressure, no eviction");
         // The heap fills up to the server's reserve: the LISTEN sockets already built
         // (with their buffers) still take connections, then SYNs get RST.
-        p.set_heap_free(10 * MIB + 1000);
+        p.set_heap_free(RESERVE + 1000);
         let mut refused = 0;
         for i in 0..6u8 {
             match b.tcp_connect(sa(A, 80)).await {
@@ -354,18 +370,12 @@ fn memory_admission_refuses_at_the_reserve_and_recovers() {
 fn idle_connections_make_room_under_pressure_oldest_first() {
     let p = TestPlatform::new();
     block_on(p, async {
-        p.set_heap_free(100 * MIB);
-        let server_cfg = NetConfig {
-            heap_reserve: 10 * MIB,
-            ..static_config(A)
-        };
-        let cost = server_cfg.min_connection_cost();
-        let (a, b) = two_stacks(p, server_cfg, static_config(B));
-        let _server = echo_server(a.tcp_listen(80).unwrap());
+        let (a, b, _server) = reserved_echo_server(p);
+        let cost = static_config(A).min_connection_cost();
         let mut idle = echo_clients(&b, 20, 10).await;
         // Memory gets short, though not exhausted: the oldest idle ones are reset.
         let t0 = secs(p);
-        p.set_heap_free(10 * MIB + 20 * cost);
+        p.set_heap_free(RESERVE + 20 * cost);
         sleep(Duration::from_millis(100)).await;
         assert!(secs(p) - t0 < 0.2);
         assert_eq!(
