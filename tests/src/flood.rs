@@ -2,7 +2,7 @@
 //! `bench/robustness`): idle connections, active keep-alive clients, slowloris,
 //! hostile frames and connection churn, each while a *normal client* probes the
 //! guest every 200 ms and must be answered correctly within 1 s (`bench/robustness`;
-//! 3 s under `cargo test`, see [`probe_deadline`]).
+//! 10 s under `cargo test`, see [`probe_deadline`]).
 //!
 //! Everything runs inside a network namespace the test creates ([`NetNs`]): the
 //! flood threads move themselves into it (`setns`), so no traffic leaves it. Flood
@@ -69,13 +69,17 @@ pub const ACTIVE_FOR: Duration = Duration::from_secs(10);
 pub const SLOW_FOR: Duration = Duration::from_secs(14);
 /// The normal client's answer deadline: the 1 s in `bench/robustness`
 /// (which sets `OASIS_ROBUST_DEADLINE_MS=1000`). Under `cargo test` the default is
-/// 3 s: CI shares two cores under TCG, and a test must not fail on a noisy neighbour
-/// (the bench measures the 1 s figure; the test proves "served, not locked out").
+/// 10 s: CI shares two cores under TCG, and a test must not fail on a noisy
+/// neighbour. A SYN or SYN-ACK lost to a full virtio ring costs the host's
+/// retransmission timeouts (1 s, then 2 s more, then 4 s more), so one unlucky probe
+/// of a saturated guest takes 3.05 s (seen in CI, kv keep-alive flood). The bench
+/// measures the 1 s figure; the test proves "served, never locked out", and a guest
+/// that refuses, resets or stops answering the normal client still fails it.
 pub fn probe_deadline() -> Duration {
     let ms = std::env::var("OASIS_ROBUST_DEADLINE_MS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3000);
+        .unwrap_or(10_000);
     Duration::from_millis(ms)
 }
 /// The normal client's probing period.

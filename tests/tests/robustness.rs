@@ -2,7 +2,9 @@
 //! booted at their documented memory on a TAP in a network namespace the test
 //! creates, each facing (a) idle connections, (b) concurrent keep-alive clients,
 //! (c) slowloris, (d) hostile frames and (e) connection churn, while a normal client
-//! must be answered correctly within 1 s throughout and after. Refused flood
+//! must be answered correctly throughout and after: within 1 s in `bench/robustness`,
+//! within 10 s here (no timed assertions on shared CI machines; a refusal, reset or
+//! wrong answer fails at once, see `flood::probe_deadline`). Refused flood
 //! connections are counted, not failures. See `oasis_e2e::flood`.
 //!
 //! Sizes scale with `OASIS_ROBUST_SCALE` (default `flood::CI_SCALE`; 1.0 is the
