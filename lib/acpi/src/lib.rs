@@ -18,6 +18,9 @@
 //! and every scan is bounded linearly in the input's size.
 #![no_std]
 #![forbid(unsafe_code)]
+// Input from outside must never panic the kernel through an unchecked unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
 
 extern crate alloc;
 #[cfg(test)]
@@ -84,25 +87,44 @@ pub enum AcpiError {
     NotRsdp,
     /// A checksum does not sum to zero.
     #[error("{what} checksum is wrong")]
-    Checksum { what: &'static str },
+    Checksum {
+        /// Which structure (`"RSDP"`, a table's signature).
+        what: &'static str,
+    },
     /// A structure is shorter than its format requires.
     #[error("{what} is {len} bytes long, needs {need}")]
     Truncated {
+        /// Which structure.
         what: &'static str,
+        /// Its length in bytes.
         len: usize,
+        /// The length its format requires.
         need: usize,
     },
     /// Physical memory could not be read there.
     #[error("cannot read {len} bytes of ACPI tables at {addr:#x}")]
-    Unreadable { addr: u64, len: usize },
+    Unreadable {
+        /// Physical address of the read.
+        addr: u64,
+        /// Bytes asked for.
+        len: usize,
+    },
     /// A table claims to be larger than [`MAX_TABLE_LEN`].
     #[error("ACPI table at {addr:#x} claims {len} bytes, over the {MAX_TABLE_LEN}-byte limit")]
-    TooLong { addr: u64, len: usize },
+    TooLong {
+        /// Physical address of the table.
+        addr: u64,
+        /// The length its header claims.
+        len: usize,
+    },
     /// A pointer led to a table with another signature.
     #[error("ACPI table at {addr:#x} is {found}, expected {expected}")]
     Signature {
+        /// Physical address of the table.
         addr: u64,
+        /// The signature the pointer promised.
         expected: Signature,
+        /// The signature found there.
         found: Signature,
     },
     /// The RSDP names neither an RSDT nor an XSDT.

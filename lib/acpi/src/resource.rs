@@ -16,14 +16,18 @@ const ADDRESS_SPACE_MEMORY: u8 = 0;
 /// How an interrupt line signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
+    /// Edge-triggered.
     Edge,
+    /// Level-triggered.
     Level,
 }
 
 /// Which level (or edge) is active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Polarity {
+    /// Active high (or rising edge).
     High,
+    /// Active low (or falling edge).
     Low,
 }
 
@@ -35,7 +39,9 @@ pub struct Interrupt {
     pub number: u32,
     /// `number` is an ISA IRQ, not yet a GSI.
     pub isa: bool,
+    /// How the line signals.
     pub trigger: Trigger,
+    /// Which level or edge is active.
     pub polarity: Polarity,
 }
 
@@ -45,9 +51,12 @@ pub enum Resource {
     /// A memory window (Memory32Fixed, Memory32 with min == max, or a DWord/QWord
     /// memory address space).
     Memory {
+        /// Physical base address.
         base: u64,
+        /// Length in bytes.
         len: u64,
     },
+    /// An interrupt (IRQ or Extended Interrupt descriptor).
     Interrupt(Interrupt),
 }
 

@@ -31,6 +31,7 @@ fn sums_to_zero(b: &[u8]) -> bool {
 /// The Root System Description Pointer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rsdp {
+    /// 0 for ACPI 1.0 (RSDT only), 2 or more for ACPI 2.0+ (XSDT).
     pub revision: u8,
     /// Physical address of the RSDT (32-bit entries); 0 when absent.
     pub rsdt: u32,
@@ -137,12 +138,14 @@ impl<'a> Sdt<'a> {
         Ok(Sdt { bytes })
     }
 
+    /// The four-byte signature (`b"APIC"`, `b"DSDT"`, …).
     pub fn signature(&self) -> [u8; 4] {
         let mut s = [0; 4];
         s.copy_from_slice(&self.bytes[..4]);
         s
     }
 
+    /// The table's revision byte.
     pub fn revision(&self) -> u8 {
         self.bytes[8]
     }
@@ -195,7 +198,9 @@ impl<'a> Sdt<'a> {
 /// An I/O APIC from the MADT (§5.2.12.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IoApic {
+    /// The I/O APIC's ID.
     pub id: u8,
+    /// Physical address of its MMIO registers.
     pub address: u32,
     /// The first GSI its pin 0 serves.
     pub gsi_base: u32,
@@ -205,15 +210,20 @@ pub struct IoApic {
 /// `gsi`, with MPS INTI `flags`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceOverride {
+    /// The ISA IRQ.
     pub source: u8,
+    /// The GSI it is wired to.
     pub gsi: u32,
+    /// MPS INTI flags (polarity bits 0-1, trigger mode bits 2-3).
     pub flags: u16,
 }
 
 /// A MADT entry the crate understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MadtEntry {
+    /// An I/O APIC (type 1).
     IoApic(IoApic),
+    /// An interrupt source override (type 2).
     Override(SourceOverride),
 }
 
