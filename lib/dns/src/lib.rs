@@ -60,6 +60,9 @@
 //! compresses with a fixed-size map: it allocates nothing beyond growing `out`.
 #![no_std]
 #![forbid(unsafe_code)]
+// Input from outside must never panic the kernel through an unchecked unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
 
 extern crate alloc;
 
