@@ -7,6 +7,9 @@
 //! feature. This crate holds no driver code and does no I/O itself.
 #![no_std]
 #![forbid(unsafe_code)]
+// Input from outside must never panic the kernel through an unchecked unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
 
 extern crate alloc;
 

@@ -63,7 +63,12 @@ impl RamDisk {
     /// If `sector_size` is zero or the size does not fit in memory (test helper).
     pub fn new(sectors: u64, sector_size: u32) -> Self {
         assert!(sector_size > 0, "sector size must be non-zero");
-        let bytes = usize::try_from(sectors * u64::from(sector_size)).expect("disk too large");
+        let bytes = sectors
+            .checked_mul(u64::from(sector_size))
+            .and_then(|b| usize::try_from(b).ok());
+        let Some(bytes) = bytes else {
+            panic!("a RamDisk of {sectors} sectors of {sector_size} bytes does not fit in memory");
+        };
         Self::with_image(vec![0; bytes], sectors, sector_size)
     }
 
