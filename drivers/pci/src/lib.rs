@@ -22,6 +22,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
 
 #[cfg(any(test, feature = "test-utils"))]
 extern crate alloc;

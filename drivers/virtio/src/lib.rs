@@ -80,6 +80,7 @@
 #![deny(unsafe_code)]
 // Input from devices must never panic the kernel through an unchecked unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
 
 extern crate alloc;
 
