@@ -267,9 +267,12 @@ fn set_current(ex: Option<Arc<Executor>>) -> Option<Arc<Executor>> {
 }
 
 /// Calls `f` with the running executor. Panics when called outside [`block_on`]: that
-/// is a bug in the caller, not a condition to handle.
+/// is a bug in the caller (as `spawn` outside a runtime is in tokio), not a condition
+/// to handle, and the public functions that come here say so under `# Panics`.
 pub(crate) fn with_current<R>(f: impl FnOnce(&Executor) -> R) -> R {
-    let ex = current().expect("oasis runtime used outside block_on (no executor is running)");
+    let Some(ex) = current() else {
+        panic!("oasis runtime used outside block_on (no executor is running)");
+    };
     f(&ex)
 }
 
@@ -298,6 +301,9 @@ pub fn heap_usage() -> Option<oasis_devices::HeapUsage> {
 }
 
 /// Registers a service the executor polls every turn (see [`Poller`]).
+///
+/// # Panics
+/// Outside [`block_on`].
 pub fn register_poller(p: Box<dyn Poller>) {
     with_current(|ex| ex.pollers.lock().push(p));
 }
@@ -347,6 +353,9 @@ fn completing<F: Future>(
 }
 
 /// Spawns a task on the running executor.
+///
+/// # Panics
+/// Outside [`block_on`].
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,

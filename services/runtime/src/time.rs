@@ -96,6 +96,9 @@ impl Drop for Sleep {
 }
 
 /// Completes after `d`.
+///
+/// # Panics
+/// Outside an executor (it reads [`now`]); awaiting any [`Sleep`] does too.
 pub fn sleep(d: Duration) -> Sleep {
     sleep_until(now() + d)
 }
