@@ -49,6 +49,9 @@
 //! provides a sans-IO scanner instead.
 #![no_std]
 #![forbid(unsafe_code)]
+// Input from outside must never panic the kernel through an unchecked unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
 
 extern crate alloc;
 
