@@ -88,6 +88,9 @@
 //!    `net.wait_configured().await` before announcing readiness when DHCP is used.
 #![no_std]
 #![forbid(unsafe_code)]
+// Input from outside must never panic the kernel through an unchecked unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
 
 extern crate alloc;
 
