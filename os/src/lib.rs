@@ -26,6 +26,7 @@
 //! location and backtrace, 101; bad arguments → 64; `--help` → usage, 0.
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 extern crate alloc;
 

@@ -3,7 +3,11 @@
 //! - **Stack**: our smoltcp-based stack ([`oasis_net`]) over a device: virtio-net on
 //!   `kvm`, a TAP device on `hosted` with `--net=tap:NAME`.
 //! - **Host**: the host kernel's sockets (`hosted` default: `cargo run` serves on
-//!   127.0.0.1 with no privileges; `--bind=IP` to change).
+//!   127.0.0.1 with no privileges; `--bind=IP` to change). `hosted` only.
+//!
+//! [`Net`], [`TcpListener`], [`TcpStream`] and [`UdpSocket`] are opaque: each wraps
+//! the platform's backend type and calls one crate-private backend trait (see
+//! `net/backend.rs`), so every method here is written once for both backends.
 //!
 //! Boot arguments: `--ipv4=ADDR/PREFIX` and `--ipv4-gateway=ADDR` configure the
 //! stack statically; without them it asks DHCP. [`Os::net`](crate::Os::net) sets the
@@ -14,15 +18,20 @@ use core::future::Future;
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 
-use crate::platform::host;
+pub(crate) mod backend;
+
+use crate::platform::{self, NetBackend};
+use backend::{Backend, ListenerOps, StreamOps, UdpOps};
 
 /// Why a network operation failed.
 #[derive(Debug)]
 pub enum NetError {
     /// From our TCP/IP stack.
     Stack(oasis_net::NetError),
-    /// From the host's sockets (hosted only).
-    Host(host::HostNetError),
+    /// From the host's sockets. This variant exists on `hosted` only: on `kvm` there
+    /// is no host kernel, so a match needs no arm for it there.
+    #[cfg(not(target_os = "none"))]
+    Host(oasis_hosted::HostNetError),
     /// The machine has no network device (run with `--net user`, `--port` or a TAP).
     NoDevice,
     /// The network device could not be initialised.
@@ -33,6 +42,7 @@ impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetError::Stack(e) => e.fmt(f),
+            #[cfg(not(target_os = "none"))]
             NetError::Host(e) => e.fmt(f),
             NetError::NoDevice => f.write_str("no network device: boot the VM with a virtio-net device (cargo oasis run --net user or --port HOST:GUEST)"),
             NetError::Device(e) => write!(f, "network device: {e}"),
@@ -48,114 +58,57 @@ impl From<oasis_net::NetError> for NetError {
     }
 }
 
-impl From<host::HostNetError> for NetError {
-    fn from(e: host::HostNetError) -> Self {
-        NetError::Host(e)
-    }
-}
-
 impl embedded_io::Error for NetError {
     fn kind(&self) -> embedded_io::ErrorKind {
         match self {
             NetError::Stack(e) => embedded_io::Error::kind(e),
-            NetError::Host(e) => crate::platform::host_error_kind(e),
+            #[cfg(not(target_os = "none"))]
+            NetError::Host(e) => embedded_io::Error::kind(e),
             NetError::NoDevice | NetError::Device(_) => embedded_io::ErrorKind::NotConnected,
         }
     }
-}
-
-/// Runs `$body` on whichever backend `$v` holds (the socket API is one; the backends
-/// are our smoltcp stack and, on hosted, the host's sockets).
-macro_rules! both {
-    ($ty:ident, $v:expr, $x:ident => $body:expr) => {
-        match $v {
-            $ty::Stack($x) => $body,
-            $ty::Host($x) => $body,
-        }
-    };
-}
-
-#[derive(Clone)]
-enum NetBackend {
-    Stack(oasis_net::NetHandle),
-    Host(host::HostNet),
 }
 
 /// The application's network: create listeners and sockets. Cheap to clone.
 #[derive(Clone)]
 pub struct Net(NetBackend);
 
-// On `kvm` the `Host` variants are uninhabited, so their arms are unreachable there.
-#[allow(unreachable_code)]
 impl Net {
     /// Listens for TCP connections on `port` on every local address.
     pub fn tcp_listen(&self, port: u16) -> Result<TcpListener, NetError> {
-        Ok(TcpListener(match &self.0 {
-            NetBackend::Stack(n) => ListenerBackend::Stack(n.tcp_listen(port)?),
-            NetBackend::Host(n) => ListenerBackend::Host(n.tcp_listen(port)?),
-        }))
+        Backend::tcp_listen(&self.0, port).map(TcpListener)
     }
 
     /// Binds a UDP socket to `port`.
     pub fn udp_bind(&self, port: u16) -> Result<UdpSocket, NetError> {
-        Ok(UdpSocket(match &self.0 {
-            NetBackend::Stack(n) => UdpBackend::Stack(n.udp_bind(port)?),
-            NetBackend::Host(n) => UdpBackend::Host(n.udp_bind(port)?),
-        }))
+        Backend::udp_bind(&self.0, port).map(UdpSocket)
     }
 
     /// Opens a TCP connection. Cancel-safe: dropping the future abandons the attempt.
     pub async fn tcp_connect(&self, addr: SocketAddr) -> Result<TcpStream, NetError> {
-        Ok(TcpStream(match &self.0 {
-            NetBackend::Stack(n) => StreamBackend::Stack(n.tcp_connect(addr).await?),
-            NetBackend::Host(n) => StreamBackend::Host(n.tcp_connect(addr).await?),
-        }))
+        Backend::tcp_connect(&self.0, addr).await.map(TcpStream)
     }
 
     /// This host's address (the configured IPv4, or the host bind address).
     pub fn address(&self) -> IpAddr {
-        match &self.0 {
-            NetBackend::Stack(n) => n
-                .ipv4()
-                .map_or(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED), |c| {
-                    IpAddr::V4(c.addr)
-                }),
-            NetBackend::Host(n) => n.bind_ip(),
-        }
+        Backend::address(&self.0)
     }
 }
 
-enum ListenerBackend {
-    Stack(oasis_net::TcpListener),
-    Host(host::TcpListener),
-}
-
 /// A listening TCP socket with a backlog. Dropping it stops listening.
-pub struct TcpListener(ListenerBackend);
+pub struct TcpListener(<NetBackend as Backend>::Listener);
 
 impl TcpListener {
     /// Waits for the next connection. Cancel-safe: a connection is taken off the
     /// queue only when the future completes.
     pub async fn accept(&self) -> Result<(TcpStream, SocketAddr), NetError> {
-        Ok(match &self.0 {
-            ListenerBackend::Stack(l) => {
-                let (s, a) = l.accept().await?;
-                (TcpStream(StreamBackend::Stack(s)), a)
-            }
-            ListenerBackend::Host(l) => {
-                let (s, a) = l.accept().await?;
-                (TcpStream(StreamBackend::Host(s)), a)
-            }
-        })
+        let (stream, peer) = ListenerOps::accept(&self.0).await?;
+        Ok((TcpStream(stream), peer))
     }
 
     /// The local address.
     pub fn local_addr(&self) -> SocketAddr {
-        both!(ListenerBackend, &self.0, l => l.local_addr())
-    }
-
-    fn is_host(&self) -> bool {
-        matches!(self.0, ListenerBackend::Host(_))
+        ListenerOps::local_addr(&self.0)
     }
 }
 
@@ -203,8 +156,8 @@ pub async fn serve<F, Fut>(
     use alloc::sync::Arc;
     use core::sync::atomic::{AtomicUsize, Ordering};
 
-    // Host sockets have no admission of their own here: keep the stack's default.
-    let max_connections = if listener.is_host() && max_connections == usize::MAX {
+    // A backend without admission of its own (host sockets) keeps the stack's default.
+    let max_connections = if !listener.0.admits_connections() && max_connections == usize::MAX {
         DEFAULT_MAX_CONNECTIONS
     } else {
         max_connections
@@ -256,11 +209,6 @@ pub async fn serve<F, Fut>(
     }
 }
 
-enum StreamBackend {
-    Stack(oasis_net::TcpStream),
-    Host(host::TcpStream),
-}
-
 /// A TCP connection. Dropping it closes gracefully; [`abort`](Self::abort) resets.
 ///
 /// Implements `embedded-io-async`'s `Read` and `Write`, so no_std crates written
@@ -270,9 +218,8 @@ enum StreamBackend {
 /// Cancellation: `read`, `write` and `flush` are cancel-safe (dropping the future
 /// loses no data and queues nothing); `write_all` may have queued part of the buffer
 /// when dropped.
-pub struct TcpStream(StreamBackend);
+pub struct TcpStream(<NetBackend as Backend>::Stream);
 
-#[allow(unreachable_code)]
 impl TcpStream {
     /// Reads into `buf`; `Ok(0)` means the peer closed its side.
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
@@ -280,7 +227,7 @@ impl TcpStream {
     }
 
     async fn read_shared(&self, buf: &mut [u8]) -> Result<usize, NetError> {
-        Ok(both!(StreamBackend, &self.0, s => s.read_shared(buf).await?))
+        StreamOps::read(&self.0, buf).await
     }
 
     /// Writes some of `buf`; returns how much was taken.
@@ -289,7 +236,7 @@ impl TcpStream {
     }
 
     async fn write_shared(&self, buf: &[u8]) -> Result<usize, NetError> {
-        Ok(both!(StreamBackend, &self.0, s => s.write_shared(buf).await?))
+        StreamOps::write(&self.0, buf).await
     }
 
     /// Writes all of `buf`.
@@ -307,23 +254,17 @@ impl TcpStream {
     }
 
     async fn flush_shared(&self) -> Result<(), NetError> {
-        match &self.0 {
-            StreamBackend::Stack(s) => s.flush_shared().await?,
-            // Host sockets have no user-space send buffer.
-            StreamBackend::Host(_) => {}
-        }
-        Ok(())
+        StreamOps::flush(&self.0).await
     }
 
     /// Closes the sending side (FIN); reading still works.
     pub async fn shutdown(&mut self) -> Result<(), NetError> {
-        both!(StreamBackend, &mut self.0, s => s.shutdown().await?);
-        Ok(())
+        StreamOps::shutdown(&mut self.0).await
     }
 
     /// Resets the connection (RST) and drops it.
     pub fn abort(self) {
-        both!(StreamBackend, self.0, s => s.abort())
+        StreamOps::abort(self.0);
     }
 
     /// Splits the stream into a read half and a write half that borrow it, to read
@@ -334,17 +275,17 @@ impl TcpStream {
 
     /// The remote address.
     pub fn peer_addr(&self) -> SocketAddr {
-        both!(StreamBackend, &self.0, s => s.peer_addr())
+        StreamOps::peer_addr(&self.0)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> SocketAddr {
-        both!(StreamBackend, &self.0, s => s.local_addr())
+        StreamOps::local_addr(&self.0)
     }
 
     /// TCP keepalive probes every `interval` (`None`: off).
     pub fn set_keepalive(&self, interval: Option<Duration>) {
-        both!(StreamBackend, &self.0, s => s.set_keepalive(interval))
+        StreamOps::set_keepalive(&self.0, interval);
     }
 
     /// An idle timeout: when the connection makes no progress for `timeout`, it
@@ -352,12 +293,12 @@ impl TcpStream {
     /// the pending read or write). `None` (the default) waits forever. For a deadline
     /// on one operation, wrap it in [`oasis::time::timeout`](crate::time::timeout).
     pub fn set_timeout(&self, timeout: Option<Duration>) {
-        both!(StreamBackend, &self.0, s => s.set_timeout(timeout))
+        StreamOps::set_timeout(&self.0, timeout);
     }
 
     /// Disables Nagle's algorithm when `true`.
     pub fn set_nodelay(&self, nodelay: bool) {
-        both!(StreamBackend, &self.0, s => s.set_nodelay(nodelay))
+        StreamOps::set_nodelay(&self.0, nodelay);
     }
 }
 
@@ -430,30 +371,23 @@ impl embedded_io_async::Write for WriteHalf<'_> {
     }
 }
 
-enum UdpBackend {
-    Stack(oasis_net::UdpSocket),
-    Host(host::UdpSocket),
-}
-
 /// A UDP socket.
-pub struct UdpSocket(UdpBackend);
+pub struct UdpSocket(<NetBackend as Backend>::Udp);
 
-#[allow(unreachable_code)]
 impl UdpSocket {
     /// Receives one datagram. Cancel-safe.
     pub async fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), NetError> {
-        Ok(both!(UdpBackend, &self.0, s => s.recv_from(buf).await?))
+        UdpOps::recv_from(&self.0, buf).await
     }
 
     /// Sends one datagram.
     pub async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> Result<(), NetError> {
-        both!(UdpBackend, &self.0, s => s.send_to(buf, addr).await?);
-        Ok(())
+        UdpOps::send_to(&self.0, buf, addr).await
     }
 
     /// The local address.
     pub fn local_addr(&self) -> SocketAddr {
-        both!(UdpBackend, &self.0, s => s.local_addr())
+        UdpOps::local_addr(&self.0)
     }
 }
 
@@ -534,11 +468,7 @@ static NET: spin::Once<Net> = spin::Once::new();
 
 /// Our stack's counters, once the network is up on it.
 pub(crate) fn stats() -> Option<oasis_net::NetStats> {
-    match &NET.get()?.0 {
-        NetBackend::Stack(h) => Some(h.stats()),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
+    Backend::stats(&NET.get()?.0)
 }
 
 /// Sets the network up on first call (device, stack, DHCP) and waits for an address.
@@ -551,7 +481,7 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
         Some(cidr) => oasis_net::NetConfig::static_ipv4(cidr, args.gateway.map(|g| g.0)),
         None => oasis_net::NetConfig::default(),
     };
-    match crate::platform::get().heap_bytes() {
+    match platform::get().heap_bytes() {
         Some(heap) => {
             let b = Budget::derive(heap, args.tcp_buffer, args.max_connections, args.backlog)
                 .unwrap_or_else(|e| crate::__private::usage_error(&e));
@@ -571,7 +501,7 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
     }
     config.tcp_tx_buffer = config.tcp_rx_buffer;
     config.tcp_buffer_min = config.tcp_buffer_min.min(config.tcp_rx_buffer);
-    let net = match crate::platform::open_net_device(args.tap.as_deref()) {
+    let net = match platform::open_net_device(args.tap.as_deref()) {
         Some(Ok(dev)) => {
             let handle = dev.install(config.clone(), rng.next_u64(), oasis_runtime::now())?;
             if args.ipv4.is_none() {
@@ -582,18 +512,18 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
             crate::console::_print(format_args!(
                 "net: up to {} connections in {} MiB (TCP buffers {} B to {} KiB each way, backlog {})\n",
                 config.max_connections,
-                crate::platform::get()
+                platform::get()
                     .heap_bytes()
                     .map_or(0, |h| h.div_ceil(1 << 20)),
                 config.tcp_buffer_min,
                 config.tcp_rx_buffer / 1024,
                 config.backlog
             ));
-            Net(NetBackend::Stack(handle))
+            Net(platform::stack_backend(handle))
         }
         Some(Err(e)) => return Err(e),
-        None => match crate::platform::host_net(args.bind) {
-            Some(h) => Net(NetBackend::Host(h)),
+        None => match platform::host_net(args.bind) {
+            Some(h) => Net(h),
             None => return Err(NetError::NoDevice),
         },
     };

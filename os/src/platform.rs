@@ -177,8 +177,19 @@ pub fn open_net_device(tap: Option<&str>) -> Option<Result<NetDev, crate::net::N
     imp_net::open(tap).map(|r| r.map(NetDev))
 }
 
-/// The host-socket backend (hosted), bound to `bind` (default 127.0.0.1).
-pub fn host_net(bind: Option<core::net::IpAddr>) -> Option<host::HostNet> {
+/// What the facade's sockets run on (see `net/backend.rs`): our stack's types on
+/// `kvm`; on `hosted`, an enum holding either our stack's (with `--net=tap:NAME`) or
+/// the host kernel's sockets.
+pub type NetBackend = imp_net::Backend;
+
+/// The backend for our stack, installed on a device.
+pub fn stack_backend(handle: oasis_net::NetHandle) -> NetBackend {
+    imp_net::stack(handle)
+}
+
+/// The host-socket backend, bound to `bind` (default 127.0.0.1); `None` on `kvm`,
+/// which has no host kernel.
+pub fn host_net(bind: Option<core::net::IpAddr>) -> Option<NetBackend> {
     imp_net::host(bind)
 }
 
@@ -187,6 +198,7 @@ mod imp_net {
     use crate::net::NetError;
 
     pub type Device = oasis_kvm::NetDevice;
+    pub type Backend = oasis_net::NetHandle;
 
     pub fn open(_tap: Option<&str>) -> Option<Result<Device, NetError>> {
         match oasis_kvm::take_net_device() {
@@ -196,128 +208,35 @@ mod imp_net {
         }
     }
 
-    pub fn host(_bind: Option<core::net::IpAddr>) -> Option<super::host::HostNet> {
+    pub fn stack(handle: oasis_net::NetHandle) -> Backend {
+        handle
+    }
+
+    pub fn host(_bind: Option<core::net::IpAddr>) -> Option<Backend> {
         None
     }
 }
+
+#[cfg(not(target_os = "none"))]
+mod host_sockets;
 
 #[cfg(not(target_os = "none"))]
 mod imp_net {
     use crate::net::NetError;
 
     pub type Device = oasis_hosted::TapDevice;
+    pub type Backend = super::host_sockets::Net;
 
     pub fn open(tap: Option<&str>) -> Option<Result<Device, NetError>> {
         tap.map(|name| oasis_hosted::TapDevice::open(name).map_err(NetError::Host))
     }
 
-    pub fn host(bind: Option<core::net::IpAddr>) -> Option<super::host::HostNet> {
-        Some(bind.map_or_else(oasis_hosted::HostNet::default, oasis_hosted::HostNet::new))
-    }
-}
-
-/// The host-socket backend's types (hosted) — uninhabited on `kvm`, where there is
-/// no host kernel, so code matching on them needs no target checks.
-#[cfg(not(target_os = "none"))]
-pub mod host {
-    pub use oasis_hosted::{HostNet, HostNetError, TcpListener, TcpStream, UdpSocket};
-}
-
-/// The `embedded-io` kind of a host-socket error.
-#[cfg(not(target_os = "none"))]
-pub fn host_error_kind(e: &host::HostNetError) -> embedded_io::ErrorKind {
-    embedded_io::Error::kind(e)
-}
-
-/// The `embedded-io` kind of a host-socket error (none exist on `kvm`).
-#[cfg(target_os = "none")]
-pub fn host_error_kind(e: &host::HostNetError) -> embedded_io::ErrorKind {
-    match *e {}
-}
-
-#[cfg(target_os = "none")]
-pub mod host {
-    //! Uninhabited stand-ins: values of these types cannot exist on `kvm`.
-    use core::net::{IpAddr, SocketAddr};
-    use core::time::Duration;
-
-    macro_rules! never {
-        ($($t:ident),*) => {$(
-            #[derive(Debug, Clone, Copy)]
-            pub enum $t {}
-        )*};
-    }
-    never!(HostNet, HostNetError, TcpListener, TcpStream, UdpSocket);
-
-    impl core::fmt::Display for HostNetError {
-        fn fmt(&self, _: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match *self {}
-        }
+    pub fn stack(handle: oasis_net::NetHandle) -> Backend {
+        Backend::Stack(handle)
     }
 
-    impl HostNet {
-        pub fn tcp_listen(&self, _: u16) -> Result<TcpListener, HostNetError> {
-            match *self {}
-        }
-        pub fn udp_bind(&self, _: u16) -> Result<UdpSocket, HostNetError> {
-            match *self {}
-        }
-        pub async fn tcp_connect(&self, _: SocketAddr) -> Result<TcpStream, HostNetError> {
-            match *self {}
-        }
-        pub fn bind_ip(&self) -> IpAddr {
-            match *self {}
-        }
-    }
-
-    impl TcpListener {
-        pub async fn accept(&self) -> Result<(TcpStream, SocketAddr), HostNetError> {
-            match *self {}
-        }
-        pub fn local_addr(&self) -> SocketAddr {
-            match *self {}
-        }
-    }
-
-    impl TcpStream {
-        pub async fn read_shared(&self, _: &mut [u8]) -> Result<usize, HostNetError> {
-            match *self {}
-        }
-        pub async fn write_shared(&self, _: &[u8]) -> Result<usize, HostNetError> {
-            match *self {}
-        }
-        pub async fn shutdown(&mut self) -> Result<(), HostNetError> {
-            match *self {}
-        }
-        pub fn abort(self) {
-            match self {}
-        }
-        pub fn peer_addr(&self) -> SocketAddr {
-            match *self {}
-        }
-        pub fn local_addr(&self) -> SocketAddr {
-            match *self {}
-        }
-        pub fn set_keepalive(&self, _: Option<Duration>) {
-            match *self {}
-        }
-        pub fn set_nodelay(&self, _: bool) {
-            match *self {}
-        }
-        pub fn set_timeout(&self, _: Option<Duration>) {
-            match *self {}
-        }
-    }
-
-    impl UdpSocket {
-        pub async fn recv_from(&self, _: &mut [u8]) -> Result<(usize, SocketAddr), HostNetError> {
-            match *self {}
-        }
-        pub async fn send_to(&self, _: &[u8], _: SocketAddr) -> Result<(), HostNetError> {
-            match *self {}
-        }
-        pub fn local_addr(&self) -> SocketAddr {
-            match *self {}
-        }
+    pub fn host(bind: Option<core::net::IpAddr>) -> Option<Backend> {
+        let net = bind.map_or_else(oasis_hosted::HostNet::default, oasis_hosted::HostNet::new);
+        Some(Backend::Host(net))
     }
 }
