@@ -157,11 +157,12 @@ pub async fn serve<F, Fut>(
     use core::sync::atomic::{AtomicUsize, Ordering};
 
     // A backend without admission of its own (host sockets) keeps the stack's default.
-    let max_connections = if !listener.0.admits_connections() && max_connections == usize::MAX {
-        DEFAULT_MAX_CONNECTIONS
-    } else {
-        max_connections
-    };
+    let max_connections =
+        if !ListenerOps::admits_connections(&listener.0) && max_connections == usize::MAX {
+            DEFAULT_MAX_CONNECTIONS
+        } else {
+            max_connections
+        };
     let active = Arc::new(AtomicUsize::new(0));
     let mut refused: u64 = 0;
     let mut failed: u64 = 0;
