@@ -6,12 +6,184 @@
 //! response head and its (zero-copy) body, and run the handler's deferred work (a
 //! disk read, a store write) when it asks for it.
 
+use core::future::Future;
 use core::time::Duration;
 
+use embedded_io_async::{Read, Write};
 pub use oasis_http::*;
 
 use crate::net::TcpStream;
 use crate::time::timeout;
+
+/// A connection HTTP can be served over: TCP, or TLS over TCP (feature `tls`).
+/// [`drive`] works on either, so a handler cannot tell HTTPS from HTTP.
+pub trait Transport: Read + Write {
+    /// Turns Nagle's algorithm off (`true`) or on, on the TCP stream underneath.
+    fn set_nodelay(&self, nodelay: bool);
+    /// Ends the connection cleanly: everything written is sent (TLS: then
+    /// close_notify), then the TCP stream is shut down.
+    fn close(&mut self) -> impl Future<Output = ()>;
+}
+
+impl Transport for TcpStream {
+    fn set_nodelay(&self, nodelay: bool) {
+        TcpStream::set_nodelay(self, nodelay);
+    }
+    async fn close(&mut self) {
+        let _ = Write::flush(self).await;
+        let _ = self.shutdown().await;
+    }
+}
+
+/// An HTTP connection's stream: plain TCP, or TLS over TCP. One type for both, so
+/// an appliance writes its connection code once; the TLS state is boxed, so a
+/// plain connection's task is no larger than before.
+pub enum HttpStream {
+    /// HTTP over TCP.
+    Plain(TcpStream),
+    /// HTTPS.
+    #[cfg(feature = "tls")]
+    Tls(alloc::boxed::Box<crate::tls::TlsTcpStream>),
+}
+
+impl core::fmt::Debug for HttpStream {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(if self.is_tls() {
+            "HttpStream::Tls"
+        } else {
+            "HttpStream::Plain"
+        })
+    }
+}
+
+impl HttpStream {
+    /// A stream for an accepted connection: plain with `tls: None`, else after a
+    /// TLS handshake ([`crate::tls::accept`]: timed out, memory-checked). `None` when
+    /// the handshake failed (the connection is closed; logged at debug level).
+    pub async fn accept(tcp: TcpStream, tls: Option<&TlsConfigRef>) -> Option<HttpStream> {
+        match tls {
+            None => Some(HttpStream::Plain(tcp)),
+            #[cfg(feature = "tls")]
+            Some(config) => match crate::tls::accept(tcp, config).await {
+                Ok(s) => Some(HttpStream::Tls(alloc::boxed::Box::new(s))),
+                Err(e) => {
+                    log::debug!("https: {e}");
+                    None
+                }
+            },
+            #[cfg(not(feature = "tls"))]
+            Some(never) => match *never {},
+        }
+    }
+
+    /// Whether this is HTTPS.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, HttpStream::Plain(_))
+    }
+}
+
+/// The TLS configuration [`HttpStream::accept`] takes (uninhabited without the
+/// `tls` feature).
+#[cfg(feature = "tls")]
+pub type TlsConfigRef = crate::tls::TlsConfig;
+/// The TLS configuration [`HttpStream::accept`] takes (uninhabited without the
+/// `tls` feature).
+#[cfg(not(feature = "tls"))]
+#[derive(Debug, Clone, Copy)]
+pub enum TlsConfigRef {}
+
+/// Why an [`HttpStream`] operation failed.
+#[derive(Debug)]
+pub enum HttpStreamError {
+    /// On TCP.
+    Net(crate::net::NetError),
+    /// In TLS.
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsError),
+}
+
+impl embedded_io::Error for HttpStreamError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        match self {
+            HttpStreamError::Net(e) => e.kind(),
+            #[cfg(feature = "tls")]
+            HttpStreamError::Tls(e) => e.kind(),
+        }
+    }
+}
+
+impl core::fmt::Display for HttpStreamError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            HttpStreamError::Net(e) => e.fmt(f),
+            #[cfg(feature = "tls")]
+            HttpStreamError::Tls(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for HttpStreamError {}
+
+impl embedded_io::ErrorType for HttpStream {
+    type Error = HttpStreamError;
+}
+
+impl Read for HttpStream {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, HttpStreamError> {
+        match self {
+            HttpStream::Plain(s) => Read::read(s, buf).await.map_err(HttpStreamError::Net),
+            #[cfg(feature = "tls")]
+            HttpStream::Tls(s) => s.read(buf).await.map_err(HttpStreamError::Tls),
+        }
+    }
+}
+
+impl Write for HttpStream {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, HttpStreamError> {
+        match self {
+            HttpStream::Plain(s) => Write::write(s, buf).await.map_err(HttpStreamError::Net),
+            #[cfg(feature = "tls")]
+            HttpStream::Tls(s) => s.write(buf).await.map_err(HttpStreamError::Tls),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), HttpStreamError> {
+        match self {
+            HttpStream::Plain(s) => Write::flush(s).await.map_err(HttpStreamError::Net),
+            #[cfg(feature = "tls")]
+            HttpStream::Tls(s) => s.flush().await.map_err(HttpStreamError::Tls),
+        }
+    }
+}
+
+impl Transport for HttpStream {
+    fn set_nodelay(&self, nodelay: bool) {
+        match self {
+            HttpStream::Plain(s) => s.set_nodelay(nodelay),
+            #[cfg(feature = "tls")]
+            HttpStream::Tls(s) => s.set_nodelay(nodelay),
+        }
+    }
+
+    async fn close(&mut self) {
+        match self {
+            HttpStream::Plain(s) => s.close().await,
+            #[cfg(feature = "tls")]
+            HttpStream::Tls(s) => s.close().await,
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Transport for crate::tls::TlsTcpStream {
+    fn set_nodelay(&self, nodelay: bool) {
+        self.get_ref().set_nodelay(nodelay);
+    }
+    async fn close(&mut self) {
+        let _ = self.close_notify().await;
+        let _ = self.get_mut().shutdown().await;
+    }
+}
 
 /// How long a client may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +215,9 @@ pub enum Driven {
 ///     handler.do_the_slow_part().await;
 /// }
 /// ```
-pub async fn drive<H: Handler>(
+pub async fn drive<H: Handler, S: Transport>(
     os: &crate::Os,
-    stream: &mut TcpStream,
+    stream: &mut S,
     conn: &mut Connection,
     handler: &mut H,
     t: Timeouts,
@@ -83,8 +255,7 @@ pub async fn drive<H: Handler>(
             Action::Close => break,
         }
     }
-    let _ = stream.flush().await;
-    let _ = stream.shutdown().await;
+    stream.close().await;
     Driven::Closed
 }
 
@@ -133,5 +304,175 @@ impl ServerOptions {
                 idle: Duration::from_secs(idle.max(1)),
             },
         }
+    }
+}
+
+/// HTTPS for an HTTP appliance (feature `tls`), from its boot arguments:
+/// `--tls-port=PORT` serves HTTPS there (off without it) with the certificate built
+/// into the image (`OASIS_TLS_CERT`/`OASIS_TLS_KEY`, see [`crate::tls`]);
+/// `--tls-redirect` answers plain-HTTP requests with a 301 to the same URL over
+/// HTTPS; `--hsts=SECS` sends `Strict-Transport-Security: max-age=SECS` on HTTPS
+/// responses.
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone)]
+pub struct Https {
+    /// The HTTPS port.
+    pub port: u16,
+    /// The configuration (certificates, protocol settings).
+    pub config: crate::tls::TlsConfig,
+    /// Whether plain HTTP answers with a redirect.
+    pub redirect: bool,
+    /// The HSTS max-age, if HSTS is on.
+    pub hsts: Option<u64>,
+}
+
+#[cfg(feature = "tls")]
+impl Https {
+    /// Reads the options; `Ok(None)` when `--tls-port` is absent. Errors name what is
+    /// wrong: no certificate built in, a certificate that does not load (expired, key
+    /// mismatch, malformed), or no wall clock.
+    pub fn from_args(args: &mut crate::Args) -> Result<Option<Https>, alloc::string::String> {
+        let port: Option<u16> = args.value("tls-port", "PORT", "serve HTTPS on this port");
+        let redirect = args.flag(
+            "tls-redirect",
+            "answer plain HTTP with a redirect to HTTPS (301)",
+        );
+        let hsts: Option<u64> = args.value(
+            "hsts",
+            "SECS",
+            "send Strict-Transport-Security with this max-age on HTTPS",
+        );
+        let Some(port) = port else {
+            if redirect || hsts.is_some() {
+                return Err("--tls-redirect and --hsts need --tls-port".into());
+            }
+            return Ok(None);
+        };
+        let identity = crate::tls::embedded_identity()
+            .map_err(|e| alloc::format!("the built-in TLS certificate: {e}"))?
+            .ok_or(
+                "--tls-port: no certificate is built into this image (build with OASIS_TLS_CERT and OASIS_TLS_KEY naming PEM files; `cargo oasis run --tls` uses the development certificate from `cargo oasis cert`)",
+            )?;
+        let config =
+            crate::tls::config(alloc::vec![identity]).map_err(|e| alloc::format!("{e}"))?;
+        Ok(Some(Https {
+            port,
+            config,
+            redirect,
+            hsts,
+        }))
+    }
+}
+
+/// What HTTPS asks of every connection's handler: redirect plain HTTP, send HSTS.
+/// The default asks nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// `Some(port)`: plain-HTTP requests get a 301 to HTTPS on `port`.
+    pub redirect_to: Option<u16>,
+    /// `Some(secs)`: HTTPS responses carry HSTS with this max-age.
+    pub hsts: Option<u64>,
+}
+
+#[cfg(feature = "tls")]
+impl Https {
+    /// The handler policy these options ask for.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            redirect_to: self.redirect.then_some(self.port),
+            hsts: self.hsts,
+        }
+    }
+}
+
+impl<H: Handler> Secured<H> {
+    /// Wraps `inner` for a connection: the redirect applies to plain HTTP, HSTS to
+    /// HTTPS; `exempt` (a health check path) is never redirected.
+    pub fn new(inner: H, policy: Policy, tls: bool, exempt: &'static str) -> Self {
+        Secured {
+            inner,
+            redirect_to: policy.redirect_to.filter(|_| !tls),
+            hsts: policy.hsts.filter(|_| tls),
+            exempt,
+        }
+    }
+}
+
+/// Wraps an appliance's handler with what HTTPS asks of it: on plain HTTP with
+/// `--tls-redirect`, a 301 to `https://HOST[:PORT]/TARGET` (except for `exempt`,
+/// e.g. a health check); on HTTPS with `--hsts`, the `Strict-Transport-Security`
+/// header.
+#[derive(Debug)]
+pub struct Secured<H> {
+    /// The appliance's handler.
+    pub inner: H,
+    /// `Some(port)`: redirect plain-HTTP requests to HTTPS on `port`.
+    pub redirect_to: Option<u16>,
+    /// `Some(secs)`: add HSTS with this max-age.
+    pub hsts: Option<u64>,
+    /// A path answered by `inner` even when redirecting.
+    pub exempt: &'static str,
+}
+
+impl<H: Handler> Handler for Secured<H> {
+    fn handle(&mut self, req: &Request<'_>, resp: &mut ResponseWriter) {
+        if let Some(port) = self.redirect_to.filter(|_| req.path() != self.exempt) {
+            // The client's Host without its port; absent (HTTP/1.0): no redirect.
+            if let Some(host) = req
+                .header("host")
+                .and_then(|h| core::str::from_utf8(h).ok())
+                .map(host_without_port)
+                .filter(|h| !h.is_empty())
+            {
+                resp.set_status(StatusCode::MovedPermanently);
+                if port == 443 {
+                    resp.header_fmt("Location", format_args!("https://{host}{}", req.target()));
+                } else {
+                    resp.header_fmt(
+                        "Location",
+                        format_args!("https://{host}:{port}{}", req.target()),
+                    );
+                }
+                return;
+            }
+        }
+        self.inner.handle(req, resp);
+        if let Some(secs) = self.hsts.filter(|_| !resp.is_deferred()) {
+            resp.header_fmt("Strict-Transport-Security", format_args!("max-age={secs}"));
+        }
+    }
+
+    fn wants_body(&self) -> bool {
+        self.inner.wants_body()
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:8080` → `[::1]`. Characters that
+/// cannot be in a host name make it empty (no redirect to a header injection).
+fn host_without_port(host: &str) -> &str {
+    let host = host.trim();
+    let name = if let Some(end) = host.find(']') {
+        host.get(..=end).unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    let ok = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+    if ok { name } else { "" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_without_port;
+
+    #[test]
+    fn hosts_lose_their_port_and_bad_ones_are_refused() {
+        assert_eq!(host_without_port("example.com:8080"), "example.com");
+        assert_eq!(host_without_port("example.com"), "example.com");
+        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
+        assert_eq!(host_without_port("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host_without_port("evil.com/\r\nSet-Cookie: x"), "");
+        assert_eq!(host_without_port("a b"), "");
     }
 }

@@ -39,6 +39,8 @@ mod logger;
 pub mod net;
 mod platform;
 mod rng;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use args::Args;
 pub use console::{_print, Console};

@@ -16,6 +16,16 @@ pub fn get() -> &'static dyn Platform {
     imp::platform()
 }
 
+/// Makes `getrandom` callers (ring, for TLS) draw from the program's CSPRNG. On
+/// `hosted` they use the host kernel's `getrandom(2)` and this does nothing.
+#[cfg(feature = "tls")]
+pub fn install_random_source(f: fn(&mut [u8])) {
+    #[cfg(target_os = "none")]
+    imp::set_random_source(f);
+    #[cfg(not(target_os = "none"))]
+    let _ = f;
+}
+
 /// One line about the machine (clock source, timer, heap).
 pub fn report() -> alloc::string::String {
     imp::boot_report()

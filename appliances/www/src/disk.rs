@@ -27,7 +27,6 @@ use core::net::SocketAddr;
 
 use oasis::block::Disk;
 use oasis::log::info;
-use oasis::net::TcpStream;
 use oasis::prelude::*;
 use oasis::sync::{Channel, Signal};
 use oasis_http::{
@@ -262,21 +261,29 @@ impl DiskHandler<'_> {
 }
 
 /// One connection, answered from the disk.
-pub async fn serve(os: &Os, mut stream: TcpStream, peer: SocketAddr, client: Client, s: Settings) {
+pub async fn serve(
+    os: &Os,
+    mut stream: oasis::http::HttpStream,
+    peer: SocketAddr,
+    client: Client,
+    s: Settings,
+) {
     let mut conn = Connection::new(s.limits);
-    let mut handler = DiskHandler {
+    let tls = stream.is_tls();
+    let inner = DiskHandler {
         index: &client.index,
         peer: &peer,
         want: None,
         ready: None,
     };
+    let mut handler = oasis::http::Secured::new(inner, s.policy, tls, crate::HEALTH_PATH);
     let t = s.timeouts;
     while oasis::http::drive(os, &mut stream, &mut conn, &mut handler, t).await
         == oasis::http::Driven::Deferred
     {
-        let (path, with_gzip) = handler.want.take().unwrap_or_default();
+        let (path, with_gzip) = handler.inner.want.take().unwrap_or_default();
         let key = path.strip_prefix('/').unwrap_or(&path).into();
         let answer = client.fetch(key, with_gzip).await;
-        handler.ready = Some((path, answer));
+        handler.inner.ready = Some((path, answer));
     }
 }

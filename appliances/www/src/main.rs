@@ -22,8 +22,9 @@ extern crate alloc;
 
 mod disk;
 
+use oasis::http::{HttpStream, Policy, Secured};
 use oasis::log::info;
-use oasis::net::{NetError, TcpStream};
+use oasis::net::{NetError, TcpListener};
 use oasis::prelude::*;
 use oasis_http::{
     Connection, Handler, Limits, Method, Request, ResponseWriter, StaticSite, StatusCode,
@@ -37,6 +38,7 @@ enum WwwError {
     Site(oasis_http::PackError),
     Net(NetError),
     Disk(alloc::string::String),
+    Tls(alloc::string::String),
 }
 
 /// Where the site comes from (`--site`).
@@ -68,6 +70,7 @@ impl core::fmt::Display for WwwError {
             WwwError::Site(e) => write!(f, "the embedded site is corrupt: {e}"),
             WwwError::Net(e) => write!(f, "network: {e}"),
             WwwError::Disk(e) => write!(f, "site on disk: {e}"),
+            WwwError::Tls(e) => write!(f, "https: {e}"),
         }
     }
 }
@@ -79,9 +82,11 @@ impl From<NetError> for WwwError {
 }
 
 #[derive(Clone, Copy)]
-struct Settings {
+pub(crate) struct Settings {
     timeouts: oasis::http::Timeouts,
     limits: Limits,
+    /// Redirect and HSTS (`--tls-redirect`, `--hsts`).
+    policy: Policy,
 }
 
 #[oasis::main]
@@ -101,6 +106,7 @@ async fn main(os: Os) -> Result<(), WwwError> {
         "MiB",
         "largest file served from a disk site",
     );
+    let https = oasis::http::Https::from_args(&mut args).map_err(WwwError::Tls)?;
     args.finish();
 
     let disk_site = match source {
@@ -125,40 +131,70 @@ async fn main(os: Os) -> Result<(), WwwError> {
     let settings = Settings {
         timeouts: opts.timeouts,
         limits: Limits::default(),
+        policy: https.as_ref().map(|h| h.policy()).unwrap_or_default(),
     };
     let net = os.net().await?;
-    let listener = net.tcp_listen(port)?;
+    // Plain HTTP, and HTTPS with `--tls-port`: the same connection code over either.
+    let mut listeners = alloc::vec![(net.tcp_listen(port)?, None)];
+    let mut urls = alloc::format!("http://{}:{port}/", net.address());
+    if let Some(h) = &https {
+        listeners.push((net.tcp_listen(h.port)?, Some(h.config.clone())));
+        urls += &alloc::format!(" and https://{}:{}/", net.address(), h.port);
+    }
     if let Some(ds) = disk_site {
         println!(
-            "www: ready: serving {} files from {} on http://{}:{port}/",
+            "www: ready: serving {} files from {} on {urls}",
             ds.len(),
-            ds.disk,
-            net.address()
+            ds.disk
         );
-        let (client, os2) = (ds.client.clone(), os.clone());
-        os.spawn(oasis::net::serve(
-            listener,
-            max_conns,
-            REFUSAL,
-            move |stream, peer| {
+        for (listener, tls) in listeners {
+            let (client, os2) = (ds.client.clone(), os.clone());
+            os.spawn(accept(listener, max_conns, tls, move |stream, peer| {
                 let (os3, client) = (os2.clone(), client.clone());
                 async move { disk::serve(&os3, stream, peer, client, settings).await }
-            },
-        ));
+            }));
+        }
         ds.run(max_file_mib.saturating_mul(1024 * 1024)).await;
         return Ok(());
     }
-    println!(
-        "www: ready: serving {} files on http://{}:{port}/",
-        site.len(),
-        net.address()
-    );
-    oasis::net::serve(listener, max_conns, REFUSAL, |stream, peer| {
+    println!("www: ready: serving {} files on {urls}", site.len());
+    for (listener, tls) in listeners {
         let os2 = os.clone();
-        async move { serve(&os2, stream, peer, site, settings).await }
+        os.spawn(accept(listener, max_conns, tls, move |stream, peer| {
+            let os3 = os2.clone();
+            async move { serve(&os3, stream, peer, site, settings).await }
+        }));
+    }
+    core::future::pending::<()>().await;
+    Ok(())
+}
+
+/// The accept loop of one listener (`oasis::net::serve`: admission control), with
+/// the TLS handshake first when `tls` is set; `serve` gets the connection either way.
+async fn accept<F, Fut>(
+    listener: TcpListener,
+    max_conns: usize,
+    tls: Option<oasis::tls::TlsConfig>,
+    serve: F,
+) where
+    F: Fn(HttpStream, core::net::SocketAddr) -> Fut + Clone + Send + 'static,
+    Fut: core::future::Future<Output = ()> + Send + 'static,
+{
+    let refusal = if tls.is_some() {
+        // A 503 in plaintext would be garbage to a TLS client.
+        oasis::net::Refusal::Reset
+    } else {
+        REFUSAL
+    };
+    oasis::net::serve(listener, max_conns, refusal, move |tcp, peer| {
+        let (tls, serve) = (tls.clone(), serve.clone());
+        async move {
+            if let Some(stream) = HttpStream::accept(tcp, tls.as_ref()).await {
+                serve(stream, peer).await;
+            }
+        }
     })
     .await;
-    Ok(())
 }
 
 /// Beyond `--max-connections`: a 503 without allocating a connection.
@@ -209,13 +245,14 @@ impl Handler for Logged<'_> {
 
 async fn serve(
     os: &Os,
-    mut stream: TcpStream,
+    mut stream: HttpStream,
     peer: core::net::SocketAddr,
     site: StaticSite<'static>,
     s: Settings,
 ) {
     let mut conn = Connection::new(s.limits);
-    let mut handler = Logged { site, peer: &peer };
+    let tls = stream.is_tls();
+    let mut handler = Secured::new(Logged { site, peer: &peer }, s.policy, tls, HEALTH_PATH);
     let t = s.timeouts;
     oasis::http::drive(os, &mut stream, &mut conn, &mut handler, t).await;
 }

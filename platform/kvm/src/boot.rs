@@ -63,15 +63,14 @@ pvh_start32:
     movl $BOOT_PML4, %eax
     movl %eax, %cr3
     movl %cr4, %eax
-    orl $0x620, %eax                  /* CR4.PAE | OSFXSR | OSXMMEXCPT: SSE (see .cargo/config.toml) */
+    orl $0x20, %eax                   /* CR4.PAE */
     movl %eax, %cr4
     movl $0xC0000080, %ecx            /* IA32_EFER */
     rdmsr
     orl $0x900, %eax                  /* LME | NXE */
     wrmsr
     movl %cr0, %eax
-    andl $~0xC, %eax                  /* clear EM, TS: SSE instructions execute */
-    orl $0x80010003, %eax             /* PG | WP | MP | PE */
+    orl $0x80010001, %eax             /* PG | WP | PE */
     movl %eax, %cr0
     lgdt (BOOT_GDT_PTR)
     ljmp $0x08, $3f

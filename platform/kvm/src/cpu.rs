@@ -142,13 +142,8 @@ pub fn rbp() -> u64 {
 /// then disables interrupts again. Interrupt handlers run between.
 pub fn wait_for_interrupt() {
     // SAFETY: our IDT handles every vector that can be delivered; handlers preserve
-    // the general registers and only touch atomics and the LAPIC. Handlers are Rust
-    // built with SSE and may use XMM registers without saving them: `clobber_abi("C")`
-    // makes the compiler treat every caller-saved register (all XMM registers under
-    // the SysV ABI) as destroyed here, and this is the only place interrupts are
-    // enabled, so no task's SIMD state (an AES-GCM block mid-encryption) is ever live
-    // across an interrupt.
-    unsafe { asm!("sti", "hlt", "cli", clobber_abi("C"), options(nomem, nostack)) };
+    // all registers and only touch atomics and the LAPIC.
+    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
 }
 
 /// Stops the CPU for good.

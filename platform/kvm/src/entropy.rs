@@ -57,3 +57,29 @@ pub fn fill(buf: &mut [u8]) -> Result<(), EntropyError> {
     }
     Ok(())
 }
+
+/// Where `getrandom` callers (ring, in TLS) get their bytes: the program's CSPRNG,
+/// which the facade installs at start ([`set_random_source`]); hardware entropy
+/// until then.
+#[cfg(feature = "getrandom")]
+static RANDOM_SOURCE: spin::Once<fn(&mut [u8])> = spin::Once::new();
+
+/// Installs the CSPRNG `getrandom` callers draw from.
+#[cfg(feature = "getrandom")]
+pub fn set_random_source(f: fn(&mut [u8])) {
+    RANDOM_SOURCE.call_once(|| f);
+}
+
+#[cfg(feature = "getrandom")]
+fn getrandom_hook(buf: &mut [u8]) -> Result<(), getrandom::Error> {
+    match RANDOM_SOURCE.get() {
+        Some(f) => {
+            f(buf);
+            Ok(())
+        }
+        None => fill(buf).map_err(|_| getrandom::Error::UNSUPPORTED),
+    }
+}
+
+#[cfg(feature = "getrandom")]
+getrandom::register_custom_getrandom!(getrandom_hook);

@@ -27,6 +27,8 @@ mod boot;
 mod cpu;
 mod devices;
 mod entropy;
+#[cfg(feature = "getrandom")]
+pub use entropy::set_random_source;
 mod exit;
 mod interrupts;
 mod mem;

@@ -44,6 +44,39 @@ fn is_pem(bytes: &[u8]) -> bool {
     bytes.windows(11).any(|w| w == b"-----BEGIN ")
 }
 
+/// Signs a message with the key and verifies it with the certificate's public key.
+fn proof_of_possession(
+    certified: &CertifiedKey,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<(), IdentityError> {
+    let algs = &provider.signature_verification_algorithms;
+    let signer = certified
+        .key
+        .choose_scheme(&algs.supported_schemes())
+        .ok_or_else(|| IdentityError::Key("no signature scheme fits the key".into()))?;
+    let msg = b"oasis: does this key belong to this certificate?";
+    let sig = signer
+        .sign(msg)
+        .map_err(|e| IdentityError::Key(e.to_string()))?;
+    let leaf = certified
+        .end_entity_cert()
+        .map_err(|e| IdentityError::Certificate(e.to_string()))?;
+    let cert = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|e| IdentityError::Certificate(alloc::format!("{e:?}")))?;
+    let scheme = signer.scheme();
+    let verified = algs
+        .mapping
+        .iter()
+        .filter(|(s, _)| *s == scheme)
+        .flat_map(|(_, list)| list.iter())
+        .any(|alg| cert.verify_signature(*alg, msg, &sig).is_ok());
+    if verified {
+        Ok(())
+    } else {
+        Err(IdentityError::Mismatch)
+    }
+}
+
 impl Identity {
     /// Loads a chain (PEM with one or more `CERTIFICATE` blocks, leaf first, or one
     /// DER certificate) and a private key (PEM `PRIVATE KEY`/`EC PRIVATE KEY`/`RSA
@@ -73,12 +106,15 @@ impl Identity {
         } else {
             PrivateKeyDer::try_from(key.to_vec()).map_err(|e| IdentityError::Key(e.to_string()))?
         };
-        let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+        let provider = crate::provider();
+        let signer = provider
+            .key_provider
+            .load_private_key(key)
             .map_err(|e| IdentityError::Key(e.to_string()))?;
         let certified = CertifiedKey::new(chain, signer);
-        certified
-            .keys_match()
-            .map_err(|_| IdentityError::Mismatch)?;
+        // Not `CertifiedKey::keys_match`: this provider's keys cannot give their
+        // public half, so prove possession instead (sign, verify with the cert).
+        proof_of_possession(&certified, &provider)?;
         if let Some(now) = now.and_then(|n| i64::try_from(n).ok()) {
             if now > validity.not_after {
                 return Err(IdentityError::Expired(validity.not_after));

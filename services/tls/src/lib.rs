@@ -9,13 +9,19 @@
 //!   connection is the only one without it, and it lets us own every buffer: they
 //!   grow fallibly (a connection that cannot get memory is closed, never an
 //!   allocation-failure abort) and are released while a connection is idle.
-//! - **ring as the crypto provider.** It is the provider others run on bare metal
-//!   (rust-sel4's HTTPS server), constant-time, with assembly AES-GCM/ChaCha20 and
-//!   P-256. `rustls-rustcrypto` builds without SSE but calls itself not for
-//!   production; `aws-lc-rs` and `graviola` need a libc. ring needs SSE2, so kernels
-//!   run with SSE on (`.cargo/config.toml`, one place).
-//! - **Modern suites only**: ring's defaults are all AEAD (AES-GCM, ChaCha20-Poly1305)
-//!   with ECDHE (X25519, P-256, P-384); no RSA key exchange, no CBC, no SHA-1 MACs.
+//! - **RustCrypto as the crypto provider** (`rustls-rustcrypto`: RustCrypto's
+//!   AES-GCM, ChaCha20-Poly1305, X25519, P-256/P-384 ECDSA and ECDH, SHA-2), on both
+//!   targets, so the host tests exercise the kernel's crypto. `ring` was the first
+//!   choice (assembly, constant-time, used on bare metal by rust-sel4) but it
+//!   refuses to build without SSE2, and turning SSE on for the soft-float kernel
+//!   target makes LLVM miscompile ordinary code on stable Rust (measured: a `Vec`'s
+//!   pointer and capacity swapped at boot; see `.cargo/config.toml`). `aws-lc-rs`
+//!   and `graviola` need a libc. The provider crate is young (0.0.2-alpha); the
+//!   primitives under it are RustCrypto's audited, widely used crates. On the kernel
+//!   they run their portable constant-time code (no AES-NI, no SIMD): slower
+//!   than assembly, measured in `bench/tls`.
+//! - **Modern suites only**: AEAD (AES-GCM, ChaCha20-Poly1305) with ECDHE (X25519,
+//!   P-256, P-384); no RSA key exchange, no CBC, no SHA-1 MACs.
 //! - **Resumption by tickets** ([`Ticketer`]): ChaCha20-Poly1305 under a key drawn at
 //!   boot, so a reboot rotates it. No server-side session cache (no memory per past
 //!   client).
@@ -68,6 +74,9 @@ pub enum TlsError {
     /// A handshake message or record does not fit the connection's input buffer.
     #[error("tls: a record of more than {MAX_INCOMING} bytes")]
     TooLarge,
+    /// The client did not complete its handshake in time.
+    #[error("tls: the handshake timed out")]
+    Timeout,
     /// No memory for the connection's buffers (the heap is under pressure).
     #[error("tls: out of memory")]
     OutOfMemory,
@@ -81,11 +90,22 @@ impl embedded_io::Error for TlsError {
         match self {
             TlsError::Io(k) => *k,
             TlsError::Eof => embedded_io::ErrorKind::ConnectionAborted,
+            TlsError::Timeout => embedded_io::ErrorKind::TimedOut,
             TlsError::OutOfMemory => embedded_io::ErrorKind::OutOfMemory,
             TlsError::Protocol(_) | TlsError::TooLarge => embedded_io::ErrorKind::InvalidData,
             TlsError::Config(_) => embedded_io::ErrorKind::InvalidInput,
         }
     }
+}
+
+/// The crypto provider: RustCrypto's, limited to modern suites (AEAD with ECDHE).
+pub(crate) fn provider() -> rustls::crypto::CryptoProvider {
+    let mut p = rustls_rustcrypto::provider();
+    p.cipher_suites.retain(|s| {
+        let name = alloc::format!("{:?}", s.suite());
+        name.contains("GCM") || name.contains("CHACHA20_POLY1305")
+    });
+    p
 }
 
 /// Seconds since the Unix epoch, or `None` without a wall clock.
@@ -136,7 +156,7 @@ impl TlsConfig {
             .iter()
             .flat_map(|i| i.names().iter().cloned())
             .collect();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(provider());
         let mut cfg =
             rustls::ServerConfig::builder_with_details(provider, Arc::new(TimeSource(clock)))
                 .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

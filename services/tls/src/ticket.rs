@@ -7,16 +7,16 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::rand::{SecureRandom, SystemRandom};
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 
 /// How long a ticket is accepted (6 hours, the lifetime rustls' own ticketer uses).
 const LIFETIME_SECS: u32 = 6 * 60 * 60;
+const NONCE_LEN: usize = 12;
 
 /// Seals and opens session tickets (rustls' `ProducesTickets`).
 pub struct Ticketer {
-    key: LessSafeKey,
-    rng: SystemRandom,
+    aead: ChaCha20Poly1305,
 }
 
 impl fmt::Debug for Ticketer {
@@ -28,13 +28,10 @@ impl fmt::Debug for Ticketer {
 impl Ticketer {
     /// A ticketer with a fresh random key; `None` when no randomness is available.
     pub fn new() -> Option<Ticketer> {
-        let rng = SystemRandom::new();
         let mut key = [0u8; 32];
-        rng.fill(&mut key).ok()?;
-        let key = UnboundKey::new(&CHACHA20_POLY1305, &key).ok()?;
+        getrandom::getrandom(&mut key).ok()?;
         Some(Ticketer {
-            key: LessSafeKey::new(key),
-            rng,
+            aead: ChaCha20Poly1305::new(Key::from_slice(&key)),
         })
     }
 }
@@ -50,34 +47,19 @@ impl rustls::server::ProducesTickets for Ticketer {
 
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).ok()?;
+        getrandom::getrandom(&mut nonce).ok()?;
+        let sealed = self.aead.encrypt(Nonce::from_slice(&nonce), plain).ok()?;
         let mut out = Vec::new();
-        out.try_reserve_exact(NONCE_LEN + plain.len() + CHACHA20_POLY1305.tag_len())
-            .ok()?;
+        out.try_reserve_exact(NONCE_LEN + sealed.len()).ok()?;
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(plain);
-        let body = out.get_mut(NONCE_LEN..)?;
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), body)
-            .ok()?;
-        out.extend_from_slice(tag.as_ref());
+        out.extend_from_slice(&sealed);
         Some(out)
     }
 
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
         let nonce = cipher.get(..NONCE_LEN)?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut body = Vec::new();
-        body.try_reserve_exact(cipher.len() - NONCE_LEN).ok()?;
-        body.extend_from_slice(cipher.get(NONCE_LEN..)?);
-        let plain_len = self
-            .key
-            .open_in_place(nonce, Aad::empty(), &mut body)
-            .ok()?
-            .len();
-        body.truncate(plain_len);
-        Some(body)
+        let body = cipher.get(NONCE_LEN..)?;
+        self.aead.decrypt(Nonce::from_slice(nonce), body).ok()
     }
 }
 
