@@ -82,6 +82,36 @@ impl HttpStream {
     }
 }
 
+/// The accept loop of an HTTP or HTTPS listener: [`crate::net::serve`]'s admission
+/// control (beyond `max_conns` or the memory budget: a 503 on HTTP, a reset on
+/// HTTPS, where a plaintext 503 would be garbage), the TLS handshake when `tls` is
+/// set, then `serve(stream, peer)` as the connection's task. Every HTTP appliance's
+/// listeners run this.
+pub async fn listen<F, Fut>(
+    listener: crate::net::TcpListener,
+    max_conns: usize,
+    tls: Option<TlsConfigRef>,
+    serve: F,
+) where
+    F: Fn(HttpStream, core::net::SocketAddr) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let refusal = if tls.is_some() {
+        crate::net::Refusal::Reset
+    } else {
+        crate::net::Refusal::Reply(OVERLOADED_RESPONSE)
+    };
+    crate::net::serve(listener, max_conns, refusal, move |tcp, peer| {
+        let (tls, serve) = (tls.clone(), serve.clone());
+        async move {
+            if let Some(stream) = HttpStream::accept(tcp, tls.as_ref()).await {
+                serve(stream, peer).await;
+            }
+        }
+    })
+    .await;
+}
+
 /// The TLS configuration [`HttpStream::accept`] takes (uninhabited without the
 /// `tls` feature).
 #[cfg(feature = "tls")]

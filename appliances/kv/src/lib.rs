@@ -44,6 +44,6 @@ pub mod api;
 pub mod fuzzing;
 pub mod service;
 
-pub use api::{KvHandler, Op, Reply};
+pub use api::{HEALTH_PATH, KvHandler, Op, Reply};
 pub use oasis_storage::{MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use service::{Client, Store, channel};

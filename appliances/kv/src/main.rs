@@ -9,9 +9,10 @@
 
 extern crate alloc;
 
-use kv::{Client, KvHandler, MAX_VALUE_LEN, Reply, Store, channel};
+use kv::{Client, HEALTH_PATH, KvHandler, MAX_VALUE_LEN, Reply, Store, channel};
 use oasis::block::DiskError;
-use oasis::net::{NetError, TcpListener, TcpStream};
+use oasis::http::{HttpStream, Policy, Secured};
+use oasis::net::NetError;
 use oasis::prelude::*;
 use oasis_http::{Connection, Limits, StatusCode};
 use oasis_storage::{KvError, KvRead, LogStore};
@@ -22,6 +23,7 @@ enum KvAppError {
     Disk(DiskError),
     Store(KvError),
     Net(NetError),
+    Tls(alloc::string::String),
 }
 
 impl core::fmt::Display for KvAppError {
@@ -30,6 +32,7 @@ impl core::fmt::Display for KvAppError {
             KvAppError::Disk(e) => write!(f, "{e}"),
             KvAppError::Store(e) => write!(f, "store: {e}"),
             KvAppError::Net(e) => write!(f, "network: {e}"),
+            KvAppError::Tls(e) => write!(f, "https: {e}"),
         }
     }
 }
@@ -57,7 +60,8 @@ struct Settings {
     timeouts: oasis::http::Timeouts,
     limits: Limits,
     allow_shutdown: bool,
-    max_conns: usize,
+    /// Redirect and HSTS (`--tls-redirect`, `--hsts`).
+    policy: Policy,
 }
 
 #[oasis::main]
@@ -69,6 +73,7 @@ async fn main(os: Os) -> Result<(), KvAppError> {
         "allow-shutdown",
         "POST /shutdown stops the service (exit 0)",
     );
+    let https = oasis::http::Https::from_args(&mut args).map_err(KvAppError::Tls)?;
     args.finish();
 
     let disk = os.disk()?;
@@ -87,44 +92,58 @@ async fn main(os: Os) -> Result<(), KvAppError> {
             ..Limits::default()
         },
         allow_shutdown,
-        max_conns,
+        policy: https.as_ref().map(|h| h.policy()).unwrap_or_default(),
     };
     let net = os.net().await?;
-    let listener = net.tcp_listen(port)?;
+    // Plain HTTP, and HTTPS with `--tls-port`: the same connection code over either.
+    let mut listeners = alloc::vec![(net.tcp_listen(port)?, None)];
+    if let Some(h) = &https {
+        listeners.push((net.tcp_listen(h.port)?, Some(h.config.clone())));
+    }
     let (client, rx) = channel();
-    os.spawn(accept_loop(os.clone(), listener, client, settings));
+    for (listener, tls) in listeners {
+        let (os2, client) = (os.clone(), client.clone());
+        os.spawn(oasis::http::listen(
+            listener,
+            max_conns,
+            tls,
+            move |stream, _peer| {
+                let (os3, client) = (os2.clone(), client.clone());
+                async move { serve(&os3, stream, &client, settings).await }
+            },
+        ));
+    }
     println!(
-        "kv: ready: {keys} keys on {name} (mounted in {mount_ms} ms), http://{}:{port}/kv/",
-        net.address()
+        "kv: ready: {keys} keys on {name} (mounted in {mount_ms} ms), http://{}:{port}/kv/{}",
+        net.address(),
+        https
+            .as_ref()
+            .map_or(alloc::string::String::new(), |h| alloc::format!(
+                " and https://{}:{}/kv/",
+                net.address(),
+                h.port
+            ))
     );
     let mut store = Store::new(store);
     store.run(&rx).await;
     Ok(())
 }
 
-async fn accept_loop(os: Os, listener: TcpListener, client: Client, s: Settings) {
-    let refusal = oasis::net::Refusal::Reply(oasis::http::OVERLOADED_RESPONSE);
-    oasis::net::serve(listener, s.max_conns, refusal, |stream, _peer| {
-        let (os2, client) = (os.clone(), client.clone());
-        async move { serve(&os2, stream, &client, s).await }
-    })
-    .await;
-}
-
-async fn serve(os: &Os, mut stream: TcpStream, client: &Client, s: Settings) {
+async fn serve(os: &Os, mut stream: HttpStream, client: &Client, s: Settings) {
     let mut conn = Connection::new(s.limits);
-    let mut handler = KvHandler::new(s.allow_shutdown);
+    let tls = stream.is_tls();
+    let mut handler = Secured::new(KvHandler::new(s.allow_shutdown), s.policy, tls, HEALTH_PATH);
     let t = s.timeouts;
     while oasis::http::drive(os, &mut stream, &mut conn, &mut handler, t).await
         == oasis::http::Driven::Deferred
     {
-        let reply = match handler.take_op() {
+        let reply = match handler.inner.take_op() {
             Some(op) => client.call(op).await,
             None => Reply::Refused(StatusCode::InternalServerError, "lost request\n"),
         };
-        handler.set_reply(reply);
+        handler.inner.set_reply(reply);
     }
-    if handler.stopping() {
+    if handler.inner.stopping() {
         println!("kv: stopping");
         os.exit(0);
     }

@@ -24,7 +24,7 @@ mod disk;
 
 use oasis::http::{HttpStream, Policy, Secured};
 use oasis::log::info;
-use oasis::net::{NetError, TcpListener};
+use oasis::net::NetError;
 use oasis::prelude::*;
 use oasis_http::{
     Connection, Handler, Limits, Method, Request, ResponseWriter, StaticSite, StatusCode,
@@ -149,10 +149,15 @@ async fn main(os: Os) -> Result<(), WwwError> {
         );
         for (listener, tls) in listeners {
             let (client, os2) = (ds.client.clone(), os.clone());
-            os.spawn(accept(listener, max_conns, tls, move |stream, peer| {
-                let (os3, client) = (os2.clone(), client.clone());
-                async move { disk::serve(&os3, stream, peer, client, settings).await }
-            }));
+            os.spawn(oasis::http::listen(
+                listener,
+                max_conns,
+                tls,
+                move |stream, peer| {
+                    let (os3, client) = (os2.clone(), client.clone());
+                    async move { disk::serve(&os3, stream, peer, client, settings).await }
+                },
+            ));
         }
         ds.run(max_file_mib.saturating_mul(1024 * 1024)).await;
         return Ok(());
@@ -160,45 +165,19 @@ async fn main(os: Os) -> Result<(), WwwError> {
     println!("www: ready: serving {} files on {urls}", site.len());
     for (listener, tls) in listeners {
         let os2 = os.clone();
-        os.spawn(accept(listener, max_conns, tls, move |stream, peer| {
-            let os3 = os2.clone();
-            async move { serve(&os3, stream, peer, site, settings).await }
-        }));
+        os.spawn(oasis::http::listen(
+            listener,
+            max_conns,
+            tls,
+            move |stream, peer| {
+                let os3 = os2.clone();
+                async move { serve(&os3, stream, peer, site, settings).await }
+            },
+        ));
     }
     core::future::pending::<()>().await;
     Ok(())
 }
-
-/// The accept loop of one listener (`oasis::net::serve`: admission control), with
-/// the TLS handshake first when `tls` is set; `serve` gets the connection either way.
-async fn accept<F, Fut>(
-    listener: TcpListener,
-    max_conns: usize,
-    tls: Option<oasis::tls::TlsConfig>,
-    serve: F,
-) where
-    F: Fn(HttpStream, core::net::SocketAddr) -> Fut + Clone + Send + 'static,
-    Fut: core::future::Future<Output = ()> + Send + 'static,
-{
-    let refusal = if tls.is_some() {
-        // A 503 in plaintext would be garbage to a TLS client.
-        oasis::net::Refusal::Reset
-    } else {
-        REFUSAL
-    };
-    oasis::net::serve(listener, max_conns, refusal, move |tcp, peer| {
-        let (tls, serve) = (tls.clone(), serve.clone());
-        async move {
-            if let Some(stream) = HttpStream::accept(tcp, tls.as_ref()).await {
-                serve(stream, peer).await;
-            }
-        }
-    })
-    .await;
-}
-
-/// Beyond `--max-connections`: a 503 without allocating a connection.
-const REFUSAL: oasis::net::Refusal = oasis::net::Refusal::Reply(oasis_http::OVERLOADED_RESPONSE);
 
 /// The health check's path.
 pub(crate) const HEALTH_PATH: &str = "/healthz";
