@@ -42,6 +42,8 @@
 extern crate alloc;
 
 mod der;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod identity;
 mod stream;
 mod ticket;
