@@ -42,6 +42,13 @@ mod rng;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+/// Storage (feature `storage`): the log-structured key-value store on a disk and
+/// the read-only store over a tar image, both over [`block::Disk`].
+#[cfg(feature = "storage")]
+pub mod storage {
+    pub use oasis_storage::*;
+}
+
 pub use args::Args;
 pub use console::{_print, Console};
 pub use oasis_macros::main;

@@ -8,8 +8,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use oasis_http::{Handler, Method, Request, ResponseWriter, StatusCode};
-use oasis_storage::{KvError, MAX_KEY_LEN, MAX_VALUE_LEN};
+use oasis::http::{Handler, Method, Request, ResponseWriter, StatusCode};
+use oasis::storage::{KvError, MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// Path prefix of the key space.
 pub const KV_PREFIX: &str = "/kv/";
@@ -239,7 +239,7 @@ impl core::fmt::Write for BodyWriter<'_> {
 
 /// The per-connection handler: refuses what it can at once, defers store operations.
 ///
-/// Protocol with the connection task: on [`Action::Defer`](oasis_http::Action::Defer)
+/// Protocol with the connection task: on [`Action::Defer`](oasis::http::Action::Defer)
 /// take the operation with [`take_op`](KvHandler::take_op), have the store run it,
 /// give the answer to [`set_reply`](KvHandler::set_reply) and poll again.
 #[derive(Debug, Default)]
@@ -294,7 +294,7 @@ impl Handler for KvHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oasis_http::{Action, Connection, Limits};
+    use oasis::http::{Action, Connection, Limits};
 
     /// Feeds `input`, answering deferred operations with `answer`; returns the output.
     fn exchange(

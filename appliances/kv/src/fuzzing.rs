@@ -6,7 +6,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use oasis_http::{Action, Connection, Limits};
+use oasis::http::{Action, Connection, Limits};
 
 use crate::MAX_VALUE_LEN;
 use crate::api::{KvHandler, Op, Reply};

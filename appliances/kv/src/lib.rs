@@ -1,4 +1,4 @@
-//! `kv`: an HTTP key-value service on the crash-safe [`LogStore`](oasis_storage::LogStore).
+//! `kv`: an HTTP key-value service on the crash-safe [`LogStore`](oasis::storage::LogStore).
 //!
 //! # API
 //!
@@ -14,7 +14,7 @@
 //! [`MAX_VALUE_LEN`] get `413` (the connection refuses the body before reading it
 //! when `Content-Length` says so). A full store answers `507`; after a device error
 //! the store refuses writes until the service restarts (`503`), as
-//! [`LogStore`](oasis_storage::LogStore) requires. Other paths → `404`, other methods
+//! [`LogStore`](oasis::storage::LogStore) requires. Other paths → `404`, other methods
 //! → `405`.
 //!
 //! # Durability
@@ -27,7 +27,7 @@
 //!
 //! The store lives in one task ([`service::Store::run`]); connection tasks parse
 //! requests with [`api::KvHandler`] (an `oasis-http` handler that
-//! [defers](oasis_http::ResponseWriter::defer) every store operation), send the
+//! [defers](oasis::http::ResponseWriter::defer) every store operation), send the
 //! [`Op`] over a [`service::Client`], await the [`Reply`] and let the handler render
 //! it. The store is single-task because its futures (device requests) are not
 //! `Send`; the messages are.
@@ -45,5 +45,5 @@ pub mod fuzzing;
 pub mod service;
 
 pub use api::{HEALTH_PATH, KvHandler, Op, Reply};
-pub use oasis_storage::{MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use oasis::storage::{MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use service::{Client, Store, channel};

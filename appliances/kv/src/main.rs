@@ -11,11 +11,11 @@ extern crate alloc;
 
 use kv::{Client, HEALTH_PATH, KvHandler, MAX_VALUE_LEN, Reply, Store, channel};
 use oasis::block::DiskError;
+use oasis::http::{Connection, Limits, StatusCode};
 use oasis::http::{HttpStream, Policy, Secured};
 use oasis::net::NetError;
 use oasis::prelude::*;
-use oasis_http::{Connection, Limits, StatusCode};
-use oasis_storage::{KvError, KvRead, LogStore};
+use oasis::storage::{KvError, KvRead, LogStore};
 
 /// Why `kv` stopped.
 #[derive(Debug)]

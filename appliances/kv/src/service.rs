@@ -9,8 +9,8 @@ use alloc::vec::Vec;
 
 use oasis::sync::{Channel, Signal};
 
+use oasis::storage::{Batch, KvError, KvRead, KvWrite, LogStore, MAX_BATCH_BYTES};
 use oasis_devices::BlockDevice;
-use oasis_storage::{Batch, KvError, KvRead, KvWrite, LogStore, MAX_BATCH_BYTES};
 
 use crate::api::{Op, Reply};
 

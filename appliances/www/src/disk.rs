@@ -4,8 +4,8 @@
 //!
 //! - Every regular file of the tar is served at `/` + its path; directory index,
 //!   redirects, 403/404/405 and path rules are those of the embedded site
-//!   ([`oasis_http::resolve`]).
-//! - Content type by extension ([`oasis_http::mime`]); ETag from the store's digest
+//!   ([`oasis::http::resolve`]).
+//! - Content type by extension ([`oasis::http::mime`]); ETag from the store's digest
 //!   (CRC-32 of the content, computed on first request and cached); Last-Modified
 //!   from the tar mtime; conditional and range requests as for the embedded site.
 //! - No compression on the fly: `X.gz` in the tar, when present, is served as the
@@ -26,14 +26,14 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use oasis::block::Disk;
-use oasis::log::info;
-use oasis::prelude::*;
-use oasis::sync::{Channel, Signal};
-use oasis_http::{
+use oasis::http::{
     Connection, Entry, Handler, RESOLVE_BUF_LEN, Request, ResponseWriter, SiteIndex, StatusCode,
     mime, resolve, serve_entry_copied,
 };
-use oasis_storage::{KvError, KvRead, TarStore};
+use oasis::log::info;
+use oasis::prelude::*;
+use oasis::storage::{KvError, KvRead, TarStore};
+use oasis::sync::{Channel, Signal};
 
 use crate::Settings;
 

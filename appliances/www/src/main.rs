@@ -3,7 +3,7 @@
 //! pipelining, conditional and range requests, and precompressed gzip variants.
 //!
 //! Every connection is a task that pumps bytes between its TCP stream and an
-//! `oasis_http::Connection`; file bodies are written straight from the image, never
+//! `oasis::http::Connection`; file bodies are written straight from the image, never
 //! copied. Slow clients are bounded by a header timeout and an idle timeout;
 //! connections beyond `--max-connections` are refused.
 //!
@@ -22,20 +22,20 @@ extern crate alloc;
 
 mod disk;
 
+use oasis::http::{
+    Connection, Handler, Limits, Method, Request, ResponseWriter, StaticSite, StatusCode,
+};
 use oasis::http::{HttpStream, Policy, Secured};
 use oasis::log::info;
 use oasis::net::NetError;
 use oasis::prelude::*;
-use oasis_http::{
-    Connection, Handler, Limits, Method, Request, ResponseWriter, StaticSite, StatusCode,
-};
 
 oasis::embed!(SITE, concat!(env!("OUT_DIR"), "/site.pack"));
 
 /// Why `www` stopped.
 #[derive(Debug)]
 enum WwwError {
-    Site(oasis_http::PackError),
+    Site(oasis::http::PackError),
     Net(NetError),
     Disk(alloc::string::String),
     Tls(alloc::string::String),
