@@ -1,8 +1,8 @@
 //! The library behind `cargo oasis`: building images, composing QEMU command lines,
 //! packaging images for other engines (libvirt, Firecracker, Cloud Hypervisor,
-//! KubeVirt) and deploying them on libvirt,
-//! reading image sizes, scaffolding apps. The end-to-end tests and benchmarks use it
-//! too, so they boot images exactly the way users do.
+//! KubeVirt) and deploying them on libvirt, reading image sizes, scaffolding apps,
+//! making the development TLS certificate. The end-to-end tests and benchmarks use
+//! it too, so they boot images exactly the way users do.
 #![forbid(unsafe_code)]
 
 pub mod build;
@@ -12,6 +12,7 @@ pub mod package;
 pub mod qemu;
 pub mod scaffold;
 pub mod size;
+pub mod tls;
 
 use std::path::PathBuf;
 

@@ -9,6 +9,7 @@ use oasis_cli::build::{self, BuildRequest, Target};
 use oasis_cli::deploy::{self as dep, Virsh};
 use oasis_cli::package::{Engine, VmOptions};
 use oasis_cli::qemu::{self, Disk, GuestExit, Machine, Net, PortForward, Vm};
+use oasis_cli::tls::{self, Outcome, TlsRun};
 
 /// Where `deploy` can put an app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,6 +59,10 @@ enum Cmd {
         /// Attach a raw disk image as virtio-blk (`FILE` or `FILE:ro`); repeatable.
         #[arg(long = "disk", value_name = "FILE[:ro]")]
         disks: Vec<Disk>,
+        /// Serve HTTPS with the development certificate (`cargo oasis cert`): built
+        /// into the image, `--tls-port=443` booted, 127.0.0.1:8443 forwarded to it.
+        #[arg(long)]
+        tls: bool,
         /// Arguments for the application (its command line on kvm).
         #[arg(last = true)]
         args: Vec<String>,
@@ -107,6 +112,15 @@ enum Cmd {
     Image {
         #[command(subcommand)]
         kind: ImageKind,
+    },
+    /// Make the development CA and `localhost` certificate `run --tls` uses.
+    Cert {
+        /// Where (default: target/oasis/tls).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Make a new CA and certificate even if usable ones exist.
+        #[arg(long)]
+        force: bool,
     },
     /// Report an application's release image size by section.
     Size { app: String },
@@ -328,6 +342,21 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("{}", path.display());
             Ok(0)
         }
+        Cmd::Cert { dir, force } => {
+            let dir = dir.unwrap_or_else(tls::default_dir);
+            let (cert, outcome) = tls::ensure(&dir, force)?;
+            report_cert(&cert, outcome);
+            println!("CA certificate:     {}", cert.ca.display());
+            println!("CA key:             {}", cert.ca_key.display());
+            println!(
+                "server certificate: {} (localhost, 127.0.0.1, ::1; no chain)",
+                cert.cert.display()
+            );
+            println!("server key:         {}", cert.key.display());
+            println!();
+            println!("{}", trust_hint(&cert.ca));
+            Ok(0)
+        }
         Cmd::New { name } => {
             let dir = oasis_cli::scaffold::new_app(&name)?;
             println!(
@@ -345,9 +374,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             net,
             mut ports,
             disks,
-            args,
+            tls,
+            mut args,
         } => {
             build::check_app(&app)?;
+            let mut target = target;
+            let qemu_path = qemu::find_qemu();
+            if target == Target::Kvm && qemu_path.is_none() {
+                eprintln!(
+                    "oasis: QEMU is not installed; install it with:\n\n    {}\n",
+                    qemu::INSTALL_HINT
+                );
+                eprintln!("oasis: running {app} hosted (as a Linux process) instead");
+                target = Target::Hosted;
+            }
             let defaults = build::run_defaults(&app)?;
             if ports.is_empty() && net.is_none() {
                 for p in &defaults.ports {
@@ -356,6 +396,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     })?);
                 }
             }
+            let https = match tls {
+                false => None,
+                true => {
+                    let (cert, outcome) = tls::ensure(&tls::default_dir(), false)?;
+                    report_cert(&cert, outcome);
+                    let plan = TlsRun::new(&cert, target, net.as_ref())?;
+                    plan.apply(&mut args, &mut ports)?;
+                    Some((plan, cert))
+                }
+            };
             let mem = mem.or(defaults.mem).unwrap_or(64);
             let net = net.unwrap_or(if ports.is_empty() {
                 Net::None
@@ -372,16 +422,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     anyhow::bail!("disk image {} does not exist", d.path.display());
                 }
             }
-            let mut target = target;
-            let qemu_path = qemu::find_qemu();
-            if target == Target::Kvm && qemu_path.is_none() {
-                eprintln!(
-                    "oasis: QEMU is not installed; install it with:\n\n    {}\n",
-                    qemu::INSTALL_HINT
-                );
-                eprintln!("oasis: running {app} hosted (as a Linux process) instead");
-                target = Target::Hosted;
-            }
             eprintln!(
                 "oasis: building {app} for {} ({})",
                 target.name(),
@@ -391,9 +431,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 app: app.clone(),
                 target,
                 release,
-                env: vec![],
+                env: https
+                    .as_ref()
+                    .map(|(plan, _)| plan.env.clone())
+                    .unwrap_or_default(),
                 quiet: false,
             })?;
+            let https_hint = https.as_ref().map(|(plan, cert)| {
+                format!(
+                    "oasis: HTTPS at {} (trust {})",
+                    plan.url,
+                    shown(&cert.ca).display()
+                )
+            });
             if target == Target::Hosted {
                 // Hosted apps listen on host ports directly: give the app the host
                 // side of its first forward (e.g. www's 8080:80 -> --port=8080) unless
@@ -411,6 +461,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                         args.push(format!("--port={}", p.host));
                     }
                     eprintln!("oasis: serving on 127.0.0.1:{} (host sockets)", p.host);
+                }
+                if let Some(h) = &https_hint {
+                    eprintln!("{h}");
                 }
                 let status = std::process::Command::new(&image)
                     .args(&args)
@@ -434,6 +487,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     "oasis: once the guest is ready, open http://127.0.0.1:{}/",
                     p.host
                 );
+            }
+            if let Some(h) = &https_hint {
+                eprintln!("{h}");
             }
             for p in &vm.ports {
                 eprintln!(
@@ -468,6 +524,51 @@ fn build_release(app: &str) -> anyhow::Result<std::path::PathBuf> {
         env: vec![],
         quiet: false,
     })
+}
+
+/// Says whether the development certificate is new, and whether the CA must be
+/// trusted anew.
+fn report_cert(cert: &tls::DevCert, outcome: Outcome) {
+    let dir = shown(&cert.dir);
+    match outcome {
+        Outcome::Reused => eprintln!(
+            "oasis: using the development certificate in {}",
+            dir.display()
+        ),
+        Outcome::Renewed => eprintln!(
+            "oasis: renewed the development server certificate in {} (same CA)",
+            dir.display()
+        ),
+        Outcome::Created => eprintln!(
+            "oasis: created a development CA and server certificate in {}; clients must trust {} (`cargo oasis cert` says how)",
+            dir.display(),
+            shown(&cert.ca).display()
+        ),
+    }
+}
+
+/// How to trust the development CA.
+fn trust_hint(ca: &std::path::Path) -> String {
+    let ca = shown(ca).display().to_string();
+    format!(
+        "These are development keys: never deploy or commit them (target/ is git-ignored).
+Trust the CA (it can only vouch for localhost, 127.0.0.0/8 and ::1):
+  curl:     curl --cacert {ca} https://localhost:{port}/
+  Firefox:  Settings > Privacy & Security > Certificates > View Certificates >
+            Authorities > Import {ca}, tick \"Trust this CA to identify websites\"
+  Chrome:   (Linux) certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n oasis-dev -i {ca}
+            (elsewhere) Settings > Privacy and security > Security > Manage certificates
+  system:   sudo cp {ca} /usr/local/share/ca-certificates/oasis-dev.crt && sudo update-ca-certificates",
+        port = tls::HOST_PORT
+    )
+}
+
+/// `path` relative to the current directory when it is below it.
+fn shown(path: &std::path::Path) -> std::path::PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.to_path_buf()))
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 fn profile(release: bool) -> &'static str {
