@@ -112,6 +112,40 @@ pub async fn listen<F, Fut>(
     .await;
 }
 
+/// Opens an HTTP appliance's listeners and serves them: plain HTTP on `port`, and
+/// HTTPS on `https.port` when HTTPS is on, each through [`listen`] as a spawned
+/// task calling `serve` per connection. Returns the base URLs served
+/// (`http://ADDR:PORT`, then `https://…`), for the appliance's ready line.
+#[cfg(feature = "tls")]
+pub fn spawn_listeners<F, Fut>(
+    net: &crate::net::Net,
+    port: u16,
+    https: Option<&Https>,
+    max_conns: usize,
+    serve: F,
+) -> Result<alloc::vec::Vec<alloc::string::String>, crate::net::NetError>
+where
+    F: Fn(HttpStream, core::net::SocketAddr) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let addr = net.address();
+    let mut listeners = alloc::vec![(
+        net.tcp_listen(port)?,
+        None,
+        alloc::format!("http://{addr}:{port}")
+    )];
+    if let Some(h) = https {
+        let url = alloc::format!("https://{addr}:{}", h.port);
+        listeners.push((net.tcp_listen(h.port)?, Some(h.config.clone()), url));
+    }
+    let mut urls = alloc::vec::Vec::new();
+    for (listener, tls, url) in listeners {
+        crate::task::spawn(listen(listener, max_conns, tls, serve.clone()));
+        urls.push(url);
+    }
+    Ok(urls)
+}
+
 /// The TLS configuration [`HttpStream::accept`] takes (uninhabited without the
 /// `tls` feature).
 #[cfg(feature = "tls")]

@@ -95,34 +95,21 @@ async fn main(os: Os) -> Result<(), KvAppError> {
         policy: https.as_ref().map(|h| h.policy()).unwrap_or_default(),
     };
     let net = os.net().await?;
-    // Plain HTTP, and HTTPS with `--tls-port`: the same connection code over either.
-    let mut listeners = alloc::vec![(net.tcp_listen(port)?, None)];
-    if let Some(h) = &https {
-        listeners.push((net.tcp_listen(h.port)?, Some(h.config.clone())));
-    }
     let (client, rx) = channel();
-    for (listener, tls) in listeners {
-        let (os2, client) = (os.clone(), client.clone());
-        os.spawn(oasis::http::listen(
-            listener,
-            max_conns,
-            tls,
-            move |stream, _peer| {
-                let (os3, client) = (os2.clone(), client.clone());
-                async move { serve(&os3, stream, &client, settings).await }
-            },
-        ));
-    }
+    let os2 = os.clone();
+    let urls = oasis::http::spawn_listeners(&net, port, https.as_ref(), max_conns, {
+        let client = client.clone();
+        move |stream, _peer| {
+            let (os3, client) = (os2.clone(), client.clone());
+            async move { serve(&os3, stream, &client, settings).await }
+        }
+    })?;
     println!(
-        "kv: ready: {keys} keys on {name} (mounted in {mount_ms} ms), http://{}:{port}/kv/{}",
-        net.address(),
-        https
-            .as_ref()
-            .map_or(alloc::string::String::new(), |h| alloc::format!(
-                " and https://{}:{}/kv/",
-                net.address(),
-                h.port
-            ))
+        "kv: ready: {keys} keys on {name} (mounted in {mount_ms} ms), {}",
+        urls.iter()
+            .map(|u| alloc::format!("{u}/kv/"))
+            .collect::<alloc::vec::Vec<_>>()
+            .join(" and ")
     );
     let mut store = Store::new(store);
     store.run(&rx).await;

@@ -134,47 +134,43 @@ async fn main(os: Os) -> Result<(), WwwError> {
         policy: https.as_ref().map(|h| h.policy()).unwrap_or_default(),
     };
     let net = os.net().await?;
-    // Plain HTTP, and HTTPS with `--tls-port`: the same connection code over either.
-    let mut listeners = alloc::vec![(net.tcp_listen(port)?, None)];
-    let mut urls = alloc::format!("http://{}:{port}/", net.address());
-    if let Some(h) = &https {
-        listeners.push((net.tcp_listen(h.port)?, Some(h.config.clone())));
-        urls += &alloc::format!(" and https://{}:{}/", net.address(), h.port);
-    }
     if let Some(ds) = disk_site {
+        let (client, os2) = (ds.client.clone(), os.clone());
+        let urls = oasis::http::spawn_listeners(
+            &net,
+            port,
+            https.as_ref(),
+            max_conns,
+            move |stream, peer| {
+                let (os3, client) = (os2.clone(), client.clone());
+                async move { disk::serve(&os3, stream, peer, client, settings).await }
+            },
+        )?;
         println!(
-            "www: ready: serving {} files from {} on {urls}",
+            "www: ready: serving {} files from {} on {}",
             ds.len(),
-            ds.disk
+            ds.disk,
+            urls.join("/ and ") + "/"
         );
-        for (listener, tls) in listeners {
-            let (client, os2) = (ds.client.clone(), os.clone());
-            os.spawn(oasis::http::listen(
-                listener,
-                max_conns,
-                tls,
-                move |stream, peer| {
-                    let (os3, client) = (os2.clone(), client.clone());
-                    async move { disk::serve(&os3, stream, peer, client, settings).await }
-                },
-            ));
-        }
         ds.run(max_file_mib.saturating_mul(1024 * 1024)).await;
         return Ok(());
     }
-    println!("www: ready: serving {} files on {urls}", site.len());
-    for (listener, tls) in listeners {
-        let os2 = os.clone();
-        os.spawn(oasis::http::listen(
-            listener,
-            max_conns,
-            tls,
-            move |stream, peer| {
-                let os3 = os2.clone();
-                async move { serve(&os3, stream, peer, site, settings).await }
-            },
-        ));
-    }
+    let os2 = os.clone();
+    let urls = oasis::http::spawn_listeners(
+        &net,
+        port,
+        https.as_ref(),
+        max_conns,
+        move |stream, peer| {
+            let os3 = os2.clone();
+            async move { serve(&os3, stream, peer, site, settings).await }
+        },
+    )?;
+    println!(
+        "www: ready: serving {} files on {}",
+        site.len(),
+        urls.join("/ and ") + "/"
+    );
     core::future::pending::<()>().await;
     Ok(())
 }
