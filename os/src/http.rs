@@ -289,10 +289,21 @@ pub async fn drive<H: Handler, S: Transport>(
     // Responses go out as head + body writes; Nagle would hold the body back until
     // the client ACKs the head (a delayed ACK: ~40 ms per response).
     stream.set_nodelay(true);
+    // Latency metric: from the first bytes of a request to the end of its answer.
+    let mut arrived: Option<crate::time::Instant> = None;
+    let mut answered = false;
+    let record = |arrived: &mut Option<crate::time::Instant>, answered: &mut bool| {
+        if core::mem::take(answered)
+            && let Some(t0) = arrived.take()
+        {
+            crate::metrics::HTTP.latency(t0.elapsed());
+        }
+    };
     loop {
         let now = os.wall_clock().map(|d| d.as_secs());
         match conn.poll(handler, now) {
             Action::Write => {
+                answered = true;
                 let out = conn.output();
                 // Head and body are separate slices (the body is often the image's own
                 // bytes); both land in the socket buffer before the stack sends.
@@ -307,16 +318,23 @@ pub async fn drive<H: Handler, S: Transport>(
                 }
             }
             Action::Read => {
+                record(&mut arrived, &mut answered);
                 let limit = if conn.is_idle() { t.idle } else { t.header };
                 match timeout(limit, stream.read(conn.read_buf())).await {
                     Ok(Ok(0)) => conn.eof(),
-                    Ok(Ok(n)) => conn.commit(n),
+                    Ok(Ok(n)) => {
+                        arrived.get_or_insert_with(crate::time::now);
+                        conn.commit(n)
+                    }
                     Ok(Err(_)) => break,
                     Err(_) => conn.timeout(),
                 }
             }
             Action::Defer => return Driven::Deferred,
-            Action::Close => break,
+            Action::Close => {
+                record(&mut arrived, &mut answered);
+                break;
+            }
         }
     }
     stream.close().await;
@@ -501,6 +519,13 @@ impl<H: Handler> Handler for Secured<H> {
             }
         }
         self.inner.handle(req, resp);
+        if !resp.is_deferred() {
+            crate::metrics::HTTP.response(
+                req.method().as_str(),
+                resp.status().code(),
+                resp.body_len(),
+            );
+        }
         if let Some(secs) = self.hsts.filter(|_| !resp.is_deferred()) {
             resp.header_fmt("Strict-Transport-Security", format_args!("max-age={secs}"));
         }

@@ -36,6 +36,7 @@ mod console;
 #[cfg(feature = "http")]
 pub mod http;
 mod logger;
+pub mod metrics;
 pub mod net;
 mod platform;
 mod rng;
@@ -244,13 +245,24 @@ pub mod __private {
                 "print the heap's use and high-water mark and the TCP counters every SECS seconds",
             )
             .unwrap_or_else(|e| usage_error(&e));
+        let metrics_port: Option<u16> = parser
+            .value(
+                "metrics-port",
+                "PORT",
+                "serve Prometheus metrics at /metrics (and /healthz) on this TCP port",
+            )
+            .unwrap_or_else(|e| usage_error(&e));
         let shared = alloc::sync::Arc::new(spin::Mutex::new(Some(parser)));
         let os = Os {
             args: shared.clone(),
         };
+        let metrics_os = os.clone();
         let result = oasis_runtime::block_on(p, async move {
             if let Some(secs) = mem_report {
                 oasis_runtime::spawn(report_memory(Duration::from_secs(secs.max(1))));
+            }
+            if let Some(port) = metrics_port {
+                oasis_runtime::spawn(metrics::serve(metrics_os, port));
             }
             let mut fut = pin!(main(os));
             let mut first = true;

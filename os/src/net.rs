@@ -179,6 +179,7 @@ pub async fn serve<F, Fut>(
             }
         };
         if active.load(Ordering::Relaxed) >= max_connections {
+            crate::metrics::ACCEPT_REFUSED.inc(0);
             refused += 1;
             if refused.is_power_of_two() {
                 log::warn!(
@@ -192,6 +193,7 @@ pub async fn serve<F, Fut>(
         // estimate of its task; the task itself (its future, `Fut`) must fit too.
         // Beyond this point the application may dip into half of the reserve.
         if !crate::heap_has_room_in_reserve(core::mem::size_of::<Fut>() + TASK_SLACK) {
+            crate::metrics::ACCEPT_REFUSED.inc(1);
             refused += 1;
             if refused.is_power_of_two() {
                 log::warn!("refusing {peer}: out of memory ({refused} refused so far)");
@@ -473,7 +475,18 @@ pub(crate) fn stats() -> Option<oasis_net::NetStats> {
 }
 
 /// Sets the network up on first call (device, stack, DHCP) and waits for an address.
+/// Held while the network is being set up, so a second caller (the metrics
+/// server, an app task) waits for the first instead of finding no device.
+static SETTING_UP: embassy_sync::mutex::Mutex<
+    embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex,
+    (),
+> = embassy_sync::mutex::Mutex::new(());
+
 pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
+    if let Some(n) = NET.get() {
+        return Ok(n.clone());
+    }
+    let _setting_up = SETTING_UP.lock().await;
     if let Some(n) = NET.get() {
         return Ok(n.clone());
     }

@@ -1,0 +1,460 @@
+//! Prometheus metrics: `--metrics-port=PORT` (off by default) serves the text
+//! exposition format (version 0.0.4) at `GET /metrics`, and `GET /healthz`, on a
+//! port of its own, for every appliance.
+//!
+//! What is exported: uptime; heap size, in use and high-water mark; TCP connections
+//! live, refused (SYN answered with RST), evicted and refused at accept; frames in
+//! and out and dropped; block-device wakeups; HTTP requests by method and status
+//! class, response bytes and a latency histogram (appliances serving through
+//! [`crate::http`]); and whatever the appliance registers ([`register`]: e.g. DNS
+//! queries by type).
+//!
+//! Recording costs one relaxed atomic add: no lock, no allocation. Rendering (per
+//! scrape) allocates the response.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::time::Duration;
+
+/// A count that only goes up. `static`, lock-free, allocation-free.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// A counter at zero.
+    pub const fn new() -> Self {
+        Counter(AtomicU64::new(0))
+    }
+
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Relaxed);
+    }
+
+    /// The count.
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Counters under one metric name, one per value of a label (`N` fixed values, the
+/// last usually `"other"`), e.g. DNS queries by type. Declare it `static` and
+/// [`register`] it once.
+#[derive(Debug)]
+pub struct CounterFamily<const N: usize> {
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    values: [&'static str; N],
+    counts: [Counter; N],
+}
+
+impl<const N: usize> CounterFamily<N> {
+    /// A family `name{label="values[i]"}`, all at zero.
+    pub const fn new(
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        values: [&'static str; N],
+    ) -> Self {
+        CounterFamily {
+            name,
+            help,
+            label,
+            values,
+            counts: [const { Counter::new() }; N],
+        }
+    }
+
+    /// Adds one to the counter of label value `i` (the last one when out of range).
+    pub fn inc(&self, i: usize) {
+        if let Some(c) = self.counts.get(i).or(self.counts.last()) {
+            c.inc();
+        }
+    }
+
+    /// Adds one to the counter whose label value is `value` (the last when none).
+    pub fn inc_value(&self, value: &str) {
+        let i = self.values.iter().position(|v| *v == value).unwrap_or(N);
+        self.inc(i);
+    }
+}
+
+/// Something that writes its metrics in the exposition format.
+pub trait Render: Sync {
+    /// Appends this metric's `# HELP`, `# TYPE` and sample lines.
+    fn render(&self, out: &mut String);
+}
+
+impl<const N: usize> Render for CounterFamily<N> {
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
+        let _ = writeln!(out, "# TYPE {} counter", self.name);
+        for (v, c) in self.values.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{}{{{}=\"{v}\"}} {}", self.name, self.label, c.get());
+        }
+    }
+}
+
+static REGISTERED: spin::Mutex<Vec<&'static dyn Render>> = spin::Mutex::new(Vec::new());
+
+/// Adds an appliance's metrics to the exposition (once, at start).
+pub fn register(metric: &'static dyn Render) {
+    REGISTERED.lock().push(metric);
+}
+
+/// Latency buckets (upper bounds, microseconds), as Prometheus `le` labels.
+const BUCKETS_US: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+/// A latency histogram with fixed buckets: relaxed atomics only.
+#[derive(Debug)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// An empty histogram.
+    pub const fn new() -> Self {
+        Histogram {
+            buckets: [const { AtomicU64::new(0) }; BUCKETS_US.len()],
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        if let Some(b) = BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .and_then(|i| self.buckets.get(i))
+        {
+            b.fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (b, n) in BUCKETS_US.iter().zip(&self.buckets) {
+            cumulative += n.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{}.{:06}\"}} {cumulative}",
+                b / 1_000_000,
+                b % 1_000_000
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Relaxed);
+        let _ = writeln!(out, "{name}_sum {}.{:06}", sum / 1_000_000, sum % 1_000_000);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// HTTP methods counted by name; the rest as `other`.
+const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "DELETE", "other"];
+/// Status classes.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// What the HTTP driver records.
+pub(crate) struct HttpMetrics {
+    requests: [[Counter; CLASSES.len()]; METHODS.len()],
+    response_bytes: Counter,
+    latency: Histogram,
+}
+
+pub(crate) static HTTP: HttpMetrics = HttpMetrics {
+    requests: [const { [const { Counter::new() }; CLASSES.len()] }; METHODS.len()],
+    response_bytes: Counter::new(),
+    latency: Histogram::new(),
+};
+
+impl HttpMetrics {
+    /// One response: its request's method, its status code and body length.
+    pub(crate) fn response(&self, method: &str, status: u16, body: usize) {
+        let m = METHODS
+            .iter()
+            .position(|x| *x == method)
+            .unwrap_or(METHODS.len() - 1);
+        let c = usize::from((status / 100).clamp(1, 5) - 1);
+        if let Some(counter) = self.requests.get(m).and_then(|row| row.get(c)) {
+            counter.inc();
+        }
+        self.response_bytes.add(body as u64);
+    }
+
+    /// Time from a request's arrival to its response handed to the socket.
+    pub(crate) fn latency(&self, d: Duration) {
+        self.latency.observe(d);
+    }
+}
+
+/// Connections [`crate::net::serve`] refused at accept, by reason.
+pub(crate) static ACCEPT_REFUSED: CounterFamily<2> = CounterFamily::new(
+    "oasis_accept_refused_total",
+    "Connections refused at accept (after the TCP handshake), by reason.",
+    "reason",
+    ["limit", "memory"],
+);
+
+/// Writes one gauge or counter with its help and type lines.
+fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl core::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// The whole exposition, as of now.
+pub fn render() -> String {
+    let mut out = String::new();
+    let up = oasis_runtime::now().as_nanos();
+    sample(
+        &mut out,
+        "oasis_uptime_seconds",
+        "gauge",
+        "Seconds since boot.",
+        format_args!(
+            "{}.{:03}",
+            up / 1_000_000_000,
+            up % 1_000_000_000 / 1_000_000
+        ),
+    );
+    if let Some(h) = crate::heap_usage() {
+        let _ = writeln!(
+            out,
+            "# HELP oasis_heap_bytes The heap: its size, bytes in use, and the high-water mark."
+        );
+        let _ = writeln!(out, "# TYPE oasis_heap_bytes gauge");
+        for (kind, v) in [("size", h.size), ("used", h.used), ("peak", h.peak)] {
+            let _ = writeln!(out, "oasis_heap_bytes{{kind=\"{kind}\"}} {v}");
+        }
+    }
+    if let Some(s) = crate::net::stats() {
+        sample(
+            &mut out,
+            "oasis_tcp_connections",
+            "gauge",
+            "Live TCP connections (handshaking, queued, open, closing).",
+            s.tcp_connections,
+        );
+        sample(
+            &mut out,
+            "oasis_tcp_refused_total",
+            "counter",
+            "Connection requests answered with RST: no LISTEN slot (limit, backlog or memory).",
+            s.tcp_refused,
+        );
+        sample(
+            &mut out,
+            "oasis_tcp_evicted_total",
+            "counter",
+            "Idle accepted connections reset to admit new clients (memory or limit).",
+            s.tcp_evicted,
+        );
+        sample(
+            &mut out,
+            "oasis_udp_dropped_total",
+            "counter",
+            "UDP datagrams dropped because their next hop never answered ARP.",
+            s.udp_dropped,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP oasis_net_frames_total Ethernet frames through the network device."
+        );
+        let _ = writeln!(out, "# TYPE oasis_net_frames_total counter");
+        let f = s.frames;
+        for (dir, v) in [
+            ("rx", f.rx_frames),
+            ("tx", f.tx_frames),
+            ("tx_dropped", f.tx_dropped),
+        ] {
+            let _ = writeln!(out, "oasis_net_frames_total{{dir=\"{dir}\"}} {v}");
+        }
+    }
+    ACCEPT_REFUSED.render(&mut out);
+    let d = crate::block::Disk::stats();
+    sample(
+        &mut out,
+        "oasis_block_interrupt_wakeups_total",
+        "counter",
+        "Executor turns in which a disk interrupt woke waiting requests.",
+        d.interrupt_wakeups,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP oasis_http_requests_total HTTP responses by request method and status class."
+    );
+    let _ = writeln!(out, "# TYPE oasis_http_requests_total counter");
+    for (m, row) in METHODS.iter().zip(&HTTP.requests) {
+        for (c, n) in CLASSES.iter().zip(row) {
+            let _ = writeln!(
+                out,
+                "oasis_http_requests_total{{method=\"{m}\",code=\"{c}\"}} {}",
+                n.get()
+            );
+        }
+    }
+    sample(
+        &mut out,
+        "oasis_http_response_body_bytes_total",
+        "counter",
+        "HTTP response body bytes.",
+        HTTP.response_bytes.get(),
+    );
+    HTTP.latency.render(
+        "oasis_http_request_duration_seconds",
+        "Time from a request's arrival to its response handed to the socket.",
+        &mut out,
+    );
+    for m in REGISTERED.lock().iter() {
+        m.render(&mut out);
+    }
+    out
+}
+
+/// Serves `/metrics` and `/healthz` on `port` until the program ends.
+pub(crate) async fn serve(os: crate::Os, port: u16) {
+    let net = match os.net().await {
+        Ok(n) => n,
+        Err(e) => return log::warn!("metrics: no network: {e}"),
+    };
+    let listener = match net.tcp_listen(port) {
+        Ok(l) => l,
+        Err(e) => return log::warn!("metrics: cannot listen on port {port}: {e}"),
+    };
+    log::info!("metrics: http://{}:{port}/metrics", net.address());
+    crate::net::serve(listener, 16, crate::net::Refusal::Reset, |stream, _| {
+        answer(stream)
+    })
+    .await;
+}
+
+/// Reads one request head (≤ 2 KiB, 5 s) and answers it; `Connection: close`.
+async fn answer(mut stream: crate::net::TcpStream) {
+    let mut head = [0u8; 2048];
+    let mut len = 0;
+    let got = crate::time::timeout(Duration::from_secs(5), async {
+        while len < head.len() {
+            match stream.read(head.get_mut(len..).unwrap_or_default()).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => len += n,
+            }
+            if head
+                .get(..len)
+                .is_some_and(|h| h.windows(4).any(|w| w == b"\r\n\r\n"))
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let request = head.get(..len).unwrap_or_default();
+    let (status, ctype, body) = match got {
+        Ok(true)
+            if request.starts_with(b"GET /metrics ") || request.starts_with(b"GET /metrics?") =>
+        {
+            (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                render(),
+            )
+        }
+        Ok(true) if request.starts_with(b"GET /healthz ") => {
+            ("200 OK", "text/plain", String::from("ok\n"))
+        }
+        Ok(true) => ("404 Not Found", "text/plain", String::from("not found\n")),
+        _ => (
+            "400 Bad Request",
+            "text/plain",
+            String::from("bad request\n"),
+        ),
+    };
+    let mut resp = String::new();
+    let _ = write!(
+        resp,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(resp.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_sum_in_seconds() {
+        let h = Histogram::new();
+        h.observe(Duration::from_micros(50));
+        h.observe(Duration::from_micros(3_000));
+        h.observe(Duration::from_secs(5));
+        let mut out = String::new();
+        h.render("x", "help", &mut out);
+        assert!(out.contains("x_bucket{le=\"0.000100\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"0.005000\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"1.000000\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_sum 5.003050\n"), "{out}");
+        assert!(out.contains("x_count 3\n"), "{out}");
+    }
+
+    #[test]
+    fn families_count_by_label_and_overflow_to_the_last() {
+        static F: CounterFamily<3> =
+            CounterFamily::new("q_total", "Queries.", "type", ["A", "AAAA", "other"]);
+        F.inc_value("A");
+        F.inc_value("AAAA");
+        F.inc_value("MX");
+        F.inc(7);
+        let mut out = String::new();
+        F.render(&mut out);
+        assert!(out.contains("q_total{type=\"A\"} 1\n"));
+        assert!(out.contains("q_total{type=\"AAAA\"} 1\n"));
+        assert!(out.contains("q_total{type=\"other\"} 2\n"));
+        assert!(out.starts_with("# HELP q_total Queries.\n# TYPE q_total counter\n"));
+    }
+
+    #[test]
+    fn http_responses_land_in_their_method_and_class() {
+        let m = HttpMetrics {
+            requests: [const { [const { Counter::new() }; CLASSES.len()] }; METHODS.len()],
+            response_bytes: Counter::new(),
+            latency: Histogram::new(),
+        };
+        m.response("GET", 200, 10);
+        m.response("BREW", 418, 5);
+        m.response("HEAD", 999, 0);
+        assert_eq!(m.requests[0][1].get(), 1);
+        assert_eq!(m.requests[5][3].get(), 1);
+        assert_eq!(m.requests[1][4].get(), 1);
+        assert_eq!(m.response_bytes.get(), 15);
+    }
+}
