@@ -192,6 +192,8 @@ pub(crate) static HTTP: HttpMetrics = HttpMetrics {
     latency: Histogram::new(),
 };
 
+// Recorded by `oasis::http` (feature `http`); exported either way.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 impl HttpMetrics {
     /// One response: its request's method, its status code and body length.
     pub(crate) fn response(&self, method: &str, status: u16, body: usize) {

@@ -117,6 +117,8 @@ async fn main(os: Os) -> Result<(), DnsError> {
         idle_timeout: Duration::from_secs(idle_secs.max(1)),
     };
 
+    oasis::metrics::register(&QUERIES);
+    oasis::metrics::register(&RCODES);
     let net = os.net().await?;
     let udp = net.udp_bind(port)?;
     let tcp = net.tcp_listen(port)?;
@@ -135,6 +137,52 @@ async fn main(os: Os) -> Result<(), DnsError> {
     })
     .await;
     Ok(())
+}
+
+/// Queries answered, by question type (`--metrics-port`).
+static QUERIES: oasis::metrics::CounterFamily<10> = oasis::metrics::CounterFamily::new(
+    "dns_queries_total",
+    "DNS queries answered, by question type.",
+    "type",
+    ["A", "NS", "CNAME", "SOA", "PTR", "MX", "TXT", "AAAA", "SRV", "other"],
+);
+/// Responses sent, by response code.
+static RCODES: oasis::metrics::CounterFamily<7> = oasis::metrics::CounterFamily::new(
+    "dns_responses_total",
+    "DNS responses sent, by response code.",
+    "rcode",
+    ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other"],
+);
+
+/// Counts one response (a DNS message without TCP framing) by its question type
+/// and response code; a response too short to say is not counted.
+fn count(response: &[u8]) {
+    let Some(&flags) = response.get(3) else { return };
+    RCODES.inc(usize::from(flags & 0x0f));
+    // The question's name (labels, no compression in a question), then QTYPE.
+    let mut at = 12;
+    while let Some(&len) = response.get(at) {
+        if len == 0 || len >= 0xc0 {
+            break;
+        }
+        at += 1 + usize::from(len);
+    }
+    let qtype = response
+        .get(at + 1..at + 3)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let i = match qtype {
+        Some(1) => 0,
+        Some(2) => 1,
+        Some(5) => 2,
+        Some(6) => 3,
+        Some(12) => 4,
+        Some(15) => 5,
+        Some(16) => 6,
+        Some(28) => 7,
+        Some(33) => 8,
+        _ => 9,
+    };
+    QUERIES.inc(i);
 }
 
 /// Parses every embedded zone into one catalog.
@@ -168,6 +216,7 @@ async fn serve_udp(sock: UdpSocket, catalog: &'static Catalog, transport: Transp
             debug!("udp: dropped {n} bytes from {peer} (not a query)");
             continue;
         }
+        count(&response);
         if let Err(e) = sock.send_to(&response, peer).await {
             debug!("udp send to {peer}: {e}");
         }
@@ -207,8 +256,10 @@ async fn serve_tcp(
         }
         out.clear();
         while let Some(q) = framer.peek() {
+            let start = out.len();
             if catalog.answer_tcp_framed(q, &mut out) {
                 answered += 1;
+                count(out.get(start + 2..).unwrap_or_default());
             }
             framer.consume();
         }
