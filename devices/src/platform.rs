@@ -71,6 +71,13 @@ pub trait Platform: Sync {
     /// start) to the call of the application's `main`, when the platform measured it.
     fn boot_nanos(&self) -> Option<u64>;
 
+    /// The boot phases the platform timed, in order: each phase's name and the
+    /// nanoseconds from the first instruction to its end (`-l boot:debug` prints
+    /// them). Empty where the platform does not time its boot.
+    fn boot_phases(&self) -> &[(&'static str, u64)] {
+        &[]
+    }
+
     /// Bytes of memory the heap manages, when the platform knows (sizing defaults
     /// such as network buffers to the machine). `None` on hosted: the host's memory
     /// is not ours to size by.

@@ -234,7 +234,21 @@ pub mod __private {
                 "log filter: LEVEL or TARGET:LEVEL, repeatable (error warn info debug trace off)",
             )
             .unwrap_or_else(|e| usage_error(&e));
-        logger::init(filters);
+        let log_format = parser
+            .value(
+                "log-format",
+                "FORMAT",
+                "log line format: text (default), logfmt or json (for log collectors)",
+            )
+            .unwrap_or_else(|e| usage_error(&e))
+            .unwrap_or_default();
+        logger::init(filters, log_format);
+        // `-l boot:debug`: when each boot phase ended, then when `main` starts.
+        let phases = p.boot_phases().iter().copied();
+        for (phase, ns) in phases.chain(p.boot_nanos().map(|ns| ("main", ns))) {
+            let (ms, us) = (ns / 1_000_000, ns / 1000 % 1000);
+            log::debug!(target: "boot", "{ms:4}.{us:03} ms  {phase}");
+        }
         platform::take_platform_args(&mut parser);
         let net_args = net::NetArgs::parse(&mut parser);
         net::ARGS.call_once(|| net_args);

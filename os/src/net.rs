@@ -523,6 +523,7 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
             }
             let addr = handle.wait_configured().await;
             log::info!("net: configured {addr}");
+            log::debug!(target: "boot", "network configured ({addr})");
             crate::console::_print(format_args!(
                 "net: up to {} connections in {} MiB (TCP buffers {} B to {} KiB each way, backlog {})\n",
                 config.max_connections,

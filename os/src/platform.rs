@@ -1,4 +1,6 @@
-//! The one place that picks the platform by target (STYLE.md rule 6).
+//! The one place that picks the platform by target (STYLE.md rule 6): `kvm` on
+//! `x86_64-unknown-none`; on Linux `hosted`, or with the `sandbox` feature the sealed
+//! process of `oasis_hosted::sandbox` (same devices, opened before sealing).
 
 use oasis_devices::Platform;
 
@@ -6,7 +8,38 @@ use oasis_devices::Platform;
 use oasis_kvm as imp;
 
 #[cfg(not(target_os = "none"))]
-use oasis_hosted as imp;
+use linux as imp;
+
+#[cfg(all(target_os = "none", feature = "sandbox"))]
+compile_error!(
+    "the `sandbox` feature is a Linux process platform; the kvm target (x86_64-unknown-none) cannot have it"
+);
+
+/// Whether this program is the sealed sandbox (`sandbox` feature): it opens its
+/// devices before sealing, and has no host sockets.
+const SANDBOX: bool = cfg!(feature = "sandbox");
+
+/// On Linux: the hosted platform, or the sandbox.
+#[cfg(not(target_os = "none"))]
+mod linux {
+    use super::SANDBOX;
+
+    pub fn platform() -> &'static dyn oasis_devices::Platform {
+        if SANDBOX {
+            oasis_hosted::sandbox::platform()
+        } else {
+            oasis_hosted::platform()
+        }
+    }
+
+    pub fn boot_report() -> alloc::string::String {
+        if SANDBOX {
+            oasis_hosted::sandbox::boot_report()
+        } else {
+            oasis_hosted::boot_report()
+        }
+    }
+}
 
 /// Name used in usage and error messages.
 pub const PROGRAM: &str = "oasis";
@@ -36,6 +69,31 @@ pub fn report() -> alloc::string::String {
 pub fn take_platform_args(parser: &mut oasis_bootargs::ArgParser) {
     parser.take_params("virtio_mmio.device");
     imp_block::take_args(parser);
+    if SANDBOX {
+        take_sandbox_args(parser);
+    }
+}
+
+/// The sandbox's own arguments, which it acted on before sealing (see
+/// `oasis_hosted::sandbox::StartArgs`): taken here so that they are accepted and
+/// listed in `--help`.
+fn take_sandbox_args(parser: &mut oasis_bootargs::ArgParser) {
+    let taken = parser
+        .value::<u64>(
+            "mem",
+            "MIB",
+            "sandbox: heap size, reserved at start (default 64)",
+        )
+        .and_then(|_| {
+            parser.value::<alloc::string::String>(
+                "sandbox-probe",
+                "CALL",
+                "sandbox (tests): make a forbidden call after sealing: openat|socket|execve|mmap|write-fd|panic|oom",
+            )
+        });
+    if let Err(e) = taken {
+        crate::__private::usage_error(&e);
+    }
 }
 
 /// A block device as the platform provides it; [`crate::block::Disk`] wraps it.
@@ -145,6 +203,13 @@ mod imp_block {
 
     pub fn open() -> Vec<(String, Result<Device, String>)> {
         let specs = SPECS.lock().take().unwrap_or_default();
+        if super::SANDBOX {
+            // Opened by the sandbox before it sealed, from the same arguments.
+            return oasis_hosted::sandbox::take_disks()
+                .into_iter()
+                .map(|(name, r)| (name, r.map_err(|e| format!("{e}"))))
+                .collect();
+        }
         specs
             .iter()
             .map(|s| {
@@ -238,6 +303,10 @@ mod imp_net {
     pub type Backend = super::host_sockets::Net;
 
     pub fn open(tap: Option<&str>) -> Option<Result<Device, NetError>> {
+        if super::SANDBOX {
+            // Opened before sealing; without one there is no network at all.
+            return Some(oasis_hosted::sandbox::take_tap(tap).map_err(NetError::Host));
+        }
         tap.map(|name| oasis_hosted::TapDevice::open(name).map_err(NetError::Host))
     }
 
@@ -246,6 +315,9 @@ mod imp_net {
     }
 
     pub fn host(bind: Option<core::net::IpAddr>) -> Option<Backend> {
+        if super::SANDBOX {
+            return None;
+        }
         let net = bind.map_or_else(oasis_hosted::HostNet::default, oasis_hosted::HostNet::new);
         Some(Backend::Host(net))
     }

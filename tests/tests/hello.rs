@@ -157,3 +157,49 @@ fn hosted_runs_the_same_source() {
         );
     }
 }
+
+/// `-l boot:debug` prints when each boot phase ended, in order, in time order;
+/// `--log-format=json` makes every log line one JSON object with ts, level,
+/// target and msg.
+#[test]
+fn boot_trace_in_json_log_lines() {
+    let Some(mut g) = boot(
+        Machine::Microvm,
+        32,
+        "-l boot:debug --log-format=json -- one two",
+    ) else {
+        return;
+    };
+    check_hello(&mut g);
+    let records: Vec<&String> = g.output.iter().filter(|l| l.starts_with('{')).collect();
+    let phases = [
+        "64-bit entry",
+        "PVH start_info",
+        "ACPI tables",
+        "heap",
+        "page tables",
+        "LAPIC",
+        "clock calibration",
+        "command line",
+        "main",
+    ];
+    assert_eq!(records.len(), phases.len(), "{}", g.text());
+    let mut last_ms = -1.0f64;
+    for (line, phase) in records.iter().zip(phases) {
+        // {"ts":0.026200,"level":"debug","target":"boot","msg":"   0.792 ms  64-bit entry, …"}
+        let body = line
+            .strip_prefix("{\"ts\":")
+            .and_then(|l| l.strip_suffix("\"}"))
+            .unwrap_or_else(|| panic!("not a JSON record: {line}"));
+        let (ts, rest) = body.split_once(',').unwrap();
+        assert!(ts.parse::<f64>().is_ok(), "{line}");
+        let msg = rest
+            .strip_prefix("\"level\":\"debug\",\"target\":\"boot\",\"msg\":\"")
+            .unwrap_or_else(|| panic!("fields: {line}"));
+        let (ms, name) = msg.trim_start().split_once(" ms  ").unwrap();
+        let ms: f64 = ms.parse().unwrap();
+        assert!(name.starts_with(phase), "{line}");
+        assert!(ms >= last_ms, "phases out of order: {line}");
+        last_ms = ms;
+    }
+}
