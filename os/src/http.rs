@@ -153,7 +153,7 @@ pub type TlsConfigRef = crate::tls::TlsConfig;
 /// The TLS configuration [`HttpStream::accept`] takes (uninhabited without the
 /// `tls` feature).
 #[cfg(not(feature = "tls"))]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum TlsConfigRef {}
 
 /// Why an [`HttpStream`] operation failed.

@@ -222,6 +222,9 @@ pub(crate) static ACCEPT_REFUSED: CounterFamily<2> = CounterFamily::new(
     ["limit", "memory"],
 );
 
+/// TLS connections reset before their handshake because the heap could not hold it.
+pub(crate) static TLS_REFUSED: Counter = Counter::new();
+
 /// Writes one gauge or counter with its help and type lines.
 fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl core::fmt::Display) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -298,6 +301,13 @@ pub fn render() -> String {
         }
     }
     ACCEPT_REFUSED.render(&mut out);
+    sample(
+        &mut out,
+        "oasis_tls_refused_total",
+        "counter",
+        "TLS connections reset before the handshake: no heap for it.",
+        TLS_REFUSED.get(),
+    );
     let d = crate::block::Disk::stats();
     sample(
         &mut out,

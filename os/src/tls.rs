@@ -20,6 +20,7 @@
 //! ```
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
 
 pub use oasis_tls::{
@@ -36,8 +37,31 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Heap a handshake may need: rustls' connection state and key schedule, the
 /// largest input record and one output flight. A connection is refused (reset)
-/// when the heap cannot spare this much, before rustls allocates anything.
+/// when the heap cannot spare this much for every handshake in flight, itself
+/// included, before rustls allocates anything.
 pub const HANDSHAKE_MEMORY: usize = 2 * MAX_INCOMING + 16 * 1024;
+
+/// Handshakes in progress.
+static HANDSHAKES: AtomicUsize = AtomicUsize::new(0);
+
+/// One handshake counted in [`HANDSHAKES`] while it lives.
+struct InFlight {
+    count: usize,
+}
+
+impl InFlight {
+    fn enter() -> Self {
+        InFlight {
+            count: HANDSHAKES.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        HANDSHAKES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 static CERT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tls_cert"));
 static KEY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tls_key"));
@@ -76,8 +100,12 @@ pub fn config(identities: Vec<Identity>) -> Result<TlsConfig, TlsError> {
 /// (resets) the connection at once when the heap cannot hold a handshake: TLS
 /// memory is charged to the same budget as the TCP connection (docs/overload.md).
 pub async fn accept(stream: TcpStream, config: &TlsConfig) -> Result<TlsTcpStream, TlsError> {
-    if !crate::heap_has_room(HANDSHAKE_MEMORY) {
+    // Every handshake in flight is charged (rustls' own allocations cannot fail
+    // gracefully, so the heap must hold all of them at their largest at once).
+    let in_flight = InFlight::enter();
+    if !crate::heap_has_room(in_flight.count.saturating_mul(HANDSHAKE_MEMORY)) {
         stream.abort();
+        crate::metrics::TLS_REFUSED.inc();
         return Err(TlsError::OutOfMemory);
     }
     // Records go out whole; Nagle would hold a record's tail back for an ACK.
