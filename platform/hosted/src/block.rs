@@ -90,10 +90,27 @@ impl core::str::FromStr for DiskSpec {
     }
 }
 
+/// The disk's descriptor: owned (closed on drop), or kept open for the life of the
+/// process (the [sandbox](crate::sandbox), which may not `close(2)`).
+#[derive(Debug)]
+enum DiskFile {
+    Owned(File),
+    Kept(&'static File),
+}
+
+impl DiskFile {
+    fn get(&self) -> &File {
+        match self {
+            DiskFile::Owned(f) => f,
+            DiskFile::Kept(f) => f,
+        }
+    }
+}
+
 /// A host file used as a block device; see the module docs.
 #[derive(Debug)]
 pub struct FileDisk {
-    file: File,
+    file: DiskFile,
     path: PathBuf,
     geometry: Geometry,
 }
@@ -101,6 +118,30 @@ pub struct FileDisk {
 impl FileDisk {
     /// Opens `path` read-write (or read-only) as a disk of its current size.
     pub fn open(path: &Path, read_only: bool) -> Result<Self, FileDiskError> {
+        let (file, geometry) = Self::open_file(path, read_only)?;
+        Ok(FileDisk {
+            file: DiskFile::Owned(file),
+            path: path.into(),
+            geometry,
+        })
+    }
+
+    /// Opens what `spec` names for the sandbox: the descriptor stays open until the
+    /// process exits, whatever happens to the disk (its seccomp filter has no
+    /// `close(2)`). Returns the raw descriptor too, for that filter.
+    pub(crate) fn open_kept(spec: &DiskSpec) -> Result<(Self, std::os::fd::RawFd), FileDiskError> {
+        use std::os::fd::AsRawFd;
+        let (file, geometry) = Self::open_file(&spec.path, spec.read_only)?;
+        let file: &'static File = Box::leak(Box::new(file));
+        let disk = FileDisk {
+            file: DiskFile::Kept(file),
+            path: spec.path.clone(),
+            geometry,
+        };
+        Ok((disk, file.as_raw_fd()))
+    }
+
+    fn open_file(path: &Path, read_only: bool) -> Result<(File, Geometry), FileDiskError> {
         let open_err = |source| FileDiskError::Open {
             path: path.into(),
             source,
@@ -137,15 +178,12 @@ impl FileDisk {
                 len % ss
             );
         }
-        Ok(FileDisk {
-            file,
-            path: path.into(),
-            geometry: Geometry {
-                sectors,
-                sector_size: FILE_SECTOR_SIZE,
-                read_only,
-            },
-        })
+        let geometry = Geometry {
+            sectors,
+            sector_size: FILE_SECTOR_SIZE,
+            read_only,
+        };
+        Ok((file, geometry))
     }
 
     /// Opens what a [`DiskSpec`] names.
@@ -176,6 +214,7 @@ impl BlockDevice for FileDisk {
         self.check(sector, buf.len(), false)?;
         let offset = sector * u64::from(FILE_SECTOR_SIZE);
         self.file
+            .get()
             .read_exact_at(buf, offset)
             .map_err(|e| self.io_error("read", sector, &e))
     }
@@ -184,6 +223,7 @@ impl BlockDevice for FileDisk {
         self.check(sector, buf.len(), true)?;
         let offset = sector * u64::from(FILE_SECTOR_SIZE);
         self.file
+            .get()
             .write_all_at(buf, offset)
             .map_err(|e| self.io_error("write", sector, &e))
     }
@@ -193,6 +233,7 @@ impl BlockDevice for FileDisk {
             return Ok(());
         }
         self.file
+            .get()
             .sync_data()
             .map_err(|e| self.io_error("fdatasync", 0, &e))
     }

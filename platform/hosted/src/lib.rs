@@ -19,12 +19,18 @@
 //! `kvm`. The crate's unit tests build without that symbol (`cfg(test)`); they run
 //! the real executor over the real platform.
 //!
+//! With the `sandbox` feature the process seals itself at start instead: a fixed heap,
+//! the TAP and disk files opened first, then a seccomp filter allowing at most nine
+//! system calls; the [`sandbox`] module is that platform (the `oasis` facade selects
+//! it with its own `sandbox` feature, which turns this one on).
+//!
 //! What it does not do: multi-threaded executors (each reactor belongs to the thread
 //! that created it; sockets stay on the thread that opened them), Windows or macOS.
 
 mod block;
 mod net;
 mod reactor;
+pub mod sandbox;
 mod tap;
 
 #[cfg(all(feature = "entry", not(test)))]

@@ -170,6 +170,12 @@ pub enum HostNetError {
         /// The host's error.
         source: io::Error,
     },
+    /// The sandbox was started without a TAP (or it was handed out already): it
+    /// opens its only network device before sealing and has no host sockets.
+    #[error(
+        "the sandbox has no network device: start it with --net=tap:NAME (host sockets are not among its system calls)"
+    )]
+    SandboxNoNet,
 }
 
 impl HostNetError {
@@ -184,6 +190,7 @@ impl HostNetError {
             Self::TimedOut { .. } => io::ErrorKind::TimedOut,
             Self::Truncated { .. } | Self::DatagramTooLarge { .. } => io::ErrorKind::InvalidInput,
             Self::TapName { .. } => io::ErrorKind::InvalidInput,
+            Self::SandboxNoNet => io::ErrorKind::NotConnected,
             Self::Reactor(source)
             | Self::Bind { source, .. }
             | Self::Listen { source, .. }

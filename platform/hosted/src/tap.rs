@@ -20,11 +20,16 @@
 //! The interface itself (addresses, up/down, MTU, namespace) is configured from
 //! outside with `ip`; [`NetInfo::mtu`] is the MTU it had when opened.
 //!
+//! In the [sandbox](crate::sandbox) the TAP is opened before sealing, registered with
+//! no reactor (the sandbox's idle wait `ppoll`s its descriptor, level-triggered, so
+//! the contract above holds a fortiori) and never closed: `close(2)` is not among the
+//! sandbox's system calls, so dropping the device leaves the descriptor open.
+//!
 //! [`poll`]: NetDevice::poll
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use oasis_devices::{NetDevice, NetInfo};
@@ -61,10 +66,26 @@ pub struct TapStats {
     pub tx_dropped: u64,
 }
 
+/// The TAP descriptor: registered with the thread's reactor (closed on drop), or kept
+/// open for the life of the process (the sandbox).
+enum TapFile {
+    Registered(Registered<File>),
+    Kept(&'static File),
+}
+
+impl TapFile {
+    fn io(&self) -> &File {
+        match self {
+            TapFile::Registered(r) => r.io(),
+            TapFile::Kept(f) => f,
+        }
+    }
+}
+
 /// A TAP interface (see the module docs). Closing it (drop) removes a non-persistent
 /// interface.
 pub struct TapDevice {
-    file: Registered<File>,
+    file: TapFile,
     name: String,
     info: NetInfo,
     /// `RX_SLOTS` slots of `slot_len` bytes each.
@@ -160,6 +181,36 @@ fn random_mac() -> [u8; 6] {
     mac
 }
 
+/// Attaches to (or creates) TAP interface `name`: the non-blocking descriptor, the
+/// name the kernel reports and the interface's MTU.
+fn attach(name: &str) -> Result<(File, String, usize), HostNetError> {
+    let raw_name = ifname(name)?;
+    let open_err = |source| HostNetError::TapOpen {
+        name: name.to_string(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(TUN_PATH)
+        .map_err(open_err)?;
+    // SAFETY: `ifreq` is plain old data for which all-zero bytes are a valid value.
+    let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
+    ifr.ifr_name = raw_name;
+    // IFF_TAP | IFF_NO_PI = 0x1002 fits a c_short.
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    // SAFETY: TUNSETIFF reads and writes the `ifreq` we pass, which lives for the
+    // whole call; `file` is an open /dev/net/tun descriptor.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut ifr) };
+    if rc != 0 {
+        return Err(open_err(io::Error::last_os_error()));
+    }
+    let actual = ifname_str(&ifr.ifr_name);
+    let mtu = query_mtu(&ifr.ifr_name).unwrap_or(DEFAULT_MTU);
+    Ok((file, actual, mtu))
+}
+
 impl TapDevice {
     /// Opens TAP interface `name` (created if missing; `tapN%d`-style patterns let the
     /// kernel pick, see [`name`](Self::name)) with a random locally administered MAC.
@@ -169,35 +220,29 @@ impl TapDevice {
 
     /// Like [`open`](Self::open), with our side's MAC address given.
     pub fn open_with_mac(name: &str, mac: [u8; 6]) -> Result<TapDevice, HostNetError> {
-        let raw_name = ifname(name)?;
-        let open_err = |source| HostNetError::TapOpen {
-            name: name.to_string(),
-            source,
-        };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(TUN_PATH)
-            .map_err(open_err)?;
-        // SAFETY: `ifreq` is plain old data for which all-zero bytes are a valid value.
-        let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
-        ifr.ifr_name = raw_name;
-        // IFF_TAP | IFF_NO_PI = 0x1002 fits a c_short.
-        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
-        // SAFETY: TUNSETIFF reads and writes the `ifreq` we pass, which lives for the
-        // whole call; `file` is an open /dev/net/tun descriptor.
-        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut ifr) };
-        if rc != 0 {
-            return Err(open_err(io::Error::last_os_error()));
-        }
-        let actual = ifname_str(&ifr.ifr_name);
-        let mtu = query_mtu(&ifr.ifr_name).unwrap_or(DEFAULT_MTU);
+        let (file, actual, mtu) = attach(name)?;
         let file = Registered::new(file, PollMode::Edge).map_err(HostNetError::Reactor)?;
+        Ok(Self::with_file(TapFile::Registered(file), actual, mac, mtu))
+    }
+
+    /// Opens TAP `name` for the sandbox: no reactor, and the descriptor stays open
+    /// until the process exits (see the module docs). Returns the raw descriptor too,
+    /// for the sandbox's idle wait and its seccomp filter.
+    pub(crate) fn open_kept(name: &str) -> Result<(TapDevice, RawFd), HostNetError> {
+        let (file, actual, mtu) = attach(name)?;
+        let file: &'static File = Box::leak(Box::new(file));
+        let fd = file.as_raw_fd();
+        Ok((
+            Self::with_file(TapFile::Kept(file), actual, random_mac(), mtu),
+            fd,
+        ))
+    }
+
+    fn with_file(file: TapFile, name: String, mac: [u8; 6], mtu: usize) -> TapDevice {
         let slot_len = mtu + ETHERNET_HEADER_LEN + 1;
-        Ok(TapDevice {
+        TapDevice {
             file,
-            name: actual,
+            name,
             info: NetInfo { mac, mtu },
             rx: vec![0; slot_len * RX_SLOTS].into_boxed_slice(),
             rx_len: [0; RX_SLOTS],
@@ -207,7 +252,7 @@ impl TapDevice {
             tx: vec![0; mtu + ETHERNET_HEADER_LEN].into_boxed_slice(),
             stats: TapStats::default(),
             last_error: None,
-        })
+        }
     }
 
     /// The interface's name as the kernel knows it.
