@@ -12,6 +12,8 @@ pub enum Target {
     Kvm,
     /// A Linux process.
     Hosted,
+    /// A Linux process sealed by seccomp, its network a TAP (docs/sandbox.md).
+    Sandbox,
 }
 
 impl Target {
@@ -20,6 +22,17 @@ impl Target {
         match self {
             Target::Kvm => Some("x86_64-unknown-none"),
             Target::Hosted => None,
+            // The host's own triple, named so that cargo keeps the sandboxed build
+            // (another feature set) in its own directory beside the hosted one.
+            Target::Sandbox => Some("x86_64-unknown-linux-gnu"),
+        }
+    }
+
+    /// Cargo features the build turns on (`--features`).
+    pub fn features(self) -> Option<&'static str> {
+        match self {
+            Target::Sandbox => Some("oasis/sandbox"),
+            Target::Kvm | Target::Hosted => None,
         }
     }
 
@@ -27,6 +40,7 @@ impl Target {
         match self {
             Target::Kvm => "kvm",
             Target::Hosted => "hosted",
+            Target::Sandbox => "sandbox",
         }
     }
 }
@@ -90,6 +104,9 @@ pub fn build(req: &BuildRequest) -> anyhow::Result<PathBuf> {
         .args(["build", "-p", &req.app, "--bin", &req.app]);
     if let Some(t) = req.target.triple() {
         cmd.args(["--target", t]);
+    }
+    if let Some(f) = req.target.features() {
+        cmd.args(["--features", f]);
     }
     if req.release {
         cmd.arg("--release");

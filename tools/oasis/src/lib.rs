@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod image;
 pub mod package;
 pub mod qemu;
+pub mod sandbox;
 pub mod scaffold;
 pub mod size;
 pub mod tls;

@@ -378,6 +378,35 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             mut args,
         } => {
             build::check_app(&app)?;
+            if target == Target::Sandbox {
+                // A sealed Linux process on a TAP: no QEMU, no port forwarding.
+                let mem = mem.or(build::run_defaults(&app)?.mem).unwrap_or(64);
+                let mut args = oasis_cli::sandbox::process_args(
+                    net.as_ref(),
+                    &ports,
+                    &disks,
+                    mem,
+                    tls,
+                    &args,
+                )?;
+                let mut env = vec![];
+                if tls {
+                    let (cert, outcome) = tls::ensure(&tls::default_dir(), false)?;
+                    report_cert(&cert, outcome);
+                    let plan = TlsRun::new(&cert, target, net.as_ref())?;
+                    plan.apply(&mut args, &mut ports)?;
+                    env = plan.env;
+                }
+                eprintln!("oasis: building {app} for sandbox ({})", profile(release));
+                let image = build::build(&BuildRequest {
+                    app,
+                    target,
+                    release,
+                    env,
+                    quiet: false,
+                })?;
+                return oasis_cli::sandbox::run(&image, &args);
+            }
             let mut target = target;
             let qemu_path = qemu::find_qemu();
             if target == Target::Kvm && qemu_path.is_none() {

@@ -355,11 +355,13 @@ impl TlsRun {
             // A process listens on the host itself.
             (Target::Hosted, _) => (HOST_PORT, None, localhost),
             (Target::Kvm, Some(Net::None)) => return Err(TlsRunError::NoNetwork),
-            (Target::Kvm, Some(Net::Tap(_))) => (
+            (Target::Kvm | Target::Sandbox, Some(Net::Tap(_))) => (
                 GUEST_PORT,
                 None,
                 "https://GUEST-ADDRESS/ (the address the guest prints)".into(),
             ),
+            // The sandbox's only network is a TAP.
+            (Target::Sandbox, _) => return Err(TlsRunError::NoNetwork),
             (Target::Kvm, None | Some(Net::User)) => (
                 GUEST_PORT,
                 Some(PortForward {
