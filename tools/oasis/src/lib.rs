@@ -1,11 +1,13 @@
 //! The library behind `cargo oasis`: building images, composing QEMU command lines,
 //! packaging images for other engines (libvirt, Firecracker, Cloud Hypervisor,
 //! KubeVirt) and deploying them on libvirt, reading image sizes, scaffolding apps,
-//! making the development TLS certificate. The end-to-end tests and benchmarks use
-//! it too, so they boot images exactly the way users do.
+//! making the development TLS certificate, symbolising guests' crash reports. The
+//! end-to-end tests and benchmarks use it too, so they boot images exactly the way
+//! users do.
 #![forbid(unsafe_code)]
 
 pub mod build;
+pub mod crash;
 pub mod deploy;
 pub mod image;
 pub mod package;

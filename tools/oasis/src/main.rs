@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use oasis_cli::build::{self, BuildRequest, Target};
+use oasis_cli::crash;
 use oasis_cli::deploy::{self as dep, Virsh};
 use oasis_cli::package::{Engine, VmOptions};
 use oasis_cli::qemu::{self, Disk, GuestExit, Machine, Net, PortForward, Vm};
@@ -63,6 +64,15 @@ enum Cmd {
         /// into the image, `--tls-port=443` booted, 127.0.0.1:8443 forwarded to it.
         #[arg(long)]
         tls: bool,
+        /// Record the guest NIC's traffic to FILE (pcap; read it with tcpdump -r or
+        /// Wireshark). kvm only, needs a network.
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<qemu::Pcap>,
+        /// Start the guest paused with QEMU's gdb stub on 127.0.0.1:PORT (default
+        /// 1234) and print the gdb command that attaches. kvm only.
+        #[arg(long, value_name = "PORT", num_args = 0..=1, require_equals = true,
+              default_missing_value = "1234")]
+        gdb: Option<u16>,
         /// Arguments for the application (its command line on kvm).
         #[arg(last = true)]
         args: Vec<String>,
@@ -375,6 +385,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             mut ports,
             disks,
             tls,
+            pcap,
+            gdb,
             mut args,
         } => {
             build::check_app(&app)?;
@@ -474,6 +486,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 )
             });
             if target == Target::Hosted {
+                if pcap.is_some() || gdb.is_some() {
+                    anyhow::bail!(
+                        "--pcap and --gdb need QEMU (the kvm target); a hosted app is a Linux process: use tcpdump -i lo or gdb --args {}",
+                        shown(&image).display()
+                    );
+                }
                 // Hosted apps listen on host ports directly: give the app the host
                 // side of its first forward (e.g. www's 8080:80 -> --port=8080) unless
                 // the user chose a port.
@@ -508,6 +526,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             vm.ports = ports;
             vm.disks = disks;
             vm.append = args.join(" ");
+            if pcap.is_some() && vm.net == Net::None {
+                anyhow::bail!("--pcap needs a network: add --net user or --port HOST:GUEST");
+            }
+            vm.pcap = pcap;
+            vm.gdb = gdb;
             if let qemu::Accel::Tcg { reason } = &vm.accel {
                 eprintln!("oasis: notice: using TCG (software emulation): {reason}");
             }
@@ -532,8 +555,38 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 mem,
                 vm.accel.name()
             );
-            let status = vm.command().status().context("starting QEMU")?;
-            let exit = GuestExit::from_status(status);
+            if let Some(p) = &vm.pcap {
+                eprintln!(
+                    "oasis: recording the NIC's traffic to {} (read it with `tcpdump -r {} -A`)",
+                    p.0.display(),
+                    p.0.display()
+                );
+            }
+            let symbols = match crash::Symbols::open(&vm.kernel) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!("oasis: crash reports will not be symbolised: {e}");
+                    None
+                }
+            };
+            if let Some(port) = vm.gdb {
+                let elf = shown(&vm.kernel);
+                eprintln!(
+                    "oasis: the guest waits for gdb on 127.0.0.1:{port}; attach with\n\n    {}\n\nthen `continue`.",
+                    qemu::gdb_command(port, &elf, "__oasis_start")
+                );
+                match symbols.as_ref().is_some_and(|s| s.has_lines()) {
+                    true => eprintln!(
+                        "oasis: the image has line tables: `break {}::main::{{async_fn#0}}` stops in your async main, `break FILE:LINE` anywhere",
+                        app.replace('-', "_")
+                    ),
+                    false => eprintln!(
+                        "oasis: this image has symbol names but no line tables (release images carry no DWARF); drop --release for source lines (docs/observability.md)"
+                    ),
+                }
+            }
+            let exit = crash::run_guest(&mut vm.command(), symbols.as_ref(), std::io::stdout())
+                .context("running QEMU")?;
             if !matches!(exit, GuestExit::Status(0) | GuestExit::PoweredOff) {
                 eprintln!("oasis: {exit}");
             }

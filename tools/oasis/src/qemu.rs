@@ -11,6 +11,12 @@ pub const INSTALL_HINT: &str = "sudo apt-get install -y qemu-system-x86";
 /// I/O port of `isa-debug-exit`; the guest's status `s` becomes QEMU's `(s << 1) | 1`.
 pub const DEBUG_EXIT: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
 
+/// The id of the guest NIC's backend (`-netdev …,id=net0`), which `--pcap` taps.
+pub const NETDEV: &str = "net0";
+
+/// The port QEMU's gdb stub listens on when `--gdb` names none (gdb's habit).
+pub const GDB_PORT: u16 = 1234;
+
 /// QEMU machine type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Machine {
@@ -186,6 +192,59 @@ impl FromStr for Disk {
     }
 }
 
+/// `--pcap FILE`: where QEMU's `filter-dump` writes the NIC's frames (pcap format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pcap(pub PathBuf);
+
+impl FromStr for Pcap {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("empty pcap path".into());
+        }
+        if s.contains(',') {
+            return Err(format!("`{s}`: QEMU does not accept commas in file paths"));
+        }
+        Ok(Pcap(s.into()))
+    }
+}
+
+/// The gdb command line that attaches to a guest booted with [`Vm::gdb`] = `port`,
+/// loads `image`'s symbols, and sets a breakpoint on `break_at` (a symbol such as
+/// `__oasis_start`, or `FILE:LINE` where the image has line tables). The program
+/// name comes first; the caller adds `-ex continue` or runs it by hand.
+pub fn gdb_args(port: u16, image: &Path, break_at: &str) -> Vec<String> {
+    vec![
+        "gdb".into(),
+        "-ex".into(),
+        format!("target remote 127.0.0.1:{port}"),
+        "-ex".into(),
+        format!("break {break_at}"),
+        image.display().to_string(),
+    ]
+}
+
+/// [`gdb_args`] as one line to paste into a shell.
+pub fn gdb_command(port: u16, image: &Path, break_at: &str) -> String {
+    gdb_args(port, image, break_at)
+        .iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `s` quoted for a POSIX shell when it needs to be.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=+@%,".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 /// Everything needed to boot one image.
 #[derive(Debug, Clone)]
 pub struct Vm {
@@ -200,6 +259,10 @@ pub struct Vm {
     pub append: String,
     /// Firmware for pc/q35 (`qboot.rom` when found: much faster than SeaBIOS).
     pub bios: Option<PathBuf>,
+    /// Start paused with QEMU's gdb stub on `127.0.0.1:PORT` (see [`gdb_args`]).
+    pub gdb: Option<u16>,
+    /// Record the NIC's traffic (both directions) to this pcap file.
+    pub pcap: Option<Pcap>,
 }
 
 impl Vm {
@@ -216,6 +279,8 @@ impl Vm {
             kernel,
             append: String::new(),
             bios: find_firmware("qboot.rom"),
+            gdb: None,
+            pcap: None,
         }
     }
 
@@ -263,7 +328,7 @@ impl Vm {
         match &self.net {
             Net::None => {}
             Net::User => {
-                let mut nd = String::from("user,id=net0");
+                let mut nd = format!("user,id={NETDEV}");
                 for p in &self.ports {
                     nd.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", p.host, p.guest));
                     nd.push_str(&format!(",hostfwd=udp:127.0.0.1:{}-:{}", p.host, p.guest));
@@ -272,18 +337,23 @@ impl Vm {
                     "-netdev",
                     &nd,
                     "-device",
-                    &format!("virtio-net-{sfx},netdev=net0{pci_opts}{rom_opts}"),
+                    &format!("virtio-net-{sfx},netdev={NETDEV}{pci_opts}{rom_opts}"),
                 ]);
             }
             Net::Tap(name) => {
-                let nd = format!("tap,id=net0,ifname={name},script=no,downscript=no");
+                let nd = format!("tap,id={NETDEV},ifname={name},script=no,downscript=no");
                 push(&[
                     "-netdev",
                     &nd,
                     "-device",
-                    &format!("virtio-net-{sfx},netdev=net0{pci_opts}{rom_opts}"),
+                    &format!("virtio-net-{sfx},netdev={NETDEV}{pci_opts}{rom_opts}"),
                 ]);
             }
+        }
+        // filter-dump sees every frame on the netdev, in both directions.
+        if let (Some(p), Net::User | Net::Tap(_)) = (&self.pcap, &self.net) {
+            let f = format!("filter-dump,id=f0,netdev={NETDEV},file={}", p.0.display());
+            push(&["-object", &f]);
         }
         for (i, d) in self.disks.iter().enumerate() {
             let ro = if d.read_only { ",readonly=on" } else { "" };
@@ -301,6 +371,10 @@ impl Vm {
         push(&["-kernel", &self.kernel.to_string_lossy()]);
         if !self.append.is_empty() {
             push(&["-append", &self.append]);
+        }
+        if let Some(port) = self.gdb {
+            // -S: the CPU waits for gdb's `continue`; the stub listens on loopback only.
+            push(&["-S", "-gdb", &format!("tcp:127.0.0.1:{port}")]);
         }
         a
     }
@@ -438,6 +512,38 @@ mod tests {
             a.contains("virtio-blk-pci,drive=disk0,disable-legacy=on"),
             "{a}"
         );
+    }
+
+    #[test]
+    fn pcap_taps_the_nic_and_gdb_pauses_the_guest() {
+        let mut v = vm();
+        v.net = Net::User;
+        v.pcap = Some("/tmp/a.pcap".parse().unwrap());
+        v.gdb = Some(GDB_PORT);
+        let a = v.args().join(" ");
+        assert!(a.contains("-netdev user,id=net0"), "{a}");
+        assert!(
+            a.contains("-object filter-dump,id=f0,netdev=net0,file=/tmp/a.pcap"),
+            "{a}"
+        );
+        assert!(a.ends_with("-S -gdb tcp:127.0.0.1:1234"), "{a}");
+        // No NIC, nothing to tap.
+        v.net = Net::None;
+        assert!(!v.args().join(" ").contains("filter-dump"));
+        assert!("a,b.pcap".parse::<Pcap>().is_err());
+        assert!("".parse::<Pcap>().is_err());
+    }
+
+    #[test]
+    fn gdb_command_loads_symbols_and_breaks() {
+        let elf = Path::new("target/x86_64-unknown-none/debug/hello");
+        assert_eq!(
+            gdb_command(1234, elf, "__oasis_start"),
+            "gdb -ex 'target remote 127.0.0.1:1234' -ex 'break __oasis_start' \
+             target/x86_64-unknown-none/debug/hello"
+        );
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(gdb_args(9, elf, "x")[0], "gdb");
     }
 
     #[test]
