@@ -18,6 +18,7 @@ pub mod dnsapp;
 pub mod flood;
 pub mod kvapp;
 pub mod nettests;
+pub mod tlstests;
 pub mod wwwtests;
 
 pub use oasis_cli::build::Target;
