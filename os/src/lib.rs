@@ -259,6 +259,7 @@ pub mod __private {
                 "print the heap's use and high-water mark and the TCP counters every SECS seconds",
             )
             .unwrap_or_else(|e| usage_error(&e));
+        #[cfg(feature = "metrics")]
         let metrics_port: Option<u16> = parser
             .value(
                 "metrics-port",
@@ -270,11 +271,13 @@ pub mod __private {
         let os = Os {
             args: shared.clone(),
         };
+        #[cfg(feature = "metrics")]
         let metrics_os = os.clone();
         let result = oasis_runtime::block_on(p, async move {
             if let Some(secs) = mem_report {
                 oasis_runtime::spawn(report_memory(Duration::from_secs(secs.max(1))));
             }
+            #[cfg(feature = "metrics")]
             if let Some(port) = metrics_port {
                 oasis_runtime::spawn(metrics::serve(metrics_os, port));
             }

@@ -1,4 +1,5 @@
-//! Prometheus metrics: `--metrics-port=PORT` (off by default) serves the text
+//! Prometheus metrics: `--metrics-port=PORT` (feature `metrics`, which the network
+//! appliances turn on; off at run time by default) serves the text
 //! exposition format (version 0.0.4) at `GET /metrics`, and `GET /healthz`, on a
 //! port of its own, for every appliance.
 //!
@@ -233,6 +234,7 @@ fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl core
 }
 
 /// The whole exposition, as of now.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub fn render() -> String {
     let mut out = String::new();
     let up = oasis_runtime::now().as_nanos();
@@ -349,6 +351,7 @@ pub fn render() -> String {
 }
 
 /// Serves `/metrics` and `/healthz` on `port` until the program ends.
+#[cfg(feature = "metrics")]
 pub(crate) async fn serve(os: crate::Os, port: u16) {
     let net = match os.net().await {
         Ok(n) => n,
@@ -366,6 +369,7 @@ pub(crate) async fn serve(os: crate::Os, port: u16) {
 }
 
 /// Reads one request head (≤ 2 KiB, 5 s) and answers it; `Connection: close`.
+#[cfg(feature = "metrics")]
 async fn answer(mut stream: crate::net::TcpStream) {
     let mut head = [0u8; 2048];
     let mut len = 0;

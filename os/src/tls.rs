@@ -63,6 +63,10 @@ impl Drop for InFlight {
     }
 }
 
+/// Heap a handshake holds while it waits for its client: rustls' state, the key
+/// schedule, and a partly filled input buffer.
+pub const WAITING_MEMORY: usize = 8 * 1024;
+
 static CERT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tls_cert"));
 static KEY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tls_key"));
 
@@ -100,10 +104,15 @@ pub fn config(identities: Vec<Identity>) -> Result<TlsConfig, TlsError> {
 /// (resets) the connection at once when the heap cannot hold a handshake: TLS
 /// memory is charged to the same budget as the TCP connection (docs/overload.md).
 pub async fn accept(stream: TcpStream, config: &TlsConfig) -> Result<TlsTcpStream, TlsError> {
-    // Every handshake in flight is charged (rustls' own allocations cannot fail
-    // gracefully, so the heap must hold all of them at their largest at once).
+    // This handshake at its largest, plus what each other handshake in flight
+    // holds while it waits for its client (rustls' allocations cannot fail
+    // gracefully). Handshakes run one at a time on the one core, so only one is at
+    // its peak at once; charging every waiting one at the peak would let a client
+    // that stalls a thousand handshakes lock everyone else out.
     let in_flight = InFlight::enter();
-    if !crate::heap_has_room(in_flight.count.saturating_mul(HANDSHAKE_MEMORY)) {
+    let others = in_flight.count.saturating_sub(1);
+    if !crate::heap_has_room(HANDSHAKE_MEMORY.saturating_add(others.saturating_mul(WAITING_MEMORY)))
+    {
         stream.abort();
         crate::metrics::TLS_REFUSED.inc();
         return Err(TlsError::OutOfMemory);
