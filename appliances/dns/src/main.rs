@@ -144,20 +144,26 @@ static QUERIES: oasis::metrics::CounterFamily<10> = oasis::metrics::CounterFamil
     "dns_queries_total",
     "DNS queries answered, by question type.",
     "type",
-    ["A", "NS", "CNAME", "SOA", "PTR", "MX", "TXT", "AAAA", "SRV", "other"],
+    [
+        "A", "NS", "CNAME", "SOA", "PTR", "MX", "TXT", "AAAA", "SRV", "other",
+    ],
 );
 /// Responses sent, by response code.
 static RCODES: oasis::metrics::CounterFamily<7> = oasis::metrics::CounterFamily::new(
     "dns_responses_total",
     "DNS responses sent, by response code.",
     "rcode",
-    ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other"],
+    [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other",
+    ],
 );
 
 /// Counts one response (a DNS message without TCP framing) by its question type
 /// and response code; a response too short to say is not counted.
 fn count(response: &[u8]) {
-    let Some(&flags) = response.get(3) else { return };
+    let Some(&flags) = response.get(3) else {
+        return;
+    };
     RCODES.inc(usize::from(flags & 0x0f));
     // The question's name (labels, no compression in a question), then QTYPE.
     let mut at = 12;
