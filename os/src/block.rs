@@ -231,15 +231,21 @@ impl BlockDevice for Disk {
     }
 
     async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        self.attend(self.raw.read(sector, buf)).await
+        let r = self.attend(self.raw.read(sector, buf)).await;
+        crate::metrics::BLOCK.done(0, buf.len(), r.is_ok());
+        r
     }
 
     async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
-        self.attend(self.raw.write(sector, buf)).await
+        let r = self.attend(self.raw.write(sector, buf)).await;
+        crate::metrics::BLOCK.done(1, buf.len(), r.is_ok());
+        r
     }
 
     async fn flush(&self) -> Result<(), BlockError> {
-        self.attend(self.raw.flush()).await
+        let r = self.attend(self.raw.flush()).await;
+        crate::metrics::BLOCK.done(2, 0, r.is_ok());
+        r
     }
 }
 

@@ -223,6 +223,60 @@ pub(crate) static ACCEPT_REFUSED: CounterFamily<2> = CounterFamily::new(
     ["limit", "memory"],
 );
 
+/// Block requests by kind (read, write, flush): counts, bytes, errors.
+pub(crate) struct BlockMetrics {
+    requests: [Counter; 3],
+    bytes: [Counter; 2],
+    errors: [Counter; 3],
+}
+
+pub(crate) static BLOCK: BlockMetrics = BlockMetrics {
+    requests: [const { Counter::new() }; 3],
+    bytes: [const { Counter::new() }; 2],
+    errors: [const { Counter::new() }; 3],
+};
+
+impl BlockMetrics {
+    /// One finished request of kind `k` (0 read, 1 write, 2 flush).
+    pub(crate) fn done(&self, k: usize, bytes: usize, ok: bool) {
+        if let Some(c) = self.requests.get(k) {
+            c.inc();
+        }
+        if let Some(c) = self.bytes.get(k) {
+            c.add(bytes as u64);
+        }
+        if !ok && let Some(c) = self.errors.get(k) {
+            c.inc();
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        for (name, help, counters) in [
+            (
+                "oasis_block_requests_total",
+                "Block requests finished, by kind.",
+                &self.requests[..],
+            ),
+            (
+                "oasis_block_errors_total",
+                "Block requests that failed, by kind.",
+                &self.errors[..],
+            ),
+            (
+                "oasis_block_bytes_total",
+                "Bytes read and written on block devices.",
+                &self.bytes[..],
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (kind, c) in ["read", "write", "flush"].iter().zip(counters) {
+                let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {}", c.get());
+            }
+        }
+    }
+}
+
 /// TLS connections reset before their handshake because the heap could not hold it.
 pub(crate) static TLS_REFUSED: Counter = Counter::new();
 
@@ -310,6 +364,7 @@ pub fn render() -> String {
         "TLS connections reset before the handshake: no heap for it.",
         TLS_REFUSED.get(),
     );
+    BLOCK.render(&mut out);
     let d = crate::block::Disk::stats();
     sample(
         &mut out,

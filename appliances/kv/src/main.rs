@@ -95,6 +95,8 @@ async fn main(os: Os) -> Result<(), KvAppError> {
         policy: https.as_ref().map(|h| h.policy()).unwrap_or_default(),
     };
     let net = os.net().await?;
+    oasis::metrics::register(&OPS);
+    oasis::metrics::register(&FAILED);
     let (client, rx) = channel();
     let os2 = os.clone();
     let urls = oasis::http::spawn_listeners(&net, port, https.as_ref(), max_conns, {
@@ -116,6 +118,21 @@ async fn main(os: Os) -> Result<(), KvAppError> {
     Ok(())
 }
 
+/// Store operations requested (`--metrics-port`).
+static OPS: oasis::metrics::CounterFamily<5> = oasis::metrics::CounterFamily::new(
+    "kv_operations_total",
+    "Store operations requested, by kind.",
+    "op",
+    ["get", "put", "delete", "list", "other"],
+);
+/// Operations the store failed.
+static FAILED: oasis::metrics::CounterFamily<1> = oasis::metrics::CounterFamily::new(
+    "kv_failures_total",
+    "Store operations that failed (disk or store errors).",
+    "op",
+    ["any"],
+);
+
 async fn serve(os: &Os, mut stream: HttpStream, client: &Client, s: Settings) {
     let mut conn = Connection::new(s.limits);
     let tls = stream.is_tls();
@@ -125,7 +142,20 @@ async fn serve(os: &Os, mut stream: HttpStream, client: &Client, s: Settings) {
         == oasis::http::Driven::Deferred
     {
         let reply = match handler.inner.take_op() {
-            Some(op) => client.call(op).await,
+            Some(op) => {
+                OPS.inc(match &op {
+                    kv::Op::Get { .. } => 0,
+                    kv::Op::Put { .. } => 1,
+                    kv::Op::Delete { .. } => 2,
+                    kv::Op::List { .. } => 3,
+                    _ => 4,
+                });
+                let reply = client.call(op).await;
+                if matches!(reply, Reply::Failed(_)) {
+                    FAILED.inc(0);
+                }
+                reply
+            }
             None => Reply::Refused(StatusCode::InternalServerError, "lost request\n"),
         };
         handler.inner.set_reply(reply);
