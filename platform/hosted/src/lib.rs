@@ -47,7 +47,10 @@ pub use net::{
     DEFAULT_BIND_IP, HostNet, HostNetError, LISTEN_BACKLOG, MIN_KEEPALIVE, TcpListener, TcpStream,
     UdpSocket,
 };
-pub use tap::{DEFAULT_MTU, ETHERNET_HEADER_LEN, MAX_MTU, RX_SLOTS, TapDevice, TapStats};
+pub use tap::{
+    DEFAULT_MTU, ETHERNET_HEADER_LEN, MAX_MTU, MIN_RX_SLOTS, RX_RING_BYTES, RX_SLOTS, TapDevice,
+    TapStats,
+};
 
 /// Exit status after a panic (same as `kvm`).
 pub const EXIT_PANIC: u8 = 101;

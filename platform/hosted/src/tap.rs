@@ -7,7 +7,9 @@
 //! executor sleeps wakes it (the stack's poller then runs and calls
 //! [`receive`](NetDevice::receive)).
 //!
-//! Buffers are allocated once: a ring of [`RX_SLOTS`] receive buffers filled by
+//! Buffers are allocated once: a ring of up to [`RX_SLOTS`] receive buffers (fewer,
+//! down to [`MIN_RX_SLOTS`], when a large MTU would take the ring past
+//! [`RX_RING_BYTES`]: a TAP at 65521 bytes would otherwise zero 2 MiB at start) filled by
 //! non-blocking reads, and one transmit buffer written straight to the descriptor
 //! (the host copies it; a TAP write never waits). Frames shorter than an Ethernet
 //! header or longer than `mtu + 14` are dropped and counted in [`TapStats`].
@@ -40,6 +42,14 @@ use crate::reactor::{Registered, retry_interrupted};
 
 /// Receive buffers in the ring.
 pub const RX_SLOTS: usize = 32;
+
+/// Receive slots at least, whatever the MTU.
+pub const MIN_RX_SLOTS: usize = 2;
+
+/// Bytes the receive ring takes at most, beyond [`MIN_RX_SLOTS`] slots: 32 slots at
+/// Ethernet's MTU. Frames wait in the kernel's queue either way; the ring only saves
+/// reads.
+pub const RX_RING_BYTES: usize = RX_SLOTS * (DEFAULT_MTU + ETHERNET_HEADER_LEN + 1);
 
 /// Length of an Ethernet header (destination, source, EtherType).
 pub const ETHERNET_HEADER_LEN: usize = 14;
@@ -88,13 +98,15 @@ pub struct TapDevice {
     file: TapFile,
     name: String,
     info: NetInfo,
-    /// `RX_SLOTS` slots of `slot_len` bytes each.
+    /// `slots` slots of `slot_len` bytes each.
     rx: Box<[u8]>,
     rx_len: [usize; RX_SLOTS],
     rx_head: usize,
     rx_count: usize,
     /// `mtu + 14 + 1`: one spare byte tells an oversized frame from a full one.
     slot_len: usize,
+    /// Slots in use: [`RX_SLOTS`], fewer at a large MTU.
+    slots: usize,
     tx: Box<[u8]>,
     stats: TapStats,
     /// The last read error logged, so a broken interface does not flood the log.
@@ -169,6 +181,11 @@ fn query_mtu(name: &[libc::c_char; libc::IFNAMSIZ]) -> Option<usize> {
         .filter(|m| (68..=MAX_MTU).contains(m))
 }
 
+/// Receive slots for `mtu`: [`RX_SLOTS`] as long as they fit [`RX_RING_BYTES`].
+fn rx_slots(mtu: usize) -> usize {
+    (RX_RING_BYTES / (mtu + ETHERNET_HEADER_LEN + 1)).clamp(MIN_RX_SLOTS, RX_SLOTS)
+}
+
 /// A random locally administered unicast MAC address.
 fn random_mac() -> [u8; 6] {
     let mut mac = [0u8; 6];
@@ -240,15 +257,17 @@ impl TapDevice {
 
     fn with_file(file: TapFile, name: String, mac: [u8; 6], mtu: usize) -> TapDevice {
         let slot_len = mtu + ETHERNET_HEADER_LEN + 1;
+        let slots = rx_slots(mtu);
         TapDevice {
             file,
             name,
             info: NetInfo { mac, mtu },
-            rx: vec![0; slot_len * RX_SLOTS].into_boxed_slice(),
+            rx: vec![0; slot_len * slots].into_boxed_slice(),
             rx_len: [0; RX_SLOTS],
             rx_head: 0,
             rx_count: 0,
             slot_len,
+            slots,
             tx: vec![0; mtu + ETHERNET_HEADER_LEN].into_boxed_slice(),
             stats: TapStats::default(),
             last_error: None,
@@ -273,8 +292,8 @@ impl TapDevice {
     /// Reads waiting frames into free ring slots until the host has none left or the
     /// ring is full.
     fn fill(&mut self) {
-        while self.rx_count < RX_SLOTS {
-            let slot = (self.rx_head + self.rx_count) % RX_SLOTS;
+        while self.rx_count < self.slots {
+            let slot = (self.rx_head + self.rx_count) % self.slots;
             let start = slot * self.slot_len;
             let Some(buf) = self.rx.get_mut(start..start + self.slot_len) else {
                 return;
@@ -320,7 +339,7 @@ impl NetDevice for TapDevice {
         let len = self.rx_len[slot];
         let frame = self.rx.get_mut(start..start + len)?;
         let r = f(frame);
-        self.rx_head = (self.rx_head + 1) % RX_SLOTS;
+        self.rx_head = (self.rx_head + 1) % self.slots;
         self.rx_count -= 1;
         Some(r)
     }
@@ -389,6 +408,16 @@ mod tests {
         }
         assert!(ifname("tap0").is_ok());
         assert!(ifname("fifteen-bytes-x").is_ok());
+    }
+
+    #[test]
+    fn the_receive_ring_shrinks_at_a_large_mtu() {
+        assert_eq!(rx_slots(DEFAULT_MTU), RX_SLOTS);
+        assert_eq!(rx_slots(9000), 5);
+        assert_eq!(rx_slots(65521), MIN_RX_SLOTS);
+        for mtu in [68, 1500, 9000] {
+            assert!(rx_slots(mtu) * (mtu + ETHERNET_HEADER_LEN + 1) <= RX_RING_BYTES);
+        }
     }
 
     #[test]
