@@ -392,6 +392,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             build::check_app(&app)?;
             if target == Target::Sandbox {
                 // A sealed Linux process on a TAP: no QEMU, no port forwarding.
+                if pcap.is_some() || gdb.is_some() {
+                    anyhow::bail!(
+                        "--pcap and --gdb need QEMU (the kvm target); the sandbox is a Linux process: capture on its TAP with tcpdump -i NAME"
+                    );
+                }
                 let mem = mem.or(build::run_defaults(&app)?.mem).unwrap_or(64);
                 let mut args = oasis_cli::sandbox::process_args(
                     net.as_ref(),
