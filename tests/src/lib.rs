@@ -62,10 +62,10 @@ pub fn qemu() -> Option<PathBuf> {
 
 /// Builds `app` for `target` (release) once per test process.
 pub fn image(app: &str, target: Target) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<(String, bool), PathBuf>>> = OnceLock::new();
+    static BUILT: OnceLock<Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
     let map = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
     let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
-    let key = (app.to_string(), target == Target::Kvm);
+    let key = (app.to_string(), format!("{target:?}"));
     if let Some(p) = m.get(&key) {
         return p.clone();
     }
