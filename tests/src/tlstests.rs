@@ -324,7 +324,7 @@ pub fn tls_image() -> PathBuf {
             let (site, pki, work) = (site(), pki(), work_dir());
             let lock = fs::File::create(work.join("build.lock")).expect("create build.lock");
             lock.lock().expect("lock build.lock");
-            remove_stale_copies(&work);
+            crate::wwwtests::remove_stale_copies(&work, "www-tls-");
             let path = |p: &Path| p.to_string_lossy().into_owned();
             let req = oasis_cli::build::BuildRequest {
                 app: "www".into(),
@@ -365,22 +365,6 @@ pub fn tls_image() -> PathBuf {
             copy
         })
         .clone()
-}
-
-/// Removes image copies left by test processes that are gone.
-fn remove_stale_copies(work: &Path) {
-    let Ok(rd) = fs::read_dir(work) else { return };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix("www-tls-")
-            .and_then(|r| r.strip_suffix(".elf"));
-        if let Some(pid) = pid
-            && !Path::new("/proc").join(pid).exists()
-        {
-            let _ = fs::remove_file(e.path());
-        }
-    }
 }
 
 /// A booted `www` serving HTTP and HTTPS.

@@ -150,7 +150,7 @@ pub fn www_image() -> PathBuf {
             let work = work_dir();
             let lock = fs::File::create(work.join("build.lock")).expect("create build lock");
             lock.lock().expect("lock build.lock");
-            remove_stale_copies(&work);
+            remove_stale_copies(&work, "www-fixture-");
             let copy = work.join(format!("www-fixture-{}.elf", std::process::id()));
             let req = oasis_cli::build::BuildRequest {
                 app: "www".into(),
@@ -184,13 +184,14 @@ pub fn www_image() -> PathBuf {
         .clone()
 }
 
-/// Removes image copies left by test processes that are gone.
-fn remove_stale_copies(work: &Path) {
+/// Removes image copies `PREFIX<pid>.elf` in `work` left by test processes that
+/// are gone.
+pub(crate) fn remove_stale_copies(work: &Path, prefix: &str) {
     let Ok(rd) = fs::read_dir(work) else { return };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let pid = name
-            .strip_prefix("www-fixture-")
+            .strip_prefix(prefix)
             .and_then(|r| r.strip_suffix(".elf"));
         if let Some(pid) = pid
             && !Path::new("/proc").join(pid).exists()
