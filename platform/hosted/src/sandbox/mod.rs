@@ -349,7 +349,7 @@ mod tests {
             calls: 0,
         };
         let mut random = [0u8; 32];
-        Policy::default().seal().unwrap();
+        Policy::default().seal_this_thread().unwrap();
         match what.as_str() {
             "allowed" => {
                 // Everything the platform does, sealed: clocks, entropy, a short idle

@@ -207,6 +207,18 @@ impl Policy {
         let program = self.compile()?;
         seccompiler::apply_filter_all_threads(&program).map_err(SealError::Install)
     }
+
+    /// Like [`seal`](Self::seal), for the calling thread only. For unit tests, which
+    /// run inside libtest: its main thread, still unsealed, keeps waiting on a futex
+    /// for the test's result. Sealing every thread there raced with that wait (the
+    /// main thread was killed when it reached its futex after the seal: seen in CI
+    /// under load). The real process is single-threaded and uses `seal`, which the
+    /// e2e tests (tests/tests/sandbox.rs) exercise.
+    #[cfg(test)]
+    pub fn seal_this_thread(&self) -> Result<(), SealError> {
+        let program = self.compile()?;
+        seccompiler::apply_filter(&program).map_err(SealError::Install)
+    }
 }
 
 #[cfg(test)]
