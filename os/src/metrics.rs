@@ -96,8 +96,7 @@ pub trait Render: Sync {
 
 impl<const N: usize> Render for CounterFamily<N> {
     fn render(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
-        let _ = writeln!(out, "# TYPE {} counter", self.name);
+        header(out, self.name, "counter", self.help);
         for (v, c) in self.values.iter().zip(&self.counts) {
             let _ = writeln!(out, "{}{{{}=\"{v}\"}} {}", self.name, self.label, c.get());
         }
@@ -149,8 +148,7 @@ impl Histogram {
     }
 
     fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} histogram");
+        header(out, name, "histogram", help);
         let mut cumulative = 0;
         for (b, n) in BUCKETS_US.iter().zip(&self.buckets) {
             cumulative += n.load(Relaxed);
@@ -268,8 +266,7 @@ impl BlockMetrics {
                 &self.bytes[..],
             ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
+            header(out, name, "counter", help);
             for (kind, c) in ["read", "write", "flush"].iter().zip(counters) {
                 let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {}", c.get());
             }
@@ -280,10 +277,15 @@ impl BlockMetrics {
 /// TLS connections reset before their handshake because the heap could not hold it.
 pub(crate) static TLS_REFUSED: Counter = Counter::new();
 
-/// Writes one gauge or counter with its help and type lines.
-fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl core::fmt::Display) {
+/// Writes a metric's `# HELP` and `# TYPE` lines.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Writes one gauge or counter with its help and type lines.
+fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl core::fmt::Display) {
+    header(out, name, kind, help);
     let _ = writeln!(out, "{name} {value}");
 }
 
@@ -304,11 +306,12 @@ pub fn render() -> String {
         ),
     );
     if let Some(h) = crate::heap_usage() {
-        let _ = writeln!(
-            out,
-            "# HELP oasis_heap_bytes The heap: its size, bytes in use, and the high-water mark."
+        header(
+            &mut out,
+            "oasis_heap_bytes",
+            "gauge",
+            "The heap: its size, bytes in use, and the high-water mark.",
         );
-        let _ = writeln!(out, "# TYPE oasis_heap_bytes gauge");
         for (kind, v) in [("size", h.size), ("used", h.used), ("peak", h.peak)] {
             let _ = writeln!(out, "oasis_heap_bytes{{kind=\"{kind}\"}} {v}");
         }
@@ -342,11 +345,12 @@ pub fn render() -> String {
             "UDP datagrams dropped because their next hop never answered ARP.",
             s.udp_dropped,
         );
-        let _ = writeln!(
-            out,
-            "# HELP oasis_net_frames_total Ethernet frames through the network device."
+        header(
+            &mut out,
+            "oasis_net_frames_total",
+            "counter",
+            "Ethernet frames through the network device.",
         );
-        let _ = writeln!(out, "# TYPE oasis_net_frames_total counter");
         let f = s.frames;
         for (dir, v) in [
             ("rx", f.rx_frames),
@@ -373,11 +377,12 @@ pub fn render() -> String {
         "Executor turns in which a disk interrupt woke waiting requests.",
         d.interrupt_wakeups,
     );
-    let _ = writeln!(
-        out,
-        "# HELP oasis_http_requests_total HTTP responses by request method and status class."
+    header(
+        &mut out,
+        "oasis_http_requests_total",
+        "counter",
+        "HTTP responses by request method and status class.",
     );
-    let _ = writeln!(out, "# TYPE oasis_http_requests_total counter");
     for (m, row) in METHODS.iter().zip(&HTTP.requests) {
         for (c, n) in CLASSES.iter().zip(row) {
             let _ = writeln!(

@@ -102,17 +102,7 @@ fn https_in_qemu() {
             failed.push(name);
         }
     }
-    assert!(
-        www.console.alive(),
-        "the guest died: {:?}; console:\n{}",
-        www.console.exit_status(),
-        www.console.tail(40)
-    );
-    let faults = www.console.faults();
-    assert!(
-        faults.is_empty(),
-        "the console shows faults ({FAULT_WORDS:?}): {faults:#?}"
-    );
+    assert_guest_healthy(&mut www);
     assert!(failed.is_empty(), "checks failed (see above): {failed:?}");
 }
 
@@ -373,17 +363,7 @@ fn https_survives_hostile_handshakes() {
         "tls e2e: hostile input while a client is served: {:.2} s",
         t.elapsed().as_secs_f64()
     );
-    assert!(
-        www.console.alive(),
-        "the guest died: {:?}; console:\n{}",
-        www.console.exit_status(),
-        www.console.tail(40)
-    );
-    let faults = www.console.faults();
-    assert!(
-        faults.is_empty(),
-        "the console shows faults ({FAULT_WORDS:?}): {faults:#?}"
-    );
+    assert_guest_healthy(&mut www);
     if let Err(e) = r {
         eprintln!("console tail:\n{}", www.console.tail(20));
         std::panic::resume_unwind(e);
@@ -592,4 +572,20 @@ fn https_redirect_in_qemu() {
     let faults = www.console.faults();
     assert!(faults.is_empty(), "faults: {faults:#?}");
     assert!(www.console.alive(), "the guest died");
+}
+
+/// The guest is still running and its console shows no fault, panic or
+/// allocation failure.
+fn assert_guest_healthy(www: &mut TlsWww) {
+    assert!(
+        www.console.alive(),
+        "the guest died: {:?}; console:\n{}",
+        www.console.exit_status(),
+        www.console.tail(40)
+    );
+    let faults = www.console.faults();
+    assert!(
+        faults.is_empty(),
+        "the console shows faults ({FAULT_WORDS:?}): {faults:#?}"
+    );
 }

@@ -36,6 +36,7 @@
 //! ClientHellos larger than [`MAX_INCOMING`] are refused.
 
 #![no_std]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
