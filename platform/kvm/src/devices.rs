@@ -225,7 +225,10 @@ fn route(transport: &AnyTransport, route: Route) {
 pub fn take_net() -> Option<Result<VirtioNet<AnyTransport>, oasis_virtio::InitError>> {
     let (t, r) = take(VIRTIO_NET)?;
     route(&t, r);
-    Some(VirtioNet::new(t, NetConfig::default()))
+    Some(VirtioNet::new(
+        t,
+        NetConfig::for_heap(crate::mem::heap_bytes()),
+    ))
 }
 
 /// Every virtio-blk device, in discovery order.

@@ -384,9 +384,12 @@ const SOCKET_SLOT: usize = 576;
 impl Budget {
     /// The reserve for a heap of `heap` bytes: 1/16 of it, at least 1 MiB (small
     /// heaps need proportionally more for the allocations admission does not see:
-    /// timers, queues, the tasks of a burst of accepted connections).
+    /// timers, queues, the tasks of a burst of accepted connections), except that a
+    /// heap under 4 MiB keeps a quarter: it admits so few connections (a backlog of
+    /// a dozen) that a whole MiB would leave nothing to serve with, while a quarter
+    /// still absorbs their burst.
     pub fn reserve_for(heap: usize) -> usize {
-        (heap / 16).max(1024 * 1024)
+        (heap / 16).max((1024 * 1024).min(heap / 4))
     }
 
     /// Derives the limits from `heap`, taking the explicit `--tcp-*` values where
@@ -456,6 +459,12 @@ mod tests {
     fn budget_fits_the_heap_and_refuses_what_cannot() {
         let b = Budget::derive(64 << 20, None, None, None).unwrap();
         assert_eq!(b.reserve, 4 << 20);
+        // From 4 MiB up the reserve is at least 1 MiB; below, a quarter of the heap.
+        assert_eq!(Budget::reserve_for(4 << 20), 1 << 20);
+        assert_eq!(Budget::reserve_for(7 << 20), 1 << 20);
+        assert_eq!(Budget::reserve_for(1364 << 10), 341 << 10);
+        let tiny = Budget::derive(1364 << 10, None, None, None).unwrap();
+        assert!(tiny.max_connections >= 100, "{tiny:?}");
         assert!(b.max_connections >= 10_000, "{b:?}");
         let per_conn = SOCKET_SLOT + 2 * DEFAULT_TCP_BUFFER_MIN + DEFAULT_CONN_OVERHEAD;
         assert!(b.max_connections * per_conn + b.reserve <= b.heap);

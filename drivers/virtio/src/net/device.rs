@@ -45,6 +45,28 @@ impl Default for NetConfig {
     }
 }
 
+impl NetConfig {
+    /// The settings for a kernel whose heap is `heap` bytes: the two queues' frame
+    /// buffers (about 1.5 KiB per slot at the default MTU) take at most an eighth of
+    /// the heap. A 64 MiB VM gets the full 256 slots each way; a 3 MiB one gets 32,
+    /// which leaves it room to serve instead of spending two thirds of its heap on
+    /// buffers it cannot fill. Never fewer than 16 slots, never more than 256.
+    pub fn for_heap(heap: usize) -> Self {
+        const SLOT: usize = 1600; // HDR_LEN + a 1514-byte frame, rounded up
+        let fit = heap / (8 * 2 * SLOT);
+        let size = if fit < 16 {
+            16
+        } else {
+            // The largest power of two not above `fit` (queue sizes are powers of two).
+            1usize << (usize::BITS - 1 - fit.leading_zeros())
+        };
+        Self {
+            queue_size: u16::try_from(size.min(256)).unwrap_or(256),
+            ..Self::default()
+        }
+    }
+}
+
 /// Counters of frames dropped and device misbehaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NetStats {
@@ -636,5 +658,20 @@ mod tests {
         let (dev, t, _, _) = device(4);
         drop(dev);
         assert_eq!(t.0.borrow().status, 0);
+    }
+
+    #[test]
+    fn queues_are_sized_to_the_heap() {
+        assert_eq!(NetConfig::for_heap(64 << 20).queue_size, 256);
+        assert_eq!(NetConfig::for_heap(7 << 20).queue_size, 256);
+        assert_eq!(NetConfig::for_heap(4 << 20).queue_size, 128);
+        assert_eq!(NetConfig::for_heap(1364 << 10).queue_size, 32);
+        assert_eq!(NetConfig::for_heap(0).queue_size, 16);
+        assert_eq!(NetConfig::for_heap(usize::MAX).queue_size, 256);
+        for heap in [1 << 20, 3 << 20, 5 << 20, 100 << 20] {
+            let q = usize::from(NetConfig::for_heap(heap).queue_size);
+            assert!(q.is_power_of_two(), "{heap}: {q}");
+            assert!(q == 16 || 2 * q * 1600 <= heap / 8, "{heap}: {q}");
+        }
     }
 }
