@@ -41,6 +41,7 @@ extern crate alloc;
 pub mod evtchn;
 pub mod grant;
 pub mod hv;
+pub mod net;
 pub mod page;
 pub mod ring;
 pub mod xenstore;

@@ -593,3 +593,229 @@ impl Xenstored {
         }
     }
 }
+
+fn node_u32(xsd: &Xenstored, path: &str) -> Option<u32> {
+    crate::xenstore::wire::parse_decimal(xsd.get(path)?).and_then(|v| u32::try_from(v).ok())
+}
+
+fn node_state(xsd: &Xenstored, path: &str) -> u32 {
+    node_u32(xsd, path).unwrap_or(0)
+}
+
+type NetbackRings = (
+    crate::ring::BackRing<crate::net::NetTx>,
+    crate::ring::BackRing<crate::net::NetRx>,
+    Port,
+    [GrantRef; 2],
+);
+
+/// A model netback: serves one vif through the rings, copying frames with the
+/// same grant checks Xen's grant-copy makes.
+pub struct ModelNetback {
+    xsd: alloc::rc::Rc<RefCell<Xenstored>>,
+    /// `device/vif/N`.
+    pub frontend: String,
+    /// `backend/vif/1/N`.
+    pub backend: String,
+    rings: Option<NetbackRings>,
+    rx_requests: VecDeque<crate::net::RxRequest>,
+    /// Frames to deliver to the guest.
+    pub to_guest: VecDeque<Vec<u8>>,
+    /// Frames the guest sent.
+    pub from_guest: Vec<Vec<u8>>,
+    /// Grant or protocol violations the back end saw.
+    pub violations: Vec<&'static str>,
+    /// Advertise `feature-rx-copy`.
+    pub rx_copy: bool,
+}
+
+impl ModelNetback {
+    /// A vif `device/vif/index` with MAC `mac`, back end in domain 0.
+    pub fn new(xsd: alloc::rc::Rc<RefCell<Xenstored>>, index: u32, mac: &str) -> Self {
+        let frontend = alloc::format!("device/vif/{index}");
+        let backend = alloc::format!("backend/vif/1/{index}");
+        {
+            let mut d = xsd.borrow_mut();
+            d.set(&alloc::format!("{frontend}/backend"), backend.as_bytes());
+            d.set(&alloc::format!("{frontend}/backend-id"), b"0");
+            d.set(&alloc::format!("{frontend}/mac"), mac.as_bytes());
+            d.set(&alloc::format!("{frontend}/state"), b"1");
+            d.set(&alloc::format!("{backend}/state"), b"1");
+        }
+        Self {
+            xsd,
+            frontend,
+            backend,
+            rings: None,
+            rx_requests: VecDeque::new(),
+            to_guest: VecDeque::new(),
+            from_guest: Vec::new(),
+            violations: Vec::new(),
+            rx_copy: true,
+        }
+    }
+
+    /// Sets the back end's xenbus state.
+    pub fn set_state(&self, s: u32) {
+        let p = alloc::format!("{}/state", self.backend);
+        self.xsd
+            .borrow_mut()
+            .set(&p, alloc::format!("{s}").as_bytes());
+    }
+
+    /// The back end's state.
+    pub fn state(&self) -> u32 {
+        node_state(
+            &self.xsd.borrow(),
+            &alloc::format!("{}/state", self.backend),
+        )
+    }
+
+    /// The tx and rx ring pages while connected.
+    pub fn ring_pages(&self) -> Option<(SharedPage, SharedPage)> {
+        self.rings.as_ref().map(|(t, r, ..)| (t.page(), r.page()))
+    }
+
+    /// The back rings while connected (hostile tests write responses directly).
+    pub fn rings_mut(
+        &mut self,
+    ) -> Option<(
+        &mut crate::ring::BackRing<crate::net::NetTx>,
+        &mut crate::ring::BackRing<crate::net::NetRx>,
+    )> {
+        self.rings.as_mut().map(|(t, r, ..)| (t, r))
+    }
+
+    /// One step of the back end.
+    pub fn step(&mut self, hv: &ModelXen) {
+        let fe = node_state(
+            &self.xsd.borrow(),
+            &alloc::format!("{}/state", self.frontend),
+        );
+        let be = self.state();
+        match be {
+            1 => {
+                let rx_copy: &[u8] = if self.rx_copy { b"1" } else { b"0" };
+                let p = alloc::format!("{}/feature-rx-copy", self.backend);
+                self.xsd.borrow_mut().set(&p, rx_copy);
+                self.set_state(2);
+            }
+            2 if fe == 4 => {
+                let (tx, rx, port) = {
+                    let d = self.xsd.borrow();
+                    let f = &self.frontend;
+                    (
+                        node_u32(&d, &alloc::format!("{f}/tx-ring-ref")),
+                        node_u32(&d, &alloc::format!("{f}/rx-ring-ref")),
+                        node_u32(&d, &alloc::format!("{f}/event-channel")),
+                    )
+                };
+                let (Some(tx), Some(rx), Some(port)) = (tx, rx, port) else {
+                    self.violations.push("connected without ring refs");
+                    return;
+                };
+                let (tg, rg) = (GrantRef(tx), GrantRef(rx));
+                match (
+                    hv.map_grant(tg, 0, true, true),
+                    hv.map_grant(rg, 0, true, true),
+                ) {
+                    (Ok(t), Ok(r)) => {
+                        self.rings = Some((
+                            crate::ring::BackRing::new(t),
+                            crate::ring::BackRing::new(r),
+                            Port(port),
+                            [tg, rg],
+                        ));
+                        self.rx_requests.clear();
+                        self.set_state(4);
+                    }
+                    _ => self.violations.push("ring grants unusable"),
+                }
+            }
+            4 | 5 if fe == 6 || fe == 5 => {
+                // Front end closed: unmap and reset to InitWait (a backend restart).
+                if let Some((.., g)) = self.rings.take() {
+                    hv.unmap_grant(g[0]);
+                    hv.unmap_grant(g[1]);
+                }
+                self.set_state(2);
+            }
+            4 => self.serve(hv),
+            5 if self.rings.is_some() => {
+                // Closing: stop serving; the ring stays mapped until the front end
+                // answers with Closed.
+            }
+            _ => {}
+        }
+    }
+
+    fn serve(&mut self, hv: &ModelXen) {
+        use crate::net::{NetRx, NetTx, RxResponse, TxResponse, wire};
+        let Some((tx, rx, port, _)) = self.rings.as_mut() else {
+            return;
+        };
+        let mut notify = false;
+        while let Some(off) = tx.next_request() {
+            let req = NetTx::read_request(&tx.page(), off);
+            let status = match hv.map_grant(GrantRef(req.gref), 0, false, false) {
+                Ok(p)
+                    if usize::from(req.offset) + usize::from(req.size)
+                        <= crate::page::PAGE_SIZE =>
+                {
+                    let mut f = alloc::vec![0u8; usize::from(req.size)];
+                    p.read_bytes(usize::from(req.offset), &mut f);
+                    self.from_guest.push(f);
+                    wire::RSP_OKAY
+                }
+                Ok(_) => {
+                    self.violations.push("tx request past the page");
+                    wire::RSP_ERROR
+                }
+                Err(e) => {
+                    self.violations.push(e);
+                    wire::RSP_ERROR
+                }
+            };
+            let r = tx.response_slot();
+            NetTx::write_response(&tx.page(), r, &TxResponse { id: req.id, status });
+            notify |= tx.push_responses();
+        }
+        tx.request_event();
+        while let Some(off) = rx.next_request() {
+            self.rx_requests
+                .push_back(NetRx::read_request(&rx.page(), off));
+        }
+        rx.request_event();
+        while !self.to_guest.is_empty() {
+            let Some(req) = self.rx_requests.pop_front() else {
+                break;
+            };
+            let frame = self.to_guest.pop_front().unwrap();
+            let status = match hv.map_grant(GrantRef(req.gref), 0, true, false) {
+                Ok(p) => {
+                    p.write_bytes(0, &frame);
+                    frame.len() as i16
+                }
+                Err(e) => {
+                    self.violations.push(e);
+                    wire::RSP_ERROR
+                }
+            };
+            let r = rx.response_slot();
+            NetRx::write_response(
+                &rx.page(),
+                r,
+                &RxResponse {
+                    id: req.id,
+                    offset: 0,
+                    flags: 0,
+                    status,
+                },
+            );
+            notify |= rx.push_responses();
+        }
+        if notify {
+            hv.raise(*port);
+        }
+    }
+}

@@ -207,6 +207,11 @@ impl<P: RingProtocol> BackRing<P> {
         }
     }
 
+    /// The shared page.
+    pub fn page(&self) -> SharedPage {
+        self.page
+    }
+
     /// The entry offset of ring index `idx`.
     pub fn entry(&self, idx: u32) -> usize {
         HEADER_LEN + (idx & (FrontRing::<P>::SIZE - 1)) as usize * P::ENTRY_SIZE
