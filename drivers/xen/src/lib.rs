@@ -38,6 +38,7 @@
 
 extern crate alloc;
 
+pub mod blk;
 pub mod evtchn;
 pub mod grant;
 pub mod hv;

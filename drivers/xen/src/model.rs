@@ -819,3 +819,214 @@ impl ModelNetback {
         }
     }
 }
+
+/// A model blkback: a RAM disk served through the blkif ring, with the grant
+/// checks Xen makes (the back end writes into pages for reads, so those grants
+/// must be writable).
+pub struct ModelBlkback {
+    xsd: alloc::rc::Rc<RefCell<Xenstored>>,
+    /// `device/vbd/N`.
+    pub frontend: String,
+    /// `backend/vbd/1/N`.
+    pub backend: String,
+    ring: Option<(crate::ring::BackRing<crate::blk::Blkif>, Port, GrantRef)>,
+    /// The disk, in bytes.
+    pub disk: Vec<u8>,
+    /// Bytes per logical sector advertised.
+    pub sector_size: u32,
+    /// Extra nodes the back end writes at InitWait (features, info).
+    pub features: Vec<(&'static str, &'static str)>,
+    /// Flushes and barriers served.
+    pub flushes: u64,
+    /// Requests served.
+    pub served: u64,
+    /// Answer nothing (requests stay in flight).
+    pub stall: bool,
+    /// Grant or protocol violations seen.
+    pub violations: Vec<&'static str>,
+}
+
+impl ModelBlkback {
+    /// A vbd `device/vbd/index` over a disk of `bytes` bytes.
+    pub fn new(
+        xsd: alloc::rc::Rc<RefCell<Xenstored>>,
+        index: u32,
+        bytes: usize,
+        sector_size: u32,
+    ) -> Self {
+        let frontend = alloc::format!("device/vbd/{index}");
+        let backend = alloc::format!("backend/vbd/1/{index}");
+        {
+            let mut d = xsd.borrow_mut();
+            d.set(&alloc::format!("{frontend}/backend"), backend.as_bytes());
+            d.set(&alloc::format!("{frontend}/backend-id"), b"0");
+            d.set(&alloc::format!("{frontend}/state"), b"1");
+            d.set(&alloc::format!("{backend}/state"), b"1");
+        }
+        Self {
+            xsd,
+            frontend,
+            backend,
+            ring: None,
+            disk: (0..bytes).map(|i| (i / 512) as u8 ^ (i as u8)).collect(),
+            sector_size,
+            features: alloc::vec![("feature-flush-cache", "1")],
+            flushes: 0,
+            served: 0,
+            stall: false,
+            violations: Vec::new(),
+        }
+    }
+
+    /// Sets the back end's xenbus state.
+    pub fn set_state(&self, s: u32) {
+        let p = alloc::format!("{}/state", self.backend);
+        self.xsd
+            .borrow_mut()
+            .set(&p, alloc::format!("{s}").as_bytes());
+    }
+
+    /// The back end's state.
+    pub fn state(&self) -> u32 {
+        node_state(
+            &self.xsd.borrow(),
+            &alloc::format!("{}/state", self.backend),
+        )
+    }
+
+    /// The back ring while connected (hostile tests write responses directly).
+    pub fn ring_mut(&mut self) -> Option<&mut crate::ring::BackRing<crate::blk::Blkif>> {
+        self.ring.as_mut().map(|r| &mut r.0)
+    }
+
+    /// One step of the back end.
+    pub fn step(&mut self, hv: &ModelXen) {
+        let fe = node_state(
+            &self.xsd.borrow(),
+            &alloc::format!("{}/state", self.frontend),
+        );
+        match self.state() {
+            1 => {
+                let b = self.backend.clone();
+                let mut d = self.xsd.borrow_mut();
+                d.set(
+                    &alloc::format!("{b}/sectors"),
+                    alloc::format!("{}", self.disk.len() / 512).as_bytes(),
+                );
+                d.set(
+                    &alloc::format!("{b}/sector-size"),
+                    alloc::format!("{}", self.sector_size).as_bytes(),
+                );
+                for (k, v) in &self.features {
+                    d.set(&alloc::format!("{b}/{k}"), v.as_bytes());
+                }
+                drop(d);
+                self.set_state(2);
+            }
+            2 if fe == 3 => {
+                let (r, p) = {
+                    let d = self.xsd.borrow();
+                    let f = &self.frontend;
+                    (
+                        node_u32(&d, &alloc::format!("{f}/ring-ref")),
+                        node_u32(&d, &alloc::format!("{f}/event-channel")),
+                    )
+                };
+                let (Some(r), Some(p)) = (r, p) else {
+                    self.violations.push("initialised without ring-ref");
+                    return;
+                };
+                match hv.map_grant(GrantRef(r), 0, true, true) {
+                    Ok(page) => {
+                        self.ring = Some((crate::ring::BackRing::new(page), Port(p), GrantRef(r)));
+                        self.set_state(4);
+                    }
+                    Err(e) => self.violations.push(e),
+                }
+            }
+            4 | 5 if fe == 6 || fe == 5 => {
+                if let Some((.., g)) = self.ring.take() {
+                    hv.unmap_grant(g);
+                }
+                self.set_state(2);
+            }
+            4 if !self.stall => self.serve(hv),
+            _ => {}
+        }
+    }
+
+    fn serve(&mut self, hv: &ModelXen) {
+        use crate::blk::{Blkif, Response, wire};
+        let Some((ring, port, _)) = self.ring.as_mut() else {
+            return;
+        };
+        let mut notify = false;
+        while let Some(off) = ring.next_request() {
+            let req = Blkif::read_request(&ring.page(), off);
+            self.served += 1;
+            let status = match req.operation {
+                wire::OP_READ | wire::OP_WRITE => {
+                    let mut pos = req.sector as usize * 512;
+                    let mut status = wire::RSP_OKAY;
+                    for s in req.seg.iter().take(usize::from(req.nr_segments)) {
+                        if s.first_sect > s.last_sect || s.last_sect > 7 {
+                            self.violations.push("bad segment sectors");
+                            status = wire::RSP_ERROR;
+                            break;
+                        }
+                        let start = usize::from(s.first_sect) * 512;
+                        let n = (usize::from(s.last_sect - s.first_sect) + 1) * 512;
+                        if pos + n > self.disk.len() {
+                            self.violations.push("request past the disk end");
+                            status = wire::RSP_ERROR;
+                            break;
+                        }
+                        let write_to_guest = req.operation == wire::OP_READ;
+                        match hv.map_grant(GrantRef(s.gref), 0, write_to_guest, false) {
+                            Ok(p) if write_to_guest => {
+                                p.write_bytes(start, &self.disk[pos..pos + n])
+                            }
+                            Ok(p) => p.read_bytes(start, &mut self.disk[pos..pos + n]),
+                            Err(e) => {
+                                self.violations.push(e);
+                                status = wire::RSP_ERROR;
+                                break;
+                            }
+                        }
+                        pos += n;
+                    }
+                    status
+                }
+                wire::OP_FLUSH_DISKCACHE | wire::OP_WRITE_BARRIER => {
+                    let name = if req.operation == wire::OP_FLUSH_DISKCACHE {
+                        "feature-flush-cache"
+                    } else {
+                        "feature-barrier"
+                    };
+                    if self.features.iter().any(|(k, v)| *k == name && *v == "1") {
+                        self.flushes += 1;
+                        wire::RSP_OKAY
+                    } else {
+                        wire::RSP_EOPNOTSUPP
+                    }
+                }
+                _ => wire::RSP_EOPNOTSUPP,
+            };
+            let r = ring.response_slot();
+            Blkif::write_response(
+                &ring.page(),
+                r,
+                &Response {
+                    id: req.id,
+                    operation: req.operation,
+                    status,
+                },
+            );
+            notify |= ring.push_responses();
+        }
+        ring.request_event();
+        if notify {
+            hv.raise(*port);
+        }
+    }
+}
