@@ -40,6 +40,8 @@ extern crate alloc;
 
 pub mod blk;
 pub mod evtchn;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod fuzz_targets;
 pub mod grant;
 pub mod hv;
 pub mod net;

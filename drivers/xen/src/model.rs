@@ -59,9 +59,29 @@ impl Default for ModelXen {
     }
 }
 
+/// Pages of dropped models, reused by later ones so long fuzzing runs stay
+/// bounded. (Memory is never returned to the allocator: a stale `SharedPage`
+/// copy can at worst see another model's data, all through atomics.)
+static POOL: spin::Mutex<Vec<&'static PageWords>> = spin::Mutex::new(Vec::new());
+
 fn leak_page(pfn: u64) -> SharedPage {
-    let words: &'static PageWords = Box::leak(Box::new([const { AtomicU32::new(0) }; PAGE_WORDS]));
-    SharedPage::new(pfn, words)
+    let words: &'static PageWords = match POOL.lock().pop() {
+        Some(w) => w,
+        None => Box::leak(Box::new([const { AtomicU32::new(0) }; PAGE_WORDS])),
+    };
+    let p = SharedPage::new(pfn, words);
+    p.clear();
+    p
+}
+
+impl Drop for ModelXen {
+    fn drop(&mut self) {
+        let s = self.state.get_mut();
+        let mut pool = POOL.lock();
+        pool.extend(s.pages.values().map(|p| p.words()));
+        pool.extend(s.free.iter().map(|p| p.words()));
+        pool.push(self.shared_info.words());
+    }
 }
 
 impl ModelXen {
