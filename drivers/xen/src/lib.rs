@@ -21,6 +21,26 @@
 //! statuses, xenstore replies and nodes) is validated; a hostile back end gets an
 //! error or a device marked broken, never a panic or an unbounded wait.
 //!
+//! # How a platform plugs in
+//!
+//! 1. Implement [`hv::XenHypervisor`] with hypercalls. Pages from `alloc_page` and
+//!    the views from `page`, `shared_info` and `grant_table_setup` are identity-
+//!    mapped memory seen as [`page::PageWords`]; pages handed out never go back to
+//!    the general heap (`free_page` returns them to a page pool), which is what
+//!    makes the `'static` views sound.
+//! 2. At boot: [`evtchn::EventChannels::new`] over `shared_info`, with the
+//!    upcall (the `HVM_PARAM_CALLBACK_IRQ` vector) calling
+//!    [`handle_upcall`](evtchn::EventChannels::handle_upcall) in interrupt
+//!    context: atomics only, no allocation. One [`grant::GrantTable::new`] in a
+//!    `RefCell`, shared by all drivers. [`xenstore::Xenstore::connect`].
+//! 3. For each index in `XenbusDevice::list(xs, "vif")` / `"vbd"`:
+//!    [`net::NetFront::new`] / [`blk::BlkFront::new`]; bind their `port()` with
+//!    [`evtchn::EventChannels::bind`].
+//! 4. In task context, for each fired port: `NetDevice::poll` or
+//!    [`blk::BlkFront::poll`]. Watch each back end's `state` node and call
+//!    `on_backend_change` when it fires (disconnect on Closing, reconnect from
+//!    InitWait).
+//!
 //! # What is not yet wired
 //!
 //! No platform implements [`hv::XenHypervisor`] yet: the kvm platform's Xen
