@@ -1,7 +1,7 @@
 //! The platform trait: the few hypercalls and shared pages the drivers need.
 //!
 //! The platform (platform/kvm running under Xen) implements [`XenHypervisor`] with
-//! real hypercalls; tests implement it with [`crate::model::ModelXen`]. Nothing in
+//! real hypercalls; tests implement it with `model::ModelXen` (feature `test-utils`). Nothing in
 //! this crate issues a hypercall any other way.
 
 use alloc::vec::Vec;

@@ -7,7 +7,7 @@
 //!
 //! - [`hv`]: the [`XenHypervisor`](hv::XenHypervisor) trait: the hypercalls and
 //!   shared pages the drivers need. The platform implements it; tests use
-//!   [`model`].
+//!   `model` (feature `test-utils`).
 //! - [`page`]: [`SharedPage`](page::SharedPage), a page shared with another
 //!   domain seen only as atomic 32-bit words, and the `wmb`/`rmb`/`mb` barriers.
 //!   This is how the crate stays `#![forbid(unsafe_code)]`: data is copied in and
@@ -47,7 +47,7 @@
 //! support (hypercall page, `shared_info` mapping, grant frames through
 //! `XENMEM_add_to_physmap`, the event-channel upcall vector) is separate work, so
 //! nothing here has run against a real Xen; it is tested against the in-memory
-//! models of xenstored, netback and blkback in [`model`] and in the drivers' tests.
+//! models of xenstored, netback and blkback in `model` (feature `test-utils`) and in the drivers' tests.
 //! Not implemented: grant tables v2, the FIFO event-channel ABI, multi-page rings,
 //! multiple queues, netfront scatter-gather/GSO/checksum offload (frames are at
 //! most one page, `feature-no-csum-offload` is set), blkfront indirect
