@@ -742,12 +742,12 @@ impl<H: XenHypervisor> NetDevice for NetFront<'_, H> {
         if !self.can_transmit() {
             return None;
         }
-        let id = self.tx_free.pop()?;
+        let id = *self.tx_free.last()?;
         let i = usize::from(id);
+        let gref = self.tx_bufs.get(i)?.gref?.0;
+        self.tx_free.pop();
         let out = f(&mut self.scratch[..len]);
-        let b = &self.tx_bufs[i];
-        b.page.write_bytes(0, &self.scratch[..len]);
-        let gref = b.gref?.0;
+        self.tx_bufs[i].page.write_bytes(0, &self.scratch[..len]);
         let req = TxRequest {
             gref,
             offset: 0,

@@ -81,6 +81,12 @@ impl<P: RingProtocol> FrontRing<P> {
     /// Initialises the shared ring in `page` (`SHARED_RING_INIT` then
     /// `FRONT_RING_INIT`). Do this before granting the page to the backend.
     pub fn new(page: SharedPage) -> Self {
+        const {
+            assert!(
+                ring_size(P::ENTRY_SIZE) > 0,
+                "ring entries larger than a page"
+            )
+        };
         page.clear();
         page.store_u32(REQ_EVENT, 1);
         page.store_u32(RSP_EVENT, 1);

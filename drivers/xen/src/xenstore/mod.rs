@@ -351,9 +351,14 @@ impl<'h, H: XenHypervisor> Xenstore<'h, H> {
             tx_id: tx.0,
             len: len as u32,
         };
-        self.send(&h.emit())?;
+        // A request cut short would corrupt the byte stream for every later one.
+        let mut sent = self.send(&h.emit());
         for p in parts {
-            self.send(p)?;
+            sent = sent.and_then(|()| self.send(p));
+        }
+        if let Err(e) = sent {
+            self.broken = true;
+            return Err(e);
         }
         let mut strays = 0;
         loop {
@@ -731,6 +736,19 @@ mod tests {
         xs.set_timeout(1, 5);
         xsd.borrow_mut().silent = true;
         assert_eq!(xs.read(Tx::NONE, "a"), Err(XsError::Timeout { waits: 5 }));
+
+        // A daemon that stops consuming mid-request: the stream is unusable after.
+        let (hv, xsd) = setup();
+        let mut xs = Xenstore::connect(&hv).unwrap();
+        xs.set_timeout(1, 3);
+        xsd.borrow_mut().silent = true;
+        let big = alloc::vec![b'v'; 2000];
+        assert_eq!(
+            xs.write(Tx::NONE, "a", &big),
+            Err(XsError::Timeout { waits: 3 })
+        );
+        xsd.borrow_mut().silent = false;
+        assert_eq!(xs.read(Tx::NONE, "a"), Err(XsError::Broken));
     }
 
     #[test]
