@@ -34,6 +34,10 @@ impl core::fmt::Debug for SharedPage {
     }
 }
 
+fn tail_len(len: usize) -> usize {
+    len % 4
+}
+
 /// Write barrier (`wmb()`): stores before it are visible before stores after it.
 #[inline]
 pub fn wmb() {
@@ -156,14 +160,20 @@ impl SharedPage {
     pub fn read_bytes(&self, off: usize, dst: &mut [u8]) {
         if off.is_multiple_of(4) {
             let mut chunks = dst.chunks_exact_mut(4);
-            let mut at = off;
-            for c in &mut chunks {
-                c.copy_from_slice(&self.load_u32(at).to_le_bytes());
-                at += 4;
+            let words = self.words.get(off / 4..).unwrap_or(&[]);
+            let mut used = 0;
+            for (c, w) in (&mut chunks).zip(words) {
+                c.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+                used += 1;
             }
+            let at = off + used * 4;
             let tail = chunks.into_remainder();
             let w = self.load_u32(at).to_le_bytes();
             tail.copy_from_slice(&w[..tail.len()]);
+            // Chunks past the page end (callers check ranges first) read as zero.
+            if let Some(rest) = dst.get_mut(at - off..(dst.len() - tail_len(dst.len()))) {
+                rest.fill(0);
+            }
         } else {
             for (i, b) in dst.iter_mut().enumerate() {
                 *b = self.load_u8(off + i);
@@ -176,11 +186,14 @@ impl SharedPage {
     pub fn write_bytes(&self, off: usize, src: &[u8]) {
         if off.is_multiple_of(4) {
             let mut chunks = src.chunks_exact(4);
-            let mut at = off;
-            for c in &mut chunks {
-                self.store_u32(at, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-                at += 4;
+            let words = self.words.get(off / 4..).unwrap_or(&[]);
+            for (c, w) in (&mut chunks).zip(words) {
+                w.store(
+                    u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                    Ordering::Relaxed,
+                );
             }
+            let at = off + (src.len() - chunks.remainder().len());
             for (i, b) in chunks.remainder().iter().enumerate() {
                 self.store_u8(at + i, *b);
             }
@@ -243,9 +256,14 @@ mod tests {
             assert_eq!(back, src, "offset {off}");
             assert_eq!(p.load_u8(off + src.len()), 0, "wrote past the end at {off}");
         }
-        // Out of range never panics.
-        let mut big = [0u8; 8];
+        // Out of range never panics; bytes past the end read as zero.
+        p.store_u32(4092, 0x4433_2211);
+        let mut big = [0xffu8; 12];
+        p.read_bytes(4092, &mut big);
+        assert_eq!(big, [0x11, 0x22, 0x33, 0x44, 0, 0, 0, 0, 0, 0, 0, 0]);
         p.read_bytes(4094, &mut big);
         p.write_bytes(4094, &big);
+        p.write_bytes(4092, &[1; 9]);
+        assert_eq!(p.load_u32(4092), 0x0101_0101);
     }
 }
