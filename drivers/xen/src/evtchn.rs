@@ -235,6 +235,23 @@ mod tests {
     }
 
     #[test]
+    fn unmask_goes_through_the_hypervisor() {
+        use crate::model::ModelXen;
+        let hv = ModelXen::new();
+        let s = hv.shared_info();
+        let ev = EventChannels::new(s);
+        ev.mask(Port(70));
+        assert!(!raise(&s, Port(70)));
+        assert_eq!(ev.handle_upcall(), 0, "masked port does not fire");
+        ev.unmask(&hv, Port(70)).unwrap();
+        assert!(ev.is_pending(Port(70)), "still pending after unmask");
+        assert_eq!(
+            ev.unmask(&hv, Port(4096)),
+            Err(EvtchnError::PortOutOfRange(Port(4096)))
+        );
+    }
+
+    #[test]
     fn a_selector_bit_without_pending_ports_is_harmless() {
         let s = page();
         let ev = EventChannels::new(s);

@@ -224,6 +224,16 @@ mod tests {
     }
 
     #[test]
+    fn setup_through_the_hypervisor_is_bounded_by_its_maximum() {
+        use crate::model::ModelXen;
+        let hv = ModelXen::new();
+        let t = GrantTable::new(&hv, 100).unwrap();
+        assert_eq!(t.capacity(), 4 * ENTRIES_PER_FRAME - NR_RESERVED_ENTRIES);
+        let t = GrantTable::new(&hv, 0).unwrap();
+        assert_eq!(t.capacity(), ENTRIES_PER_FRAME - NR_RESERVED_ENTRIES);
+    }
+
+    #[test]
     fn free_list_exhausts_and_recycles() {
         let mut t = GrantTable::from_frames(vec![page(), page()]);
         let cap = t.capacity();
