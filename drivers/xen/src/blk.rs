@@ -562,6 +562,26 @@ impl<'h, H: XenHypervisor> BlkFront<'h, H> {
         }
     }
 
+    /// Closes the device cleanly (as [`NetFront::close`](crate::net::NetFront::close)):
+    /// Closing, a bounded wait for the back end to let go, revoke, Closed.
+    pub fn close(mut self, xs: &mut Xenstore<'h, H>) -> Result<(), BlkSetupError> {
+        self.dev.switch_state(xs, XenbusState::Closing)?;
+        let r = self.dev.wait_backend(
+            xs,
+            |s| {
+                matches!(
+                    s,
+                    XenbusState::Closed | XenbusState::InitWait | XenbusState::Unknown
+                )
+            },
+            |_| false,
+        );
+        self.disconnect();
+        self.dev.switch_state(xs, XenbusState::Closed)?;
+        r?;
+        Ok(())
+    }
+
     /// Task context, after the event channel fired: completes requests and wakes
     /// their futures. Returns whether any completed.
     pub fn poll(&self) -> bool {
@@ -1179,5 +1199,9 @@ mod tests {
         run(r.hv, &d, d.write(3, &[9u8; 512])).unwrap();
         assert_eq!(r.bb.borrow().disk[3 * 512..4 * 512], [9u8; 512]);
         assert_eq!(d.stats().connects, 2);
+        let free = r.gnt.borrow().free();
+        d.close(&mut r.xs).unwrap();
+        assert_eq!(r.hv.allocated_pages(), 0, "close frees every page");
+        assert_eq!(r.gnt.borrow().free(), free + 1 + 2 * SEGMENTS as u32);
     }
 }

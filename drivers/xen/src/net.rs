@@ -589,6 +589,28 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
         }
     }
 
+    /// Closes the device cleanly: writes Closing, waits (bounded) for the back
+    /// end to let go of the rings (Closed, or back to InitWait), revokes every
+    /// grant and writes Closed. Every page goes back to the platform unless the
+    /// back end still holds it.
+    pub fn close(mut self, xs: &mut Xenstore<'h, H>) -> Result<(), NetError> {
+        self.dev.switch_state(xs, XenbusState::Closing)?;
+        let r = self.dev.wait_backend(
+            xs,
+            |s| {
+                matches!(
+                    s,
+                    XenbusState::Closed | XenbusState::InitWait | XenbusState::Unknown
+                )
+            },
+            |_| false,
+        );
+        self.disconnect();
+        self.dev.switch_state(xs, XenbusState::Closed)?;
+        r?;
+        Ok(())
+    }
+
     fn post_rx(&mut self, id: u16) -> Result<(), NetError> {
         let i = usize::from(id);
         let gref = self
@@ -1137,11 +1159,11 @@ mod tests {
         r.hv.run_hooks();
         assert_eq!(nf.receive(|b| b.to_vec()), Some(frame(5, 100)));
         assert_eq!(r.nb.borrow().from_guest, [alloc::vec![7u8; 60]]);
-        drop(nf);
-        assert_eq!(
-            r.hv.allocated_pages(),
-            2,
-            "drop frees every page but the two rings the live back end still maps"
-        );
+        nf.close(&mut r.xs).unwrap();
+        assert_eq!(r.hv.allocated_pages(), 0, "close frees every page");
+        let g = r.gnt.borrow();
+        assert_eq!(g.free(), g.capacity(), "and revokes every grant");
+        drop(g);
+        assert_eq!(r.xs.read(Tx::NONE, "device/vif/0/state").unwrap(), b"6");
     }
 }
