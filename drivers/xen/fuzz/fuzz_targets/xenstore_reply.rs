@@ -1,0 +1,6 @@
+//! Fuzz target: `oasis_xen::fuzz_targets::xenstore_reply` must never panic or hang.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = oasis_xen::fuzz_targets::xenstore_reply(data);
+});
