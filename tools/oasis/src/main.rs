@@ -95,6 +95,10 @@ enum Cmd {
         /// libvirt connection URI (default: $OASIS_LIBVIRT_URI, else qemu:///system).
         #[arg(long)]
         connect: Option<String>,
+        /// Start N instances, NAME-0 … NAME-(N-1), at once: each with its own MAC and
+        /// console, host ports and a static `--ipv4` address moved up by its index.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        replicas: u32,
         #[command(flatten)]
         vm: VmOptions,
     },
@@ -226,6 +230,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             app,
             to: DeployTarget::Libvirt,
             connect,
+            replicas,
             vm,
         } => {
             if Virsh::find().is_none() {
@@ -233,45 +238,83 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             let virsh = Virsh::new(connect);
             let image = build_release(&app)?;
-            let spec = vm.spec(&app, &image, Engine::Libvirt)?;
             let dir = image.parent().context("image has no directory")?;
-            let xml = spec.write(Engine::Libvirt, dir)?;
-            // A redeploy replaces the domain (a definition without the old UUID
-            // cannot be defined over it).
-            if let Some(state) = virsh.state(&spec.name) {
-                eprintln!("oasis: replacing {} ({state})", spec.name);
-                if state != "shut off" {
-                    virsh.destroy(&spec.name)?;
+            let mut specs = Vec::new();
+            for i in 0..replicas {
+                let spec = vm
+                    .replica(&app, i, replicas)?
+                    .spec(&app, &image, Engine::Libvirt)?;
+                let xml = spec.write(Engine::Libvirt, dir)?;
+                // A redeploy replaces the domain (a definition without the old UUID
+                // cannot be defined over it).
+                if let Some(state) = virsh.state(&spec.name) {
+                    eprintln!("oasis: replacing {} ({state})", spec.name);
+                    if state != "shut off" {
+                        virsh.destroy(&spec.name)?;
+                    }
+                    virsh.undefine(&spec.name)?;
                 }
-                virsh.undefine(&spec.name)?;
+                virsh.define(&xml)?;
+                // QEMU truncates the console file when it opens it; start from empty.
+                let _ = std::fs::remove_file(&spec.console_log);
+                specs.push(spec);
             }
-            virsh.define(&xml)?;
-            // QEMU truncates the console file when it opens it; start from empty.
-            let _ = std::fs::remove_file(&spec.console_log);
-            virsh.start(&spec.name)?;
-            eprintln!(
-                "oasis: started {} on {} ({}); waiting for it to be ready",
-                spec.name, virsh.uri, spec.net
-            );
-            let line = dep::wait_for_line(
-                &virsh,
-                &spec.name,
-                &spec.console_log,
-                "ready",
-                0,
-                std::time::Duration::from_secs(60),
-            )?;
-            eprintln!("oasis: {line}");
-            let console = dep::read_console(&spec.console_log)?;
-            for p in &spec.ports {
-                println!("127.0.0.1:{} -> guest port {}", p.host, p.guest);
+            // Start every instance at once and wait for each to say it is ready.
+            let results: Vec<anyhow::Result<String>> = std::thread::scope(|s| {
+                let handles: Vec<_> = specs
+                    .iter()
+                    .map(|spec| {
+                        let virsh = &virsh;
+                        s.spawn(move || -> anyhow::Result<String> {
+                            virsh.start(&spec.name)?;
+                            eprintln!(
+                                "oasis: started {} on {} ({}); waiting for it to be ready",
+                                spec.name, virsh.uri, spec.net
+                            );
+                            let line = dep::wait_for_line(
+                                virsh,
+                                &spec.name,
+                                &spec.console_log,
+                                "ready",
+                                0,
+                                std::time::Duration::from_secs(60),
+                            )?;
+                            eprintln!("oasis: {}: {line}", spec.name);
+                            Ok(dep::read_console(&spec.console_log)?)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("deploy thread panicked")))
+                    })
+                    .collect()
+            });
+            let mut failed = 0;
+            for (spec, result) in specs.iter().zip(results) {
+                let console = match result {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("oasis: {}: {e:#}", spec.name);
+                        failed += 1;
+                        continue;
+                    }
+                };
+                for p in &spec.ports {
+                    println!("127.0.0.1:{} -> guest port {}", p.host, p.guest);
+                }
+                match dep::address(&console) {
+                    Some(a) => println!("{a}"),
+                    None => eprintln!(
+                        "oasis: the console names no address yet: `cargo oasis logs {}`",
+                        spec.name
+                    ),
+                }
             }
-            match dep::address(&console) {
-                Some(a) => println!("{a}"),
-                None => eprintln!(
-                    "oasis: the console names no address yet: `cargo oasis logs {}`",
-                    spec.name
-                ),
+            if failed > 0 {
+                anyhow::bail!("{failed} of {replicas} instances did not become ready");
             }
             Ok(0)
         }

@@ -324,9 +324,75 @@ pub(crate) fn utf8(path: &Path) -> Result<String, PackageError> {
         .ok_or_else(|| PackageError::NonUtf8(path.to_path_buf()))
 }
 
+/// `ADDR/LEN` with the address moved up by `by`, which must stay a host address of
+/// the same subnet.
+fn offset_cidr(cidr: &str, by: u32) -> anyhow::Result<String> {
+    let bad = || anyhow::anyhow!("--ipv4 {cidr}: expected ADDRESS/PREFIX, e.g. 10.0.0.10/24");
+    let (addr, len) = cidr.split_once('/').ok_or_else(bad)?;
+    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    let len: u32 = len.parse().map_err(|_| bad())?;
+    if !(1..=30).contains(&len) {
+        return Err(bad());
+    }
+    let host_mask = u32::MAX >> len;
+    let a = u32::from(addr);
+    let moved = a
+        .checked_add(by)
+        .filter(|m| m & !host_mask == a & !host_mask && m & host_mask != host_mask);
+    match moved {
+        Some(m) => Ok(format!("{}/{len}", std::net::Ipv4Addr::from(m))),
+        None => anyhow::bail!(
+            "--ipv4 {cidr}: instance {by}'s address would leave the /{len} subnet; start lower or use a wider prefix"
+        ),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_get_their_own_name_ports_and_address() {
+        let o = VmOptions {
+            ports: vec!["8080:80".parse().unwrap()],
+            args: vec!["--ipv4=10.78.0.10/16".into(), "-l".into(), "warn".into()],
+            ..VmOptions::default()
+        };
+        let r = o.replica("www", 3, 8).unwrap();
+        assert_eq!(r.name.as_deref(), Some("www-3"));
+        assert_eq!(r.ports[0].host, 8083);
+        assert_eq!(r.ports[0].guest, 80);
+        assert_eq!(r.args, ["--ipv4=10.78.0.13/16", "-l", "warn"]);
+        // One instance: unchanged.
+        assert_eq!(o.replica("www", 0, 1).unwrap().name, None);
+        // The separate-value form, and the subnet's edge.
+        let o = VmOptions {
+            args: vec!["--ipv4".into(), "192.168.1.250/24".into()],
+            ..VmOptions::default()
+        };
+        assert_eq!(o.replica("www", 4, 8).unwrap().args[1], "192.168.1.254/24");
+        let err = o.replica("www", 5, 8).unwrap_err().to_string();
+        assert!(err.contains("subnet"), "{err}");
+        assert!(offset_cidr("10.0.0.1", 1).is_err());
+        assert!(offset_cidr("10.0.0.1/33", 1).is_err());
+        assert!(offset_cidr("255.255.255.250/8", 10).is_err());
+        // What instances cannot share.
+        let o = VmOptions {
+            mac: Some(Mac::for_name("x")),
+            ..VmOptions::default()
+        };
+        assert!(o.replica("www", 1, 2).is_err());
+        let o = VmOptions {
+            disks: vec!["kv.img".parse().unwrap()],
+            ..VmOptions::default()
+        };
+        assert!(
+            o.replica("kv", 1, 2)
+                .unwrap_err()
+                .to_string()
+                .contains(":ro")
+        );
+    }
 
     /// The spec the engine tests render: www with a disk on a TAP.
     pub fn spec() -> VmSpec {
@@ -455,6 +521,50 @@ pub struct VmOptions {
 }
 
 impl VmOptions {
+    /// The options of instance `i` of `n` (`deploy --replicas N`): named `NAME-i`
+    /// (so each gets its own MAC and console file), with host ports moved up by `i`
+    /// and a static `--ipv4=ADDR/LEN` moved up by `i` within its subnet. What cannot
+    /// be shared between instances is refused: a fixed `--mac`, a writable disk.
+    pub fn replica(&self, app: &str, i: u32, n: u32) -> anyhow::Result<VmOptions> {
+        if n <= 1 {
+            return Ok(self.clone());
+        }
+        if self.mac.is_some() {
+            anyhow::bail!(
+                "--mac with --replicas {n}: the instances would share a MAC; leave it out (each instance's is derived from its name)"
+            );
+        }
+        if let Some(d) = self.disks.iter().find(|d| !d.read_only) {
+            anyhow::bail!(
+                "--disk {} with --replicas {n}: instances cannot share a writable disk (attach it read-only: `{}:ro`)",
+                d.path.display(),
+                d.path.display()
+            );
+        }
+        let base = self.name.clone().unwrap_or_else(|| app.to_string());
+        let mut out = self.clone();
+        out.name = Some(format!("{base}-{i}"));
+        for p in &mut out.ports {
+            p.host = u16::try_from(u32::from(p.host) + i).map_err(|_| {
+                anyhow::anyhow!(
+                    "--port {}: instance {i}'s host port would pass 65535",
+                    p.host
+                )
+            })?;
+        }
+        let mut iter = out.args.iter_mut().peekable();
+        while let Some(a) = iter.next() {
+            if let Some(v) = a.strip_prefix("--ipv4=") {
+                *a = format!("--ipv4={}", offset_cidr(v, i)?);
+            } else if a == "--ipv4"
+                && let Some(v) = iter.peek_mut()
+            {
+                **v = offset_cidr(v, i)?;
+            }
+        }
+        Ok(out)
+    }
+
     /// The health check for `spec` of `app`: `--health`, else the app's declared
     /// one, on the first guest port of the spec or of the app's declared ports.
     pub fn health(&self, app: &str, spec: &VmSpec) -> anyhow::Result<Option<HealthCheck>> {
