@@ -265,17 +265,14 @@ struct Domains {
 }
 
 impl Domains {
-    /// Writes `spec`'s libvirt XML (as `cargo oasis package --for libvirt` does),
-    /// defines and starts it.
-    fn deploy(&mut self, spec: &VmSpec) {
+    /// Writes `spec`'s libvirt XML (as `cargo oasis package --for libvirt` does) and
+    /// defines it.
+    fn define(&mut self, spec: &VmSpec) {
         let xml = spec
             .write(Engine::Libvirt, &self.dir)
             .unwrap_or_else(|e| panic!("{e:#}"));
         self.virsh.define(&xml).unwrap_or_else(|e| panic!("{e}"));
         self.names.push(spec.name.clone());
-        self.virsh
-            .start(&spec.name)
-            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     fn ready(&self, spec: &VmSpec, needle: &str) -> String {
@@ -359,10 +356,29 @@ fn www_and_kv_are_defined_served_restarted_and_removed_through_libvirt() {
     let disk = empty_image("libvirt", 16);
     kv.disks = vec![format!("{}", disk.display()).parse().expect("disk path")];
 
-    domains.deploy(&www);
-    domains.deploy(&kv);
-    let line = domains.ready(&www, "www: ready");
-    assert!(line.contains(&format!("http://{WWW_IP}:80/")), "{line}");
+    domains.define(&www);
+    domains.define(&kv);
+    // Both at once, as `cargo oasis deploy --replicas` starts a fleet.
+    let consoles = deploy::start_all(
+        &domains.virsh,
+        &[www.clone(), kv.clone()],
+        ": ready",
+        BOOT_TIMEOUT,
+    );
+    let consoles: Vec<String> = consoles
+        .into_iter()
+        .map(|c| c.unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    assert!(
+        consoles[0].contains("www: ready: serving")
+            && consoles[0].contains(&format!("http://{WWW_IP}:80/")),
+        "{}",
+        consoles[0]
+    );
+    assert_eq!(
+        deploy::address(&consoles[0]).as_deref(),
+        Some(&*format!("http://{WWW_IP}:80/"))
+    );
     let line = domains.ready(&kv, "kv: ready");
     assert!(line.contains("0 keys"), "{line}");
     eprintln!("libvirt: both ready after {:?}", started.elapsed());

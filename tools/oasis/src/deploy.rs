@@ -199,6 +199,50 @@ pub fn wait_for_line(
     }
 }
 
+/// Starts every domain in `specs` at once (defined already) and waits up to
+/// `timeout` for each one's console line containing `needle`; one result per spec,
+/// in order: the whole console once ready. `deploy --replicas` and the libvirt
+/// end-to-end test start fleets this way.
+pub fn start_all(
+    virsh: &Virsh,
+    specs: &[crate::package::VmSpec],
+    needle: &str,
+    timeout: Duration,
+) -> Vec<Result<String, DeployError>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = specs
+            .iter()
+            .map(|spec| {
+                s.spawn(move || {
+                    // QEMU truncates the console file when it opens it; start from empty.
+                    let _ = std::fs::remove_file(&spec.console_log);
+                    virsh.start(&spec.name)?;
+                    eprintln!(
+                        "oasis: started {} on {} ({}); waiting for it to be ready",
+                        spec.name, virsh.uri, spec.net
+                    );
+                    let line =
+                        wait_for_line(virsh, &spec.name, &spec.console_log, needle, 0, timeout)?;
+                    eprintln!("oasis: {}: {line}", spec.name);
+                    read_console(&spec.console_log)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(specs)
+            .map(|(h, spec)| {
+                h.join().unwrap_or_else(|_| {
+                    Err(DeployError::Stopped {
+                        name: spec.name.clone(),
+                        console: "(the thread waiting for it panicked)".into(),
+                    })
+                })
+            })
+            .collect()
+    })
+}
+
 /// The guest's address as its console reports it: an `http://…` URL if a line has
 /// one, else the address `net: configured`/`leased` names.
 pub fn address(console: &str) -> Option<String> {

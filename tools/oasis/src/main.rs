@@ -255,43 +255,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     virsh.undefine(&spec.name)?;
                 }
                 virsh.define(&xml)?;
-                // QEMU truncates the console file when it opens it; start from empty.
-                let _ = std::fs::remove_file(&spec.console_log);
                 specs.push(spec);
             }
             // Start every instance at once and wait for each to say it is ready.
-            let results: Vec<anyhow::Result<String>> = std::thread::scope(|s| {
-                let handles: Vec<_> = specs
-                    .iter()
-                    .map(|spec| {
-                        let virsh = &virsh;
-                        s.spawn(move || -> anyhow::Result<String> {
-                            virsh.start(&spec.name)?;
-                            eprintln!(
-                                "oasis: started {} on {} ({}); waiting for it to be ready",
-                                spec.name, virsh.uri, spec.net
-                            );
-                            let line = dep::wait_for_line(
-                                virsh,
-                                &spec.name,
-                                &spec.console_log,
-                                "ready",
-                                0,
-                                std::time::Duration::from_secs(60),
-                            )?;
-                            eprintln!("oasis: {}: {line}", spec.name);
-                            Ok(dep::read_console(&spec.console_log)?)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(anyhow::anyhow!("deploy thread panicked")))
-                    })
-                    .collect()
-            });
+            let results =
+                dep::start_all(&virsh, &specs, "ready", std::time::Duration::from_secs(60));
             let mut failed = 0;
             for (spec, result) in specs.iter().zip(results) {
                 let console = match result {
