@@ -306,11 +306,21 @@ pub fn command(vm: &Vm, xen: &Path) -> Result<Command, XenError> {
 }
 
 /// A console sink that sends Xen's own lines ([`XEN_LINE_PREFIX`]) to `log` and the
-/// guest's to `out`, whole lines at a time.
+/// guest's to `out`. A line goes one way as soon as its first bytes decide it, so a
+/// guest's partial line (a prompt) is not held back; `flush` never splits a line.
 pub struct SplitXenLog<O: Write, L: Write> {
     out: O,
     log: L,
-    line: Vec<u8>,
+    /// The start of the current line while it still could be Xen's.
+    head: Vec<u8>,
+    /// Where the rest of the current line goes, once decided.
+    to: Option<Side>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Guest,
+    Xen,
 }
 
 impl<O: Write, L: Write> SplitXenLog<O, L> {
@@ -318,36 +328,58 @@ impl<O: Write, L: Write> SplitXenLog<O, L> {
         SplitXenLog {
             out,
             log,
-            line: Vec::new(),
+            head: Vec::with_capacity(XEN_LINE_PREFIX.len()),
+            to: None,
         }
     }
 
-    fn emit(&mut self) -> io::Result<()> {
-        if self.line.starts_with(XEN_LINE_PREFIX.as_bytes()) {
-            self.log.write_all(&self.line)?;
-        } else {
-            self.out.write_all(&self.line)?;
+    fn sink(&mut self, side: Side) -> &mut dyn Write {
+        match side {
+            Side::Guest => &mut self.out,
+            Side::Xen => &mut self.log,
         }
-        self.line.clear();
-        Ok(())
     }
 }
 
 impl<O: Write, L: Write> Write for SplitXenLog<O, L> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        for &b in buf {
-            self.line.push(b);
-            if b == b'\n' {
-                self.emit()?;
+        let prefix = XEN_LINE_PREFIX.as_bytes();
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let side = match self.to {
+                Some(side) => side,
+                None => {
+                    self.head.push(rest[0]);
+                    rest = &rest[1..];
+                    let side = if self.head.as_slice() == prefix {
+                        Side::Xen
+                    } else if prefix.starts_with(&self.head) && self.head.last() != Some(&b'\n') {
+                        continue;
+                    } else {
+                        Side::Guest
+                    };
+                    let head = std::mem::take(&mut self.head);
+                    self.sink(side).write_all(&head)?;
+                    if head.last() != Some(&b'\n') {
+                        self.to = Some(side);
+                    }
+                    continue;
+                }
+            };
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            self.sink(side).write_all(&rest[..end])?;
+            if rest[end - 1] == b'\n' {
+                self.to = None;
             }
+            rest = &rest[end..];
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if !self.line.is_empty() {
-            self.emit()?;
-        }
         self.out.flush()?;
         self.log.flush()
     }
@@ -355,7 +387,9 @@ impl<O: Write, L: Write> Write for SplitXenLog<O, L> {
 
 impl<O: Write, L: Write> Drop for SplitXenLog<O, L> {
     fn drop(&mut self) {
-        // A last line without a newline (a guest that stopped mid-line).
+        // A last line that stopped inside "(XEN) "'s length is the guest's.
+        let head = std::mem::take(&mut self.head);
+        let _ = self.out.write_all(&head);
         let _ = self.flush();
     }
 }
@@ -427,12 +461,22 @@ mod tests {
         let (mut out, mut log) = (Vec::new(), Vec::new());
         {
             let mut s = SplitXenLog::new(&mut out, &mut log);
-            s.write_all(b"(XEN) Xen version 4.17\nhello from").unwrap();
-            s.write_all(b" oasis\n(XEN) Freed 656kB\ntick 0").unwrap();
-            s.flush().unwrap();
+            // Split anywhere, flushed after every piece (as `crash::pass_through`
+            // does after every read).
+            let input = b"(XEN) Xen version 4.17\r\nhello from oasis\n(XEN) Freed 656kB\n(X\n(XEN)\ntick 0\n(XE";
+            for piece in input.chunks(3) {
+                s.write_all(piece).unwrap();
+                s.flush().unwrap();
+            }
         }
-        assert_eq!(out, b"hello from oasis\ntick 0");
-        assert_eq!(log, b"(XEN) Xen version 4.17\n(XEN) Freed 656kB\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "hello from oasis\n(X\n(XEN)\ntick 0\n(XE"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&log),
+            "(XEN) Xen version 4.17\r\n(XEN) Freed 656kB\n"
+        );
     }
 
     #[test]
