@@ -116,3 +116,32 @@ fn panics_and_failures_reach_the_host_under_xen() {
         }
     }
 }
+
+/// Without QEMU's exit device, the exit goes through `SCHEDOP_shutdown`: Xen hears
+/// poweroff for status 0 and crash for any other, after the status is printed. (For
+/// dom0 Xen then halts the machine, so QEMU stays up until the guest is dropped.)
+#[test]
+fn exit_without_the_debug_device_is_a_xen_shutdown() {
+    for (args, status, xen_says) in [
+        ("one", 0u8, "Hardware Dom0 halted"),
+        ("--fail", 3, "Hardware Dom0 crashed"),
+    ] {
+        let Some(q) = qemu() else { return };
+        let Some(xen) = xen() else { return };
+        let mut v = vm("hello", q);
+        v.mem_mib = 64;
+        v.append = args.into();
+        let mut a = oasis_cli::xen::qemu_args(&v, &xen).expect("QEMU arguments for Xen");
+        let i = a
+            .iter()
+            .position(|x| x == oasis_cli::qemu::DEBUG_EXIT)
+            .expect("the exit device is there by default");
+        a.drain(i - 1..=i);
+        let mut cmd = std::process::Command::new(&v.qemu);
+        cmd.args(&a);
+        let mut g = Guest::boot_command(&mut cmd);
+        g.wait_for("hello from oasis", XEN_TIMEOUT);
+        g.wait_for(&format!("oasis: exit status {status}"), XEN_TIMEOUT);
+        g.wait_for(xen_says, XEN_TIMEOUT);
+    }
+}
