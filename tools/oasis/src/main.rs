@@ -221,6 +221,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     continue;
                 }
                 let spec = vm.spec(&app, &image, engine)?;
+                // Asked for everything: Xen only where its vif can be expressed
+                // (a bridge; a TAP given for the others is no Xen network).
+                if all
+                    && engine == Engine::Xen
+                    && let Err(e) = spec.render(engine)
+                {
+                    eprintln!("oasis: skipping the Xen config: {e}");
+                    continue;
+                }
                 // Only KubeVirt probes; elsewhere a load balancer checks.
                 let health = match engine {
                     Engine::Kubevirt => vm.health(&app, &spec)?,

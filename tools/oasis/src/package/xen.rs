@@ -157,7 +157,7 @@ pub fn render(c: &Config) -> String {
 pub fn xl_config(spec: &VmSpec) -> Result<String, PackageError> {
     let c = config(spec)?;
     Ok(format!(
-        "# xl domain configuration for the Oasis unikernel {} (cargo oasis package).\n# Start it with: xl create -c {}.xl.cfg\n{}",
+        "# xl domain configuration for the Oasis unikernel {} (cargo oasis package).\n# Start it with: xl create {}.xl.cfg\n{}",
         spec.name,
         spec.name,
         render(&c)
