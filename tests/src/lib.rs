@@ -60,6 +60,18 @@ pub fn qemu() -> Option<PathBuf> {
     q
 }
 
+/// The Xen hypervisor (Debian's xen-hypervisor-4.17-amd64, gunzipped), or `None`
+/// (test skipped) when it is missing and `OASIS_REQUIRE_XEN` is not `1`.
+pub fn xen() -> Option<PathBuf> {
+    match oasis_cli::xen::find_xen() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            missing("OASIS_REQUIRE_XEN", &e.to_string());
+            None
+        }
+    }
+}
+
 /// Builds `app` for `target` (release) once per test process.
 pub fn image(app: &str, target: Target) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
@@ -102,6 +114,12 @@ impl Guest {
     pub fn boot(vm: &Vm) -> Guest {
         let mut cmd = vm.command();
         Self::spawn(&mut cmd, false)
+    }
+
+    /// Boots a VM through a prepared QEMU command (e.g. Xen in QEMU,
+    /// `oasis_cli::xen::command`); the exit status is decoded as QEMU's.
+    pub fn boot_command(cmd: &mut Command) -> Guest {
+        Self::spawn(cmd, false)
     }
 
     /// Runs the hosted build of `app` with `args`.

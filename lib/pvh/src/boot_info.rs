@@ -9,6 +9,10 @@ use crate::{MEMMAP_ENTRY_LEN, MemRegion, MemmapEntry, PvhError, StartInfo, Start
 /// Most memory-map entries read; a longer map is cut (QEMU passes a handful).
 pub const MAX_MEMMAP_ENTRIES: usize = 128;
 
+/// `start_info` flag: this is the initial (control) domain, Xen's dom0
+/// (xen/include/public/xen.h `SIF_INITDOMAIN`).
+pub const SIF_INITDOMAIN: u32 = 1 << 1;
+
 /// Read access to guest physical memory, supplied by the platform.
 pub trait GuestMemory {
     /// Copies `buf.len()` bytes from physical address `paddr` into `buf`, or says
@@ -54,6 +58,8 @@ pub struct BootInfo {
     pub memmap: Vec<MemRegion>,
     /// Physical address of the ACPI RSDP, 0 when the loader passed none.
     pub rsdp: u64,
+    /// The `SIF_*` flags (Xen sets [`SIF_INITDOMAIN`] for dom0; other loaders 0).
+    pub flags: u32,
 }
 
 impl BootInfo {
@@ -61,6 +67,21 @@ impl BootInfo {
     /// without a NUL within `max_cmdline + 1` bytes is cut there (the argument parser
     /// then rejects it as too long); it is read byte by byte, never past its NUL.
     pub fn read<M: GuestMemory + ?Sized>(
+        mem: &M,
+        paddr: u64,
+        max_cmdline: usize,
+    ) -> Result<Self, PvhError> {
+        let info = Self::read_memmap_optional(mem, paddr, max_cmdline)?;
+        if info.memmap.is_empty() {
+            return Err(PvhError::NoMemoryMap);
+        }
+        Ok(info)
+    }
+
+    /// Like [`read`](Self::read), but a version 0 structure or one without a memory
+    /// map is accepted and gives an empty [`memmap`](Self::memmap): Xen's PVH dom0
+    /// builder passes no map, the guest asks `XENMEM_memory_map` instead.
+    pub fn read_memmap_optional<M: GuestMemory + ?Sized>(
         mem: &M,
         paddr: u64,
         max_cmdline: usize,
@@ -91,7 +112,12 @@ impl BootInfo {
             cmdline = String::from_utf8_lossy(&bytes).into_owned();
         }
         if info.version < 1 || info.memmap_paddr == 0 || info.memmap_entries == 0 {
-            return Err(PvhError::NoMemoryMap);
+            return Ok(BootInfo {
+                cmdline,
+                memmap: Vec::new(),
+                rsdp: info.rsdp_paddr,
+                flags: info.flags,
+            });
         }
         let entries = (info.memmap_entries as usize).min(MAX_MEMMAP_ENTRIES);
         let mut memmap = Vec::with_capacity(entries);
@@ -111,6 +137,7 @@ impl BootInfo {
             cmdline,
             memmap,
             rsdp: info.rsdp_paddr,
+            flags: info.flags,
         })
     }
 }
@@ -204,6 +231,10 @@ mod tests {
             bytes: &m,
         };
         assert_eq!(BootInfo::read(&mem, 0x1100, 16), Err(PvhError::NoMemoryMap));
+        // Xen's dom0 case: no map, the rest still read.
+        let info = BootInfo::read_memmap_optional(&mem, 0x1100, 16).unwrap();
+        assert!(info.memmap.is_empty());
+        assert_eq!(info.rsdp, 0xf_5a40);
         // A map that runs off the end of memory.
         let mut m = guest(b"\0", &QEMU_MAP);
         m.truncate(m.len() - 1);

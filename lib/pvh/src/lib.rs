@@ -10,6 +10,9 @@
 //! - [`MemmapEntry`] / [`MemRegion`]: one 24-byte memory-map entry (Packet/Repr).
 //! - [`BootInfo::read`]: follows the pointers through a [`GuestMemory`] the
 //!   platform supplies, copying the command line and the map out, bounded.
+//! - [`parse_e820`] / [`E820Entry`]: the packed 20-byte entries Xen's
+//!   `XENMEM_memory_map` hypercall returns, for Xen's PVH dom0, whose `start_info`
+//!   (version 0) carries no map.
 //!
 //! No `unsafe`: reading guest physical memory is the platform's job (`oasis-kvm`
 //! implements [`GuestMemory`] over its identity map). Not here: the module list
@@ -22,10 +25,12 @@
 extern crate alloc;
 
 mod boot_info;
+mod e820;
 mod memmap;
 mod start_info;
 
-pub use boot_info::{BootInfo, GuestMemory, SliceMemory};
+pub use boot_info::{BootInfo, GuestMemory, MAX_MEMMAP_ENTRIES, SIF_INITDOMAIN, SliceMemory};
+pub use e820::{E820_ENTRY_LEN, E820Entry, parse_e820};
 pub use memmap::{E820_RAM, MEMMAP_ENTRY_LEN, MemRegion, MemmapEntry};
 pub use start_info::{START_INFO_MAGIC, StartInfo, StartInfoRepr};
 
@@ -58,6 +63,35 @@ pub enum PvhError {
         /// Length.
         len: usize,
     },
+    /// A memory map holds more entries than we accept.
+    #[error("memory map has {count} entries, more than the {max} accepted")]
+    TooManyEntries {
+        /// Entries claimed.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A memory-map entry is empty or runs past the end of the address space.
+    #[error("memory-map entry {index} ({addr:#x}, {size:#x} bytes) is empty or wraps")]
+    BadRegion {
+        /// Position in the map.
+        index: usize,
+        /// First address.
+        addr: u64,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// Two RAM regions of a memory map overlap.
+    #[error("memory-map entries {first} and {second} are overlapping RAM")]
+    OverlappingRam {
+        /// The earlier entry.
+        first: usize,
+        /// The later entry.
+        second: usize,
+    },
+    /// A memory map without any usable RAM.
+    #[error("memory map has no usable RAM")]
+    NoRam,
     /// A buffer passed to `emit` is too small.
     #[error("emit buffer of {len} bytes is smaller than {need}")]
     BufferTooSmall {
@@ -103,7 +137,7 @@ pub(crate) mod le {
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing {
-    use crate::{BootInfo, SliceMemory, StartInfo, StartInfoRepr};
+    use crate::{BootInfo, E820_ENTRY_LEN, SliceMemory, StartInfo, StartInfoRepr};
 
     /// Treats `data` as guest memory from physical address 0 with `hvm_start_info`
     /// at 0; parsing must never panic, and what parses must round-trip.
@@ -116,6 +150,9 @@ pub mod fuzzing {
             assert!(!info.memmap.is_empty());
             assert!(info.cmdline.len() <= 3 * 4097);
         }
+        if let Ok(info) = BootInfo::read_memmap_optional(&mem, 0, 4096) {
+            assert!(info.cmdline.len() <= 3 * 4097);
+        }
         if let Ok(p) = StartInfo::new_checked(data)
             && let Ok(r) = StartInfoRepr::parse(&p)
         {
@@ -124,6 +161,24 @@ pub mod fuzzing {
             assert!(r.emit(&mut out[..n]).is_ok());
             let back = StartInfo::new_checked(&out[..n]).and_then(|p| StartInfoRepr::parse(&p));
             assert_eq!(back, Ok(r));
+        }
+    }
+
+    /// Treats `data` as the buffer `XENMEM_memory_map` filled, its first byte as the
+    /// count Xen wrote back; what parses must be sane and round-trip.
+    pub fn xen_e820(data: &[u8]) {
+        let Some((&count, table)) = data.split_first() else {
+            return;
+        };
+        if let Ok(map) = crate::parse_e820(table, usize::from(count)) {
+            assert_eq!(map.len(), usize::from(count));
+            assert!(map.iter().any(|r| r.is_ram()));
+            let mut out = [0u8; E820_ENTRY_LEN];
+            for (r, chunk) in map.iter().zip(table.chunks_exact(E820_ENTRY_LEN)) {
+                assert!(r.size > 0 && r.addr.checked_add(r.size).is_some());
+                assert!(r.emit_e820(&mut out).is_ok());
+                assert_eq!(&out[..], chunk);
+            }
         }
     }
 }

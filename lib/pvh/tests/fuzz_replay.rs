@@ -45,3 +45,43 @@ fn mutated_inputs_never_panic() {
     };
     replay.run(&seeds(), oasis_pvh::fuzzing::start_info);
 }
+
+#[test]
+fn xen_e820_seeds_parse_as_expected() {
+    let seeds = corpus::seeds(env!("CARGO_MANIFEST_DIR"), "xen_e820");
+    assert!(seeds.len() >= 3);
+    for s in &seeds {
+        let (count, table) = s.data.split_first().unwrap();
+        let got = oasis_pvh::parse_e820(table, usize::from(*count));
+        match s.name.as_str() {
+            "dom0" => assert_eq!(got.unwrap().len(), 5),
+            "overlap" => assert_eq!(
+                got,
+                Err(oasis_pvh::PvhError::OverlappingRam {
+                    first: 0,
+                    second: 1
+                })
+            ),
+            "short" => assert!(
+                matches!(got, Err(oasis_pvh::PvhError::Truncated { .. })),
+                "{got:?}"
+            ),
+            _ => {}
+        }
+        oasis_pvh::fuzzing::xen_e820(&s.data);
+    }
+}
+
+#[test]
+fn xen_e820_mutations_never_panic() {
+    let replay = Replay {
+        mutations: 4000,
+        tokens: TOKENS,
+        noise: 200,
+        ..Replay::default()
+    };
+    replay.run(
+        &corpus::seeds(env!("CARGO_MANIFEST_DIR"), "xen_e820"),
+        oasis_pvh::fuzzing::xen_e820,
+    );
+}

@@ -34,7 +34,16 @@ impl PhysMem for LowMemory {
 /// leave the tables in memory the map calls RAM) and before `mem::init_paging`.
 pub fn init(rsdp_paddr: u64) {
     let hint = (rsdp_paddr != 0).then_some(rsdp_paddr);
-    let tables = match oasis_acpi::discover(&LowMemory, hint) {
+    let found = match oasis_acpi::discover(&LowMemory, hint) {
+        // Xen 4.17 builds a PVH dom0's XSDT header from physical address 0 when the
+        // host firmware has only an RSDT (QEMU's SeaBIOS): fall back to the
+        // firmware's own tables, which Xen leaves mapped in dom0's low megabyte.
+        Err(e) if hint.is_some() && crate::xen::get().is_some() => {
+            oasis_acpi::discover(&LowMemory, None).map_err(|_| e)
+        }
+        r => r,
+    };
+    let tables = match found {
         Ok(t) => {
             for e in &t.skipped {
                 let _ = writeln!(crate::serial::Serial, "oasis: ACPI: skipping a table: {e}");

@@ -163,13 +163,20 @@ impl GuestMemory for LowMemory {
     }
 }
 
-/// Reads `hvm_start_info` at physical address `addr` and what it points to.
+/// Reads `hvm_start_info` at physical address `addr` and what it points to. On Xen
+/// (`on_xen`) a structure without a memory map is accepted (Xen's PVH dom0 builder
+/// passes version 0; the map then comes from `XENMEM_memory_map`) and the result's
+/// `memmap` may be empty; elsewhere that is [`PvhError::NoMemoryMap`].
 ///
 /// # Safety
 /// `addr` must be the value the PVH loader passed in EBX, and the low 4 GiB must be
 /// identity-mapped (the boot page tables are).
-pub unsafe fn read_start_info(addr: u64) -> Result<BootInfo, PvhError> {
+pub unsafe fn read_start_info(addr: u64, on_xen: bool) -> Result<BootInfo, PvhError> {
     // SAFETY: the caller guarantees the boot identity map; nothing else runs yet.
     let mem = unsafe { LowMemory::new() };
-    BootInfo::read(&mem, addr, oasis_bootargs::MAX_CMDLINE)
+    if on_xen {
+        BootInfo::read_memmap_optional(&mem, addr, oasis_bootargs::MAX_CMDLINE)
+    } else {
+        BootInfo::read(&mem, addr, oasis_bootargs::MAX_CMDLINE)
+    }
 }

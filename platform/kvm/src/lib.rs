@@ -8,6 +8,11 @@
 //! page) → LAPIC and TSC calibration → the application's `__oasis_start`, which the
 //! `#[oasis::main]` macro defines.
 //!
+//! On Xen (PVH dom0 today; see `xen.rs` for what differs) the same image also works:
+//! right after the console, Xen is detected and its hypercall page installed; the
+//! memory map then comes from `XENMEM_memory_map` when `start_info` has none, the
+//! console from `HYPERVISOR_console_io`, the TSC frequency from Xen's CPUID leaf.
+//!
 //! What it does not do: SMP, ACPI AML evaluation (static DSDT patterns only, see
 //! `oasis-acpi`), PCI hot-plug, user mode. The drivers for
 //! virtio devices live in `drivers/virtio`; this crate gives them port I/O, MMIO
@@ -35,6 +40,7 @@ mod mem;
 mod pci;
 mod serial;
 mod time;
+mod xen;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -70,8 +76,9 @@ pub fn platform() -> &'static dyn Platform {
 
 /// Facts about the boot, for diagnostics (`-l debug`).
 pub fn boot_report() -> String {
+    let on = xen::describe().map_or(String::new(), |x| alloc::format!("{x}, "));
     alloc::format!(
-        "tsc {} MHz ({}), timer {}, heap {} KiB",
+        "{on}tsc {} MHz ({}), timer {}, heap {} KiB",
         time::tsc_hz() / 1_000_000,
         time::source().name(),
         if apic::tsc_deadline_mode() {
@@ -205,16 +212,33 @@ extern "C" fn kvm_start(start_info: u32) -> ! {
     serial::init();
     mem::init_boot_heap();
     interrupts::init();
+    let on_xen = match xen::init() {
+        Ok(x) => x.is_some(),
+        Err(e) => {
+            let _ = writeln!(serial::Serial, "oasis: cannot boot on Xen: {e}");
+            exit::exit(EXIT_BOOT)
+        }
+    };
     phases.mark("64-bit entry, console, boot heap, IDT");
     // SAFETY: `start_info` is what the PVH loader passed in EBX; the boot page tables
     // identity-map the low 4 GiB where it lives.
-    let info = match unsafe { boot::read_start_info(u64::from(start_info)) } {
+    let mut info = match unsafe { boot::read_start_info(u64::from(start_info), on_xen) } {
         Ok(info) => info,
         Err(e) => {
             let _ = writeln!(serial::Serial, "oasis: cannot boot: {e}");
             exit::exit(EXIT_BOOT)
         }
     };
+    if info.memmap.is_empty() {
+        // Only on Xen (`read_start_info` insists on a map elsewhere): ask the hypervisor.
+        info.memmap = match xen::memory_map() {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = writeln!(serial::Serial, "oasis: cannot boot: {e}");
+                exit::exit(EXIT_BOOT)
+            }
+        };
+    }
     phases.mark("PVH start_info");
     acpi::init(info.rsdp);
     phases.mark("ACPI tables");

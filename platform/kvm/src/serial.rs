@@ -1,4 +1,5 @@
-//! 16550 UART on COM1 (I/O port 0x3F8): the console.
+//! 16550 UART on COM1 (I/O port 0x3F8): the console. On Xen, where the hypervisor
+//! owns the UART, bytes go to Xen's console instead when it accepts them.
 
 use crate::cpu::{inb, outb};
 
@@ -26,8 +27,12 @@ pub fn init() {
     }
 }
 
-/// Writes bytes, translating `\n` to `\r\n`.
+/// Writes bytes, translating `\n` to `\r\n` (on the UART; Xen's console does that
+/// itself).
 pub fn write(bytes: &[u8]) {
+    if crate::xen::console_write(bytes) {
+        return;
+    }
     for &b in bytes {
         if b == b'\n' {
             put(b'\r');

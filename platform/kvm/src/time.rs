@@ -1,7 +1,8 @@
 //! Clocks: monotonic time from the TSC, wall-clock time from the CMOS RTC.
 //!
 //! The TSC frequency comes from the first source that knows it, without busy-waiting
-//! for long: kvmclock (KVM publishes the TSC→ns scale), the hypervisor timing leaf
+//! for long: Xen's CPUID leaf base+3 (a Xen PVH guest has no PIT to measure against),
+//! kvmclock (KVM publishes the TSC→ns scale), the hypervisor timing leaf
 //! 0x40000010, CPUID 0x15/0x16 on bare metal, else a 5 ms measurement against the
 //! 8254 PIT (the path under TCG, whose TSC runs at the host's rate).
 
@@ -21,6 +22,7 @@ static WALL_AT_ORIGIN: AtomicU64 = AtomicU64::new(0);
 /// Where the TSC frequency came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TscSource {
+    Xen,
     KvmClock,
     HypervisorLeaf,
     Cpuid,
@@ -30,6 +32,7 @@ pub enum TscSource {
 impl TscSource {
     pub fn name(self) -> &'static str {
         match self {
+            Self::Xen => "Xen cpuid leaf",
             Self::KvmClock => "kvmclock",
             Self::HypervisorLeaf => "cpuid 0x40000010",
             Self::Cpuid => "cpuid 0x15/0x16",
@@ -46,7 +49,9 @@ const PIT_CALIBRATION_MS: u64 = 5;
 pub fn init(origin: u64) -> TscSource {
     ORIGIN.store(origin, Ordering::Relaxed);
     let hv = hypervisor();
-    let (hz, src) = if let Some(hz) = hv.filter(|h| h.kvm).and_then(|_| kvmclock_hz()) {
+    let (hz, src) = if let Some(khz) = crate::xen::tsc_khz() {
+        (khz * 1000, TscSource::Xen)
+    } else if let Some(hz) = hv.filter(|h| h.kvm).and_then(|_| kvmclock_hz()) {
         (hz, TscSource::KvmClock)
     } else if let Some(hz) = hv
         .and_then(|h| {

@@ -1,6 +1,6 @@
 //! The library behind `cargo oasis`: building images, composing QEMU command lines,
-//! packaging images for other engines (libvirt, Firecracker, Cloud Hypervisor,
-//! KubeVirt) and deploying them on libvirt, reading image sizes, scaffolding apps,
+//! booting them under Xen in QEMU, packaging images for other engines (libvirt,
+//! Firecracker, Cloud Hypervisor, KubeVirt, Xen) and deploying them on libvirt, reading image sizes, scaffolding apps,
 //! making the development TLS certificate, symbolising guests' crash reports. The
 //! end-to-end tests and benchmarks use it too, so they boot images exactly the way
 //! users do.
@@ -16,6 +16,7 @@ pub mod sandbox;
 pub mod scaffold;
 pub mod size;
 pub mod tls;
+pub mod xen;
 
 use std::path::PathBuf;
 

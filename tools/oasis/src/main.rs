@@ -18,6 +18,15 @@ enum DeployTarget {
     Libvirt,
 }
 
+/// What `run` boots the image on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Hypervisor {
+    /// Directly on QEMU.
+    Qemu,
+    /// Under the Xen hypervisor inside QEMU, as Xen's PVH dom0 (no devices yet).
+    Xen,
+}
+
 #[derive(Parser)]
 #[command(
     name = "cargo oasis",
@@ -48,6 +57,10 @@ enum Cmd {
         release: bool,
         #[arg(long, value_enum, default_value = "microvm")]
         machine: Machine,
+        /// `xen`: boot under Xen 4.17 in QEMU as its PVH dom0 (kvm target; Xen's log
+        /// goes to a file, the guest's console to stdout). See docs/xen.md.
+        #[arg(long, value_enum, default_value = "qemu")]
+        hypervisor: Hypervisor,
         /// Guest memory in MiB (default: the app's `package.metadata.oasis.mem`, else 64).
         #[arg(long, value_parser = clap::value_parser!(u32).range(2..=65536))]
         mem: Option<u32>,
@@ -212,6 +225,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     continue;
                 }
                 let spec = vm.spec(&app, &image, engine)?;
+                // Asked for everything: Xen only where its vif can be expressed
+                // (a bridge; a TAP given for the others is no Xen network).
+                if all
+                    && engine == Engine::Xen
+                    && let Err(e) = spec.render(engine)
+                {
+                    eprintln!("oasis: skipping the Xen config: {e}");
+                    continue;
+                }
                 // Only KubeVirt probes; elsewhere a load balancer checks.
                 let health = match engine {
                     Engine::Kubevirt => vm.health(&app, &spec)?,
@@ -391,6 +413,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             target,
             release,
             machine,
+            hypervisor,
             mem,
             net,
             mut ports,
@@ -437,6 +460,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             let mut target = target;
             let qemu_path = qemu::find_qemu();
+            let xen = match hypervisor {
+                Hypervisor::Qemu => None,
+                Hypervisor::Xen => Some(find_or_fetch_xen(target, qemu_path.is_some())?),
+            };
             if target == Target::Kvm && qemu_path.is_none() {
                 eprintln!(
                     "oasis: QEMU is not installed; install it with:\n\n    {}\n",
@@ -547,6 +574,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             vm.pcap = pcap;
             vm.gdb = gdb;
+            if let Some(xen) = xen {
+                return run_on_xen(&app, &vm, &xen);
+            }
             if let qemu::Accel::Tcg { reason } = &vm.accel {
                 eprintln!("oasis: notice: using TCG (software emulation): {reason}");
             }
@@ -609,6 +639,55 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit.code().clamp(0, 255) as u8)
         }
     }
+}
+
+/// The Xen hypervisor for `run --hypervisor xen`: found, or fetched into target/
+/// with `apt-get download` (saying so).
+fn find_or_fetch_xen(target: Target, have_qemu: bool) -> anyhow::Result<std::path::PathBuf> {
+    if target != Target::Kvm {
+        anyhow::bail!("--hypervisor xen boots the kvm image; drop --target");
+    }
+    if !have_qemu {
+        anyhow::bail!(
+            "--hypervisor xen runs Xen inside QEMU, which is not installed: {}",
+            qemu::INSTALL_HINT
+        );
+    }
+    match oasis_cli::xen::find_xen() {
+        Ok(p) => Ok(p),
+        Err(oasis_cli::xen::XenError::Missing { .. }) => {
+            eprintln!("oasis: Xen is not installed; fetching it (no system change)");
+            oasis_cli::xen::fetch(|step| eprintln!("oasis: {step}")).with_context(|| {
+                format!(
+                    "fetching Xen failed; install it instead: {}",
+                    oasis_cli::xen::INSTALL_HINT
+                )
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Boots `vm` as Xen's PVH dom0 in QEMU: the guest's console on stdout, Xen's own
+/// lines in `NAME.xen.log` beside the image; exits with the guest's status.
+fn run_on_xen(app: &str, vm: &Vm, xen: &std::path::Path) -> anyhow::Result<u8> {
+    let mut cmd = oasis_cli::xen::command(vm, xen)?;
+    let log_path = vm.kernel.with_extension("xen.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    eprintln!("oasis: Xen is {}", shown(xen).display());
+    eprintln!(
+        "oasis: booting {app} as Xen's PVH dom0 with {} MiB, Xen in QEMU q35 (TCG, slow: Xen itself takes a few seconds); Xen's log: {}",
+        vm.mem_mib,
+        shown(&log_path).display()
+    );
+    let symbols = crash::Symbols::open(&vm.kernel).ok();
+    let out = oasis_cli::xen::SplitXenLog::new(std::io::stdout(), log);
+    let exit = crash::run_guest(&mut cmd, symbols.as_ref(), out).context("running QEMU")?;
+    if !matches!(exit, GuestExit::Status(0) | GuestExit::PoweredOff) {
+        eprintln!("oasis: {exit} (Xen's log: {})", shown(&log_path).display());
+    }
+    Ok(exit.code().clamp(0, 255) as u8)
 }
 
 /// Builds `app`'s release kvm image (what `package` and `deploy` ship).

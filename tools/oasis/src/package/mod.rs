@@ -1,7 +1,7 @@
 //! `cargo oasis package`: one description of a VM ([`VmSpec`]), built from the options
 //! `run` takes, rendered as the artefacts other engines read: a libvirt domain, a
-//! Firecracker config file, a Cloud Hypervisor command line and a KubeVirt
-//! `VirtualMachine`, plus an OCI image layout for unikernel runtimes and registries. Each engine's module holds serde types for its format (no text
+//! Firecracker config file, a Cloud Hypervisor command line, a KubeVirt
+//! `VirtualMachine` and a Xen `xl` domain configuration, plus an OCI image layout for unikernel runtimes and registries. Each engine's module holds serde types for its format (no text
 //! templates) and says what the engine cannot express.
 
 pub mod cloud_hypervisor;
@@ -9,6 +9,7 @@ pub mod firecracker;
 pub mod kubevirt;
 pub mod libvirt;
 pub mod oci;
+pub mod xen;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -30,16 +31,19 @@ pub enum Engine {
     /// OCI image layout (`NAME.oci/`, built with `umoci`): the image plus urunc's
     /// annotations; also KubeVirt's kernel-boot container.
     Oci,
+    /// Xen `xl` domain configuration (`xl create`), a PVH guest.
+    Xen,
 }
 
 impl Engine {
     /// Every engine, in the order `package --for all` writes them.
-    pub const ALL: [Engine; 5] = [
+    pub const ALL: [Engine; 6] = [
         Engine::Libvirt,
         Engine::Firecracker,
         Engine::CloudHypervisor,
         Engine::Kubevirt,
         Engine::Oci,
+        Engine::Xen,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +53,7 @@ impl Engine {
             Engine::CloudHypervisor => "cloud-hypervisor",
             Engine::Kubevirt => "kubevirt",
             Engine::Oci => "oci",
+            Engine::Xen => "xen",
         }
     }
 
@@ -60,6 +65,7 @@ impl Engine {
             Engine::CloudHypervisor => format!("{name}.cloud-hypervisor.sh"),
             Engine::Kubevirt => format!("{name}.kubevirt.json"),
             Engine::Oci => format!("{name}.oci"),
+            Engine::Xen => format!("{name}.xl.cfg"),
         }
     }
 }
@@ -285,6 +291,7 @@ impl VmSpec {
             Engine::CloudHypervisor => cloud_hypervisor::script(self),
             Engine::Kubevirt => kubevirt::manifest_json(self, health),
             Engine::Oci => oci::urunc_json(self),
+            Engine::Xen => xen::xl_config(self),
         }
     }
 
@@ -599,9 +606,11 @@ impl VmOptions {
             (None, false) => NetSpec::User,
             (None, true) => match engine {
                 Engine::Libvirt => NetSpec::Network("default".into()),
-                Engine::Kubevirt | Engine::Firecracker | Engine::CloudHypervisor | Engine::Oci => {
-                    NetSpec::None
-                }
+                Engine::Kubevirt
+                | Engine::Firecracker
+                | Engine::CloudHypervisor
+                | Engine::Oci
+                | Engine::Xen => NetSpec::None,
             },
         };
         // KubeVirt exposes the app's declared ports on the pod network.
@@ -645,6 +654,7 @@ impl VmOptions {
                 .collect(),
             accel: crate::qemu::detect_accel(),
             bios: match machine {
+                _ if engine == Engine::Xen => None,
                 Some(Machine::Microvm) => None,
                 _ => crate::qemu::find_firmware("qboot.rom"),
             },
