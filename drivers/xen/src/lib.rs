@@ -60,6 +60,7 @@ extern crate alloc;
 
 pub mod blk;
 pub mod evtchn;
+mod front;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fuzz_targets;
 pub mod grant;

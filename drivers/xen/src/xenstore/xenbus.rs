@@ -215,6 +215,34 @@ impl XenbusDevice {
         })
     }
 
+    /// Writes `nodes` (`(key, value)` pairs) under our front-end path in one
+    /// transaction: the details a back end reads at InitWait.
+    pub fn publish<H: XenHypervisor>(
+        &self,
+        xs: &mut Xenstore<'_, H>,
+        nodes: &[(&str, &[u8])],
+    ) -> Result<(), XenbusError> {
+        let fe = self.frontend.as_str();
+        xs.transaction(|xs, t| {
+            for (key, value) in nodes {
+                xs.write(t, &format!("{fe}/{key}"), value)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Waits (bounded) until the back end is in `want`, giving up with
+    /// [`XenbusError::Stuck`] once it is Closing or beyond.
+    pub fn wait_for_state<H: XenHypervisor>(
+        &self,
+        xs: &mut Xenstore<'_, H>,
+        want: XenbusState,
+    ) -> Result<(), XenbusError> {
+        self.wait_backend(xs, |s| s == want, |s| s >= XenbusState::Closing)?;
+        Ok(())
+    }
+
     /// Waits (bounded by the client's timeout) until the back end's state
     /// satisfies `done`, watching its `state` node. Returns that state; a state
     /// for which `give_up` holds ends the wait with [`XenbusError::Stuck`].
