@@ -1024,18 +1024,32 @@ mod tests {
         ));
     }
 
+    fn poll_once<T>(f: &mut Fut<'_, T>) -> Poll<T> {
+        let waker = Arc::new(Noop).into();
+        f.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+
+    /// Stalls the back end and starts a read of sector 0 into `buf`, polled
+    /// once: it is in flight.
+    fn stalled_read<'a>(
+        r: &Rig,
+        d: &'a BlkFront<'_, ModelXen>,
+        buf: &'a mut [u8],
+    ) -> Fut<'a, Result<(), BlockError>> {
+        r.bb.borrow_mut().stall = true;
+        let mut f: Fut<'a, _> = Box::pin(d.read(0, buf));
+        assert!(poll_once(&mut f).is_pending());
+        f
+    }
+
     /// Lets a hostile back end answer the next request with `rsp`.
     fn hostile(
         r: &Rig,
         d: &BlkFront<'_, ModelXen>,
         rsp: impl Fn(Request) -> Response,
     ) -> Result<(), BlockError> {
-        r.bb.borrow_mut().stall = true;
         let mut buf = alloc::vec![0u8; 512];
-        let mut f: Fut<'_, _> = Box::pin(d.read(0, &mut buf));
-        let waker = Arc::new(Noop).into();
-        let mut cx = Context::from_waker(&waker);
-        assert!(f.as_mut().poll(&mut cx).is_pending());
+        let mut f = stalled_read(r, d, &mut buf);
         {
             let mut bb = r.bb.borrow_mut();
             let ring = bb.ring_mut().unwrap();
@@ -1046,7 +1060,7 @@ mod tests {
             ring.push_responses();
         }
         d.poll();
-        match f.as_mut().poll(&mut cx) {
+        match poll_once(&mut f) {
             Poll::Ready(v) => v,
             Poll::Pending => panic!("request still pending after its response"),
         }
@@ -1083,14 +1097,10 @@ mod tests {
         assert!(matches!(d.fault(), Some(BlkFault::WrongOperation { .. })));
 
         let (r, d) = connect(1 << 16, 512, 2);
-        r.bb.borrow_mut().stall = true;
         let mut buf = [0u8; 512];
-        let mut f: Fut<'_, _> = Box::pin(d.read(0, &mut buf));
-        let waker = Arc::new(Noop).into();
-        let mut cx = Context::from_waker(&waker);
-        assert!(f.as_mut().poll(&mut cx).is_pending());
+        let mut f = stalled_read(&r, &d, &mut buf);
         r.bb.borrow_mut().ring_mut().unwrap().set_rsp_prod(77);
-        assert_eq!(f.as_mut().poll(&mut cx), Poll::Ready(Err(BlockError::Io)));
+        assert_eq!(poll_once(&mut f), Poll::Ready(Err(BlockError::Io)));
         assert!(matches!(
             d.fault(),
             Some(BlkFault::Ring(RingError::ResponsesAhead { .. }))
@@ -1100,13 +1110,9 @@ mod tests {
     #[test]
     fn dropped_requests_free_their_slot_on_completion() {
         let (r, d) = connect(1 << 16, 512, 1);
-        r.bb.borrow_mut().stall = true;
         {
             let mut buf = [0u8; 512];
-            let mut f: Fut<'_, _> = Box::pin(d.read(0, &mut buf));
-            let waker = Arc::new(Noop).into();
-            let mut cx = Context::from_waker(&waker);
-            assert!(f.as_mut().poll(&mut cx).is_pending());
+            let _f = stalled_read(&r, &d, &mut buf);
         } // dropped in flight
         r.bb.borrow_mut().stall = false;
         let mut b = [0u8; 512];

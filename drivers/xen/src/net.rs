@@ -539,14 +539,7 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
                 }
                 return Ok(());
             };
-            let i = usize::from(rsp.id);
-            if !self.tx_in_flight.get(i).copied().unwrap_or(false) {
-                return Err(NetError::BogusId {
-                    ring: "tx",
-                    id: rsp.id,
-                });
-            }
-            self.tx_in_flight[i] = false;
+            settle(&mut self.tx_in_flight, "tx", rsp.id)?;
             self.tx_free.push(rsp.id);
             if rsp.status != wire::RSP_OKAY {
                 self.stats.tx_errors += 1;
@@ -563,14 +556,7 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
         let Some(rsp) = r.rx.take_response()? else {
             return Ok(RxNext::Empty);
         };
-        let i = usize::from(rsp.id);
-        if !self.rx_posted.get(i).copied().unwrap_or(false) {
-            return Err(NetError::BogusId {
-                ring: "rx",
-                id: rsp.id,
-            });
-        }
-        self.rx_posted[i] = false;
+        settle(&mut self.rx_posted, "rx", rsp.id)?;
         let (off, len) = (usize::from(rsp.offset), rsp.status);
         let ok = len > 0
             && (len as usize) <= MAX_RX_FRAME
@@ -582,6 +568,18 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
             return Ok(RxNext::Dropped);
         }
         Ok(RxNext::Frame(rsp.id, off, len as usize))
+    }
+}
+
+/// Marks buffer `id` of `ring` no longer with the back end; a response for a
+/// buffer it does not hold is [`NetError::BogusId`].
+fn settle(outstanding: &mut [bool], ring: &'static str, id: u16) -> Result<(), NetError> {
+    match outstanding.get_mut(usize::from(id)) {
+        Some(out) if *out => {
+            *out = false;
+            Ok(())
+        }
+        _ => Err(NetError::BogusId { ring, id }),
     }
 }
 
