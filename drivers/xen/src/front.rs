@@ -235,3 +235,65 @@ pub(crate) fn grant_buffers<'a>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelXen;
+    use crate::net::NetTx;
+
+    #[test]
+    fn a_ring_whose_grant_fails_gives_its_page_back() {
+        let hv = ModelXen::new();
+        let mut gnt = GrantTable::new(&hv, 1).unwrap();
+        let page = hv.alloc_page().unwrap();
+        while gnt.grant_access(0, page.pfn(), false).is_ok() {}
+        let before = hv.allocated_pages();
+        let r = new_ring::<NetTx, _, crate::net::NetError>(&hv, &mut gnt, 0);
+        assert!(matches!(
+            r,
+            Err(crate::net::NetError::Grant(GrantError::Exhausted { .. }))
+        ));
+        assert_eq!(hv.allocated_pages(), before, "the ring page was freed");
+    }
+
+    #[test]
+    fn revoke_queues_held_buffers_on_fresh_pages_and_retry_frees_them() {
+        let hv = ModelXen::new();
+        let gnt = RefCell::new(GrantTable::new(&hv, 1).unwrap());
+        let mut pages = [hv.alloc_page().unwrap(), hv.alloc_page().unwrap()];
+        let mut grants = [None, None];
+        let bufs = pages.iter().zip(grants.iter_mut());
+        grant_buffers(&mut gnt.borrow_mut(), 0, false, bufs).unwrap();
+        let held = grants[1].unwrap();
+        hv.map_grant(held, 0, true, true).unwrap();
+        let (old0, old1) = (pages[0], pages[1]);
+        let mut rev = Revoking::default();
+        rev.revoke("test", &hv, &gnt, pages.iter_mut().zip(grants.iter_mut()));
+        assert_eq!(grants, [None, None]);
+        assert_eq!(
+            pages[0].pfn(),
+            old0.pfn(),
+            "a revoked buffer keeps its page"
+        );
+        assert_ne!(
+            pages[1].pfn(),
+            old1.pfn(),
+            "a held buffer gets a fresh page"
+        );
+        assert_eq!(rev.len(), 1);
+        assert_eq!(hv.allocated_pages(), 3);
+        rev.retry("test", &hv, &gnt);
+        assert_eq!(rev.len(), 1, "still held");
+        hv.unmap_grant(held);
+        rev.retry("test", &hv, &gnt);
+        assert_eq!(rev.len(), 0);
+        assert_eq!(
+            hv.allocated_pages(),
+            2,
+            "the held page was freed once revoked"
+        );
+        let g = gnt.borrow();
+        assert_eq!(g.free(), g.capacity());
+    }
+}

@@ -350,6 +350,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn wire_enums_map_exactly_their_values() {
+        let types: Vec<u32> = (0..64)
+            .filter(|v| MsgType::from_u32(*v).is_some_and(|t| t as u32 == *v))
+            .collect();
+        assert_eq!(types, [1, 2, 4, 5, 6, 7, 10, 11, 12, 13, 15, 16]);
+        assert_eq!(MsgType::from_u32(3), None);
+        use crate::xenstore::xenbus::XenbusState;
+        for v in 0..=8u64 {
+            let s = XenbusState::from_wire(v).unwrap();
+            assert_eq!(s as u64, v);
+            assert_eq!(XenbusState::parse(s.value()), Ok(s));
+        }
+        assert_eq!(XenbusState::from_wire(9), None);
+        assert!(XenbusState::parse(b"9").is_err());
+    }
+
+    #[test]
     fn header_round_trip_and_limits() {
         let h = Header {
             kind: 2,
