@@ -380,6 +380,9 @@ impl<'h, H: XenHypervisor> BlkFront<'h, H> {
             .try_borrow_mut()
             .map_err(|_| BlkSetupError::GrantTableBusy)?;
         let (ring, gref) = front::new_ring::<Blkif, H, BlkSetupError>(self.hv, &mut gnt, backend)?;
+        let port = self.hv.evtchn_alloc_unbound(backend)?;
+        // Connected from here on, so that a failure below is torn down.
+        inner.conn = Some(Conn { ring, gref, port });
         let buffers = inner.slots.iter_mut();
         let buffers = buffers.flat_map(|s| s.pages.iter().zip(s.grefs.iter_mut()));
         front::grant_buffers(&mut gnt, backend, false, buffers)?;
@@ -389,8 +392,6 @@ impl<'h, H: XenHypervisor> BlkFront<'h, H> {
             s.state = SlotState::Free;
             inner.free.push(i as u8);
         }
-        let port = self.hv.evtchn_alloc_unbound(backend)?;
-        inner.conn = Some(Conn { ring, gref, port });
         let (ring_ref, channel) = (alloc::format!("{}", gref.0), alloc::format!("{}", port.0));
         self.dev.publish(
             xs,
