@@ -30,6 +30,7 @@ use core::task::{Poll, Waker};
 
 use oasis_devices::{BlockDevice, BlockError, Geometry};
 
+use crate::front::{self, Frontend, Revoking};
 use crate::grant::{GrantError, GrantRef, GrantTable};
 use crate::hv::{HvError, Port, XenHypervisor};
 use crate::page::{PAGE_SIZE, SharedPage};
@@ -274,7 +275,7 @@ struct Inner {
     free: Vec<u8>,
     free_waiters: Vec<Waker>,
     fault: Option<BlkFault>,
-    revoking: Vec<(SharedPage, GrantRef)>,
+    revoking: Revoking,
 }
 
 /// Counters.
@@ -341,18 +342,12 @@ impl<'h, H: XenHypervisor> BlkFront<'h, H> {
                 free: Vec::with_capacity(usize::from(cfg.slots)),
                 free_waiters: Vec::with_capacity(usize::from(cfg.slots) * 2),
                 fault: Some(BlkFault::Disconnected),
-                revoking: Vec::new(),
+                revoking: Revoking::default(),
             }),
             stats: core::cell::Cell::new(BlkStats::default()),
         };
         let mut me = me;
-        me.dev.switch_state(xs, XenbusState::Initialising)?;
-        me.dev.wait_backend(
-            xs,
-            |s| s == XenbusState::InitWait,
-            |s| s >= XenbusState::Closing,
-        )?;
-        me.connect(xs)?;
+        front::start(&mut me, xs)?;
         Ok(me)
     }
 
@@ -378,46 +373,36 @@ impl<'h, H: XenHypervisor> BlkFront<'h, H> {
     }
 
     fn connect(&mut self, xs: &mut Xenstore<'h, H>) -> Result<(), BlkSetupError> {
-        let backend_id = self.dev.backend_id;
+        let backend = self.dev.backend_id;
         let inner = self.inner.get_mut();
-        let page = self.hv.alloc_page()?;
-        let ring = FrontRing::<Blkif>::new(page);
         let mut gnt = self
             .gnt
             .try_borrow_mut()
             .map_err(|_| BlkSetupError::GrantTableBusy)?;
-        let gref = gnt.grant_access(backend_id, page.pfn(), false)?;
+        let (ring, gref) = front::new_ring::<Blkif, H, BlkSetupError>(self.hv, &mut gnt, backend)?;
+        let port = self.hv.evtchn_alloc_unbound(backend)?;
+        // Connected from here on, so that a failure below is torn down.
+        inner.conn = Some(Conn { ring, gref, port });
+        let buffers = inner.slots.iter_mut();
+        let buffers = buffers.flat_map(|s| s.pages.iter().zip(s.grefs.iter_mut()));
+        front::grant_buffers(&mut gnt, backend, false, buffers)?;
+        drop(gnt);
         inner.free.clear();
         for (i, s) in inner.slots.iter_mut().enumerate() {
-            for (p, g) in s.pages.iter().zip(s.grefs.iter_mut()) {
-                *g = Some(gnt.grant_access(backend_id, p.pfn(), false)?);
-            }
             s.state = SlotState::Free;
             inner.free.push(i as u8);
         }
-        drop(gnt);
-        let port = self.hv.evtchn_alloc_unbound(backend_id)?;
-        inner.conn = Some(Conn { ring, gref, port });
-        let fe = self.dev.frontend.clone();
-        xs.transaction(|xs, t| {
-            xs.write(
-                t,
-                &alloc::format!("{fe}/ring-ref"),
-                alloc::format!("{}", gref.0).as_bytes(),
-            )?;
-            xs.write(
-                t,
-                &alloc::format!("{fe}/event-channel"),
-                alloc::format!("{}", port.0).as_bytes(),
-            )?;
-            xs.write(t, &alloc::format!("{fe}/protocol"), b"x86_64-abi")
-        })?;
-        self.dev.switch_state(xs, XenbusState::Initialised)?;
-        self.dev.wait_backend(
+        let (ring_ref, channel) = (alloc::format!("{}", gref.0), alloc::format!("{}", port.0));
+        self.dev.publish(
             xs,
-            |s| s == XenbusState::Connected,
-            |s| s >= XenbusState::Closing,
+            &[
+                ("ring-ref", ring_ref.as_bytes()),
+                ("event-channel", channel.as_bytes()),
+                ("protocol", b"x86_64-abi"),
+            ],
         )?;
+        self.dev.switch_state(xs, XenbusState::Initialised)?;
+        self.dev.wait_for_state(xs, XenbusState::Connected)?;
         let sectors = self.dev.backend_u64(xs, "sectors")?;
         let sector_size = match self.dev.backend_value(xs, "sector-size")? {
             Some(v) => crate::xenstore::wire::parse_decimal(&v).unwrap_or(0),
@@ -472,45 +457,6 @@ impl<'h, H: XenHypervisor> BlkFront<'h, H> {
         Ok(())
     }
 
-    /// Fails in-flight requests, closes the channel, revokes grants (retrying
-    /// later those the back end still holds).
-    fn disconnect(&mut self) {
-        let hv = self.hv;
-        let inner = self.inner.get_mut();
-        inner.fault.get_or_insert(BlkFault::Disconnected);
-        wake_all(inner);
-        let Some(c) = inner.conn.take() else { return };
-        let _ = hv.evtchn_close(c.port);
-        inner.revoking.push((c.ring.page(), c.gref));
-        let Ok(mut gnt) = self.gnt.try_borrow_mut() else {
-            log::error!("blkfront: grant table busy; buffers abandoned");
-            return;
-        };
-        for s in &mut inner.slots {
-            for (p, g) in s.pages.iter_mut().zip(s.grefs.iter_mut()) {
-                let Some(r) = g.take() else { continue };
-                if gnt.end_access(r).is_ok() {
-                    continue;
-                }
-                match hv.alloc_page() {
-                    Ok(fresh) => {
-                        inner.revoking.push((*p, r));
-                        *p = fresh;
-                    }
-                    Err(_) => *g = Some(r),
-                }
-            }
-        }
-        inner.revoking.retain(|(page, g)| match gnt.end_access(*g) {
-            Ok(()) => {
-                hv.free_page(*page);
-                false
-            }
-            Err(GrantError::InUse(_)) => true,
-            Err(_) => false,
-        });
-    }
-
     /// Grants still held by the back end after a disconnect.
     pub fn pending_revokes(&self) -> usize {
         self.inner.try_borrow().map_or(0, |i| i.revoking.len())
@@ -521,65 +467,13 @@ impl<'h, H: XenHypervisor> BlkFront<'h, H> {
     /// tears down and writes Closed; InitWait while disconnected connects again.
     /// Returns whether the device is connected.
     pub fn on_backend_change(&mut self, xs: &mut Xenstore<'h, H>) -> Result<bool, BlkSetupError> {
-        if !self.inner.get_mut().revoking.is_empty() {
-            let hv = self.hv;
-            if let Ok(mut gnt) = self.gnt.try_borrow_mut() {
-                self.inner
-                    .get_mut()
-                    .revoking
-                    .retain(|(page, g)| match gnt.end_access(*g) {
-                        Ok(()) => {
-                            hv.free_page(*page);
-                            false
-                        }
-                        Err(GrantError::InUse(_)) => true,
-                        Err(_) => false,
-                    });
-            }
-        }
-        let connected = self.inner.get_mut().conn.is_some();
-        match self.dev.backend_state(xs)? {
-            XenbusState::Closing | XenbusState::Closed if connected => {
-                log::warn!(
-                    "blkfront {}: back end closing; disconnecting",
-                    self.dev.frontend
-                );
-                self.disconnect();
-                self.dev.switch_state(xs, XenbusState::Closed)?;
-                Ok(false)
-            }
-            XenbusState::InitWait if !connected => {
-                self.dev.switch_state(xs, XenbusState::Initialising)?;
-                match self.connect(xs) {
-                    Ok(()) => Ok(true),
-                    Err(e) => {
-                        self.disconnect();
-                        Err(e)
-                    }
-                }
-            }
-            _ => Ok(connected && self.inner.get_mut().fault.is_none()),
-        }
+        front::on_backend_change(self, xs)
     }
 
     /// Closes the device cleanly (as [`NetFront::close`](crate::net::NetFront::close)):
     /// Closing, a bounded wait for the back end to let go, revoke, Closed.
     pub fn close(mut self, xs: &mut Xenstore<'h, H>) -> Result<(), BlkSetupError> {
-        self.dev.switch_state(xs, XenbusState::Closing)?;
-        let r = self.dev.wait_backend(
-            xs,
-            |s| {
-                matches!(
-                    s,
-                    XenbusState::Closed | XenbusState::InitWait | XenbusState::Unknown
-                )
-            },
-            |_| false,
-        );
-        self.disconnect();
-        self.dev.switch_state(xs, XenbusState::Closed)?;
-        r?;
-        Ok(())
+        front::close(&mut self, xs)
     }
 
     /// Task context, after the event channel fired: completes requests and wakes
@@ -818,6 +712,48 @@ impl<'h, H: XenHypervisor> BlkFront<'h, H> {
     }
 }
 
+impl<'h, H: XenHypervisor> Frontend<'h, H> for BlkFront<'h, H> {
+    type Error = BlkSetupError;
+    const NAME: &'static str = "blkfront";
+
+    fn device(&self) -> &XenbusDevice {
+        &self.dev
+    }
+
+    fn is_connected(&mut self) -> bool {
+        self.inner.get_mut().conn.is_some()
+    }
+
+    fn is_healthy(&mut self) -> bool {
+        self.inner.get_mut().fault.is_none()
+    }
+
+    fn connect(&mut self, xs: &mut Xenstore<'h, H>) -> Result<(), BlkSetupError> {
+        BlkFront::connect(self, xs)
+    }
+
+    /// Fails in-flight requests, closes the channel, revokes grants (retrying
+    /// later those the back end still holds).
+    fn disconnect(&mut self) {
+        let inner = self.inner.get_mut();
+        inner.fault.get_or_insert(BlkFault::Disconnected);
+        wake_all(inner);
+        let Some(c) = inner.conn.take() else { return };
+        let _ = self.hv.evtchn_close(c.port);
+        inner.revoking.push(c.ring.page(), c.gref);
+        let buffers = inner.slots.iter_mut();
+        let buffers = buffers.flat_map(|s| s.pages.iter_mut().zip(s.grefs.iter_mut()));
+        inner
+            .revoking
+            .revoke(Self::NAME, self.hv, self.gnt, buffers);
+    }
+
+    fn retry_revokes(&mut self) {
+        let inner = self.inner.get_mut();
+        inner.revoking.retry(Self::NAME, self.hv, self.gnt);
+    }
+}
+
 fn fault(inner: &mut Inner, f: BlkFault) {
     log::error!("{f}; device stopped until reconnected");
     inner.fault = Some(f);
@@ -893,14 +829,14 @@ impl<H: XenHypervisor> BlockDevice for BlkFront<'_, H> {
 impl<H: XenHypervisor> Drop for BlkFront<'_, H> {
     fn drop(&mut self) {
         self.disconnect();
-        let hv = self.hv;
-        for s in &self.inner.get_mut().slots {
-            for (p, g) in s.pages.iter().zip(&s.grefs) {
-                if g.is_none() {
-                    hv.free_page(*p);
-                }
-            }
-        }
+        let inner = self.inner.get_mut();
+        let buffers = inner
+            .slots
+            .iter()
+            .flat_map(|s| s.pages.iter().zip(&s.grefs));
+        inner
+            .revoking
+            .free_buffers(Self::NAME, &self.dev, self.hv, buffers);
     }
 }
 
@@ -1089,18 +1025,32 @@ mod tests {
         ));
     }
 
+    fn poll_once<T>(f: &mut Fut<'_, T>) -> Poll<T> {
+        let waker = Arc::new(Noop).into();
+        f.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+
+    /// Stalls the back end and starts a read of sector 0 into `buf`, polled
+    /// once: it is in flight.
+    fn stalled_read<'a>(
+        r: &Rig,
+        d: &'a BlkFront<'_, ModelXen>,
+        buf: &'a mut [u8],
+    ) -> Fut<'a, Result<(), BlockError>> {
+        r.bb.borrow_mut().stall = true;
+        let mut f: Fut<'a, _> = Box::pin(d.read(0, buf));
+        assert!(poll_once(&mut f).is_pending());
+        f
+    }
+
     /// Lets a hostile back end answer the next request with `rsp`.
     fn hostile(
         r: &Rig,
         d: &BlkFront<'_, ModelXen>,
         rsp: impl Fn(Request) -> Response,
     ) -> Result<(), BlockError> {
-        r.bb.borrow_mut().stall = true;
         let mut buf = alloc::vec![0u8; 512];
-        let mut f: Fut<'_, _> = Box::pin(d.read(0, &mut buf));
-        let waker = Arc::new(Noop).into();
-        let mut cx = Context::from_waker(&waker);
-        assert!(f.as_mut().poll(&mut cx).is_pending());
+        let mut f = stalled_read(r, d, &mut buf);
         {
             let mut bb = r.bb.borrow_mut();
             let ring = bb.ring_mut().unwrap();
@@ -1111,7 +1061,7 @@ mod tests {
             ring.push_responses();
         }
         d.poll();
-        match f.as_mut().poll(&mut cx) {
+        match poll_once(&mut f) {
             Poll::Ready(v) => v,
             Poll::Pending => panic!("request still pending after its response"),
         }
@@ -1148,14 +1098,10 @@ mod tests {
         assert!(matches!(d.fault(), Some(BlkFault::WrongOperation { .. })));
 
         let (r, d) = connect(1 << 16, 512, 2);
-        r.bb.borrow_mut().stall = true;
         let mut buf = [0u8; 512];
-        let mut f: Fut<'_, _> = Box::pin(d.read(0, &mut buf));
-        let waker = Arc::new(Noop).into();
-        let mut cx = Context::from_waker(&waker);
-        assert!(f.as_mut().poll(&mut cx).is_pending());
+        let mut f = stalled_read(&r, &d, &mut buf);
         r.bb.borrow_mut().ring_mut().unwrap().set_rsp_prod(77);
-        assert_eq!(f.as_mut().poll(&mut cx), Poll::Ready(Err(BlockError::Io)));
+        assert_eq!(poll_once(&mut f), Poll::Ready(Err(BlockError::Io)));
         assert!(matches!(
             d.fault(),
             Some(BlkFault::Ring(RingError::ResponsesAhead { .. }))
@@ -1165,13 +1111,9 @@ mod tests {
     #[test]
     fn dropped_requests_free_their_slot_on_completion() {
         let (r, d) = connect(1 << 16, 512, 1);
-        r.bb.borrow_mut().stall = true;
         {
             let mut buf = [0u8; 512];
-            let mut f: Fut<'_, _> = Box::pin(d.read(0, &mut buf));
-            let waker = Arc::new(Noop).into();
-            let mut cx = Context::from_waker(&waker);
-            assert!(f.as_mut().poll(&mut cx).is_pending());
+            let _f = stalled_read(&r, &d, &mut buf);
         } // dropped in flight
         r.bb.borrow_mut().stall = false;
         let mut b = [0u8; 512];

@@ -15,7 +15,9 @@
 //!   setup), never lent as a byte slice.
 //! - [`ring`]: the front end of `io/ring.h` rings, generic over the encoding.
 //! - [`grant`], [`evtchn`], [`xenstore`] (with [`xenstore::xenbus`]).
-//! - [`net`] (netfront) and [`blk`] (blkfront).
+//! - [`net`] (netfront) and [`blk`] (blkfront), which share one front-end life
+//!   cycle (start, reaction to the back end's state, close, grant revocation) in
+//!   the private `front` module.
 //!
 //! Everything the other side writes (ring indices, response ids, lengths,
 //! statuses, xenstore replies and nodes) is validated; a hostile back end gets an
@@ -60,6 +62,7 @@ extern crate alloc;
 
 pub mod blk;
 pub mod evtchn;
+mod front;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fuzz_targets;
 pub mod grant;

@@ -614,12 +614,79 @@ impl Xenstored {
     }
 }
 
-fn node_u32(xsd: &Xenstored, path: &str) -> Option<u32> {
-    crate::xenstore::wire::parse_decimal(xsd.get(path)?).and_then(|v| u32::try_from(v).ok())
+/// The xenbus side of a model back end: the daemon and both ends' paths.
+pub struct ModelXenbus {
+    xsd: alloc::rc::Rc<RefCell<Xenstored>>,
+    /// `device/CLASS/N`.
+    pub frontend: String,
+    /// `backend/CLASS/1/N`.
+    pub backend: String,
 }
 
-fn node_state(xsd: &Xenstored, path: &str) -> u32 {
-    node_u32(xsd, path).unwrap_or(0)
+impl ModelXenbus {
+    /// Writes what the toolstack writes for device `CLASS/index` (back end in
+    /// domain 0, both ends Initialising), plus `extra` front-end nodes.
+    fn new(
+        xsd: alloc::rc::Rc<RefCell<Xenstored>>,
+        class: &str,
+        index: u32,
+        extra: &[(&str, &[u8])],
+    ) -> Self {
+        let frontend = alloc::format!("device/{class}/{index}");
+        let backend = alloc::format!("backend/{class}/1/{index}");
+        {
+            let mut d = xsd.borrow_mut();
+            d.set(&alloc::format!("{frontend}/backend"), backend.as_bytes());
+            d.set(&alloc::format!("{frontend}/backend-id"), b"0");
+            for (k, v) in extra {
+                d.set(&alloc::format!("{frontend}/{k}"), v);
+            }
+            d.set(&alloc::format!("{frontend}/state"), b"1");
+            d.set(&alloc::format!("{backend}/state"), b"1");
+        }
+        Self {
+            xsd,
+            frontend,
+            backend,
+        }
+    }
+
+    /// Sets the back end's xenbus state.
+    pub fn set_state(&self, s: u32) {
+        self.set_backend("state", alloc::format!("{s}").as_bytes());
+    }
+
+    /// The back end's state (0 when unreadable).
+    pub fn state(&self) -> u32 {
+        node_u32(
+            &self.xsd.borrow(),
+            &alloc::format!("{}/state", self.backend),
+        )
+        .unwrap_or(0)
+    }
+
+    /// The front end's state (0 when unreadable).
+    pub fn frontend_state(&self) -> u32 {
+        self.frontend_u32("state").unwrap_or(0)
+    }
+
+    /// A numeric front-end node.
+    pub fn frontend_u32(&self, key: &str) -> Option<u32> {
+        node_u32(
+            &self.xsd.borrow(),
+            &alloc::format!("{}/{key}", self.frontend),
+        )
+    }
+
+    /// Writes a back-end node.
+    pub fn set_backend(&self, key: &str, value: &[u8]) {
+        let p = alloc::format!("{}/{key}", self.backend);
+        self.xsd.borrow_mut().set(&p, value);
+    }
+}
+
+fn node_u32(xsd: &Xenstored, path: &str) -> Option<u32> {
+    crate::xenstore::wire::parse_decimal(xsd.get(path)?).and_then(|v| u32::try_from(v).ok())
 }
 
 type NetbackRings = (
@@ -632,11 +699,8 @@ type NetbackRings = (
 /// A model netback: serves one vif through the rings, copying frames with the
 /// same grant checks Xen's grant-copy makes.
 pub struct ModelNetback {
-    xsd: alloc::rc::Rc<RefCell<Xenstored>>,
-    /// `device/vif/N`.
-    pub frontend: String,
-    /// `backend/vif/1/N`.
-    pub backend: String,
+    /// Its xenbus nodes (`device/vif/N`, `backend/vif/1/N`).
+    pub xenbus: ModelXenbus,
     rings: Option<NetbackRings>,
     rx_requests: VecDeque<crate::net::RxRequest>,
     /// Frames to deliver to the guest.
@@ -652,20 +716,8 @@ pub struct ModelNetback {
 impl ModelNetback {
     /// A vif `device/vif/index` with MAC `mac`, back end in domain 0.
     pub fn new(xsd: alloc::rc::Rc<RefCell<Xenstored>>, index: u32, mac: &str) -> Self {
-        let frontend = alloc::format!("device/vif/{index}");
-        let backend = alloc::format!("backend/vif/1/{index}");
-        {
-            let mut d = xsd.borrow_mut();
-            d.set(&alloc::format!("{frontend}/backend"), backend.as_bytes());
-            d.set(&alloc::format!("{frontend}/backend-id"), b"0");
-            d.set(&alloc::format!("{frontend}/mac"), mac.as_bytes());
-            d.set(&alloc::format!("{frontend}/state"), b"1");
-            d.set(&alloc::format!("{backend}/state"), b"1");
-        }
         Self {
-            xsd,
-            frontend,
-            backend,
+            xenbus: ModelXenbus::new(xsd, "vif", index, &[("mac", mac.as_bytes())]),
             rings: None,
             rx_requests: VecDeque::new(),
             to_guest: VecDeque::new(),
@@ -677,18 +729,12 @@ impl ModelNetback {
 
     /// Sets the back end's xenbus state.
     pub fn set_state(&self, s: u32) {
-        let p = alloc::format!("{}/state", self.backend);
-        self.xsd
-            .borrow_mut()
-            .set(&p, alloc::format!("{s}").as_bytes());
+        self.xenbus.set_state(s);
     }
 
     /// The back end's state.
     pub fn state(&self) -> u32 {
-        node_state(
-            &self.xsd.borrow(),
-            &alloc::format!("{}/state", self.backend),
-        )
+        self.xenbus.state()
     }
 
     /// The tx and rx ring pages while connected.
@@ -708,28 +754,20 @@ impl ModelNetback {
 
     /// One step of the back end.
     pub fn step(&mut self, hv: &ModelXen) {
-        let fe = node_state(
-            &self.xsd.borrow(),
-            &alloc::format!("{}/state", self.frontend),
-        );
+        let fe = self.xenbus.frontend_state();
         let be = self.state();
         match be {
             1 => {
                 let rx_copy: &[u8] = if self.rx_copy { b"1" } else { b"0" };
-                let p = alloc::format!("{}/feature-rx-copy", self.backend);
-                self.xsd.borrow_mut().set(&p, rx_copy);
+                self.xenbus.set_backend("feature-rx-copy", rx_copy);
                 self.set_state(2);
             }
             2 if fe == 4 => {
-                let (tx, rx, port) = {
-                    let d = self.xsd.borrow();
-                    let f = &self.frontend;
-                    (
-                        node_u32(&d, &alloc::format!("{f}/tx-ring-ref")),
-                        node_u32(&d, &alloc::format!("{f}/rx-ring-ref")),
-                        node_u32(&d, &alloc::format!("{f}/event-channel")),
-                    )
-                };
+                let (tx, rx, port) = (
+                    self.xenbus.frontend_u32("tx-ring-ref"),
+                    self.xenbus.frontend_u32("rx-ring-ref"),
+                    self.xenbus.frontend_u32("event-channel"),
+                );
                 let (Some(tx), Some(rx), Some(port)) = (tx, rx, port) else {
                     self.violations.push("connected without ring refs");
                     return;
@@ -844,11 +882,8 @@ impl ModelNetback {
 /// checks Xen makes (the back end writes into pages for reads, so those grants
 /// must be writable).
 pub struct ModelBlkback {
-    xsd: alloc::rc::Rc<RefCell<Xenstored>>,
-    /// `device/vbd/N`.
-    pub frontend: String,
-    /// `backend/vbd/1/N`.
-    pub backend: String,
+    /// Its xenbus nodes (`device/vbd/N`, `backend/vbd/1/N`).
+    pub xenbus: ModelXenbus,
     ring: Option<(crate::ring::BackRing<crate::blk::Blkif>, Port, GrantRef)>,
     /// The disk, in bytes.
     pub disk: Vec<u8>,
@@ -874,19 +909,8 @@ impl ModelBlkback {
         bytes: usize,
         sector_size: u32,
     ) -> Self {
-        let frontend = alloc::format!("device/vbd/{index}");
-        let backend = alloc::format!("backend/vbd/1/{index}");
-        {
-            let mut d = xsd.borrow_mut();
-            d.set(&alloc::format!("{frontend}/backend"), backend.as_bytes());
-            d.set(&alloc::format!("{frontend}/backend-id"), b"0");
-            d.set(&alloc::format!("{frontend}/state"), b"1");
-            d.set(&alloc::format!("{backend}/state"), b"1");
-        }
         Self {
-            xsd,
-            frontend,
-            backend,
+            xenbus: ModelXenbus::new(xsd, "vbd", index, &[]),
             ring: None,
             disk: (0..bytes).map(|i| (i / 512) as u8 ^ (i as u8)).collect(),
             sector_size,
@@ -900,18 +924,12 @@ impl ModelBlkback {
 
     /// Sets the back end's xenbus state.
     pub fn set_state(&self, s: u32) {
-        let p = alloc::format!("{}/state", self.backend);
-        self.xsd
-            .borrow_mut()
-            .set(&p, alloc::format!("{s}").as_bytes());
+        self.xenbus.set_state(s);
     }
 
     /// The back end's state.
     pub fn state(&self) -> u32 {
-        node_state(
-            &self.xsd.borrow(),
-            &alloc::format!("{}/state", self.backend),
-        )
+        self.xenbus.state()
     }
 
     /// The back ring while connected (hostile tests write responses directly).
@@ -921,37 +939,28 @@ impl ModelBlkback {
 
     /// One step of the back end.
     pub fn step(&mut self, hv: &ModelXen) {
-        let fe = node_state(
-            &self.xsd.borrow(),
-            &alloc::format!("{}/state", self.frontend),
-        );
+        let fe = self.xenbus.frontend_state();
         match self.state() {
             1 => {
-                let b = self.backend.clone();
-                let mut d = self.xsd.borrow_mut();
-                d.set(
-                    &alloc::format!("{b}/sectors"),
+                let bus = &self.xenbus;
+                bus.set_backend(
+                    "sectors",
                     alloc::format!("{}", self.disk.len() / 512).as_bytes(),
                 );
-                d.set(
-                    &alloc::format!("{b}/sector-size"),
+                bus.set_backend(
+                    "sector-size",
                     alloc::format!("{}", self.sector_size).as_bytes(),
                 );
                 for (k, v) in &self.features {
-                    d.set(&alloc::format!("{b}/{k}"), v.as_bytes());
+                    bus.set_backend(k, v.as_bytes());
                 }
-                drop(d);
                 self.set_state(2);
             }
             2 if fe == 3 => {
-                let (r, p) = {
-                    let d = self.xsd.borrow();
-                    let f = &self.frontend;
-                    (
-                        node_u32(&d, &alloc::format!("{f}/ring-ref")),
-                        node_u32(&d, &alloc::format!("{f}/event-channel")),
-                    )
-                };
+                let (r, p) = (
+                    self.xenbus.frontend_u32("ring-ref"),
+                    self.xenbus.frontend_u32("event-channel"),
+                );
                 let (Some(r), Some(p)) = (r, p) else {
                     self.violations.push("initialised without ring-ref");
                     return;

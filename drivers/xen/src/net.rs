@@ -25,8 +25,9 @@ use core::cell::RefCell;
 
 use oasis_devices::{NetDevice, NetInfo};
 
+use crate::front::{self, Frontend, Revoking};
 use crate::grant::{GrantError, GrantRef, GrantTable};
-use crate::hv::{DomId, HvError, Port, XenHypervisor};
+use crate::hv::{HvError, Port, XenHypervisor};
 use crate::page::{PAGE_SIZE, SharedPage};
 use crate::ring::{FrontRing, RingError, RingProtocol};
 use crate::xenstore::xenbus::{XenbusDevice, XenbusError, XenbusState};
@@ -324,8 +325,8 @@ pub struct NetFront<'h, H: XenHypervisor> {
     tx_bufs: Vec<Buffer>,
     tx_in_flight: Vec<bool>,
     tx_free: Vec<u16>,
-    /// Pages whose grant the back end still held at disconnect, with the grant.
-    revoking: Vec<(SharedPage, GrantRef)>,
+    /// Pages whose grant the back end still held at disconnect.
+    revoking: Revoking,
     scratch: Vec<u8>,
     broken: Option<NetError>,
     stats: NetStats,
@@ -362,7 +363,7 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
             tx_bufs: Vec::with_capacity(usize::from(cfg.tx_buffers)),
             tx_in_flight: alloc::vec![false; usize::from(cfg.tx_buffers)],
             tx_free: Vec::with_capacity(usize::from(cfg.tx_buffers)),
-            revoking: Vec::new(),
+            revoking: Revoking::default(),
             scratch: alloc::vec![0u8; PAGE_SIZE],
             broken: None,
             stats: NetStats::default(),
@@ -375,13 +376,7 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
             let page = hv.alloc_page()?;
             me.tx_bufs.push(Buffer { page, gref: None });
         }
-        me.dev.switch_state(xs, XenbusState::Initialising)?;
-        me.dev.wait_backend(
-            xs,
-            |s| s == XenbusState::InitWait,
-            |s| s >= XenbusState::Closing,
-        )?;
-        me.connect(xs)?;
+        front::start(&mut me, xs)?;
         Ok(me)
     }
 
@@ -411,23 +406,16 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
             .map_err(|_| NetError::GrantTableBusy)
     }
 
-    fn grant(&self, page: &SharedPage, readonly: bool) -> Result<GrantRef, NetError> {
-        let id: DomId = self.dev.backend_id;
-        Ok(self.grants()?.grant_access(id, page.pfn(), readonly)?)
-    }
-
     /// Sets up rings and grants, publishes them, and waits for Connected.
     fn connect(&mut self, xs: &mut Xenstore<'h, H>) -> Result<(), NetError> {
         if !self.dev.backend_feature(xs, "feature-rx-copy")? {
             return Err(NetError::NoRxCopy(self.dev.backend.clone()));
         }
-        let txp = self.hv.alloc_page()?;
-        let rxp = self.hv.alloc_page()?;
-        let tx = FrontRing::<NetTx>::new(txp);
-        let rx = FrontRing::<NetRx>::new(rxp);
-        let tx_gref = self.grant(&txp, false)?;
-        let rx_gref = self.grant(&rxp, false)?;
-        let port = self.hv.evtchn_alloc_unbound(self.dev.backend_id)?;
+        let backend = self.dev.backend_id;
+        let mut gnt = self.grants()?;
+        let (tx, tx_gref) = front::new_ring::<NetTx, H, NetError>(self.hv, &mut gnt, backend)?;
+        let (rx, rx_gref) = front::new_ring::<NetRx, H, NetError>(self.hv, &mut gnt, backend)?;
+        let port = self.hv.evtchn_alloc_unbound(backend)?;
         self.rings = Some(Rings {
             tx,
             rx,
@@ -435,48 +423,32 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
             rx_gref,
             port,
         });
-        for i in 0..self.rx_bufs.len() {
-            let page = self.rx_bufs[i].page;
-            self.rx_bufs[i].gref = Some(self.grant(&page, false)?);
-            self.rx_posted[i] = false;
-        }
+        let rx_bufs = self.rx_bufs.iter_mut().map(|b| (&b.page, &mut b.gref));
+        front::grant_buffers(&mut gnt, backend, false, rx_bufs)?;
+        self.rx_posted.fill(false);
+        let tx_bufs = self.tx_bufs.iter_mut().map(|b| (&b.page, &mut b.gref));
+        front::grant_buffers(&mut gnt, backend, true, tx_bufs)?;
+        drop(gnt);
+        self.tx_in_flight.fill(false);
         self.tx_free.clear();
-        for i in 0..self.tx_bufs.len() {
-            let page = self.tx_bufs[i].page;
-            self.tx_bufs[i].gref = Some(self.grant(&page, true)?);
-            self.tx_in_flight[i] = false;
-            self.tx_free.push(i as u16);
-        }
-        let fe = self.dev.frontend.clone();
-        xs.transaction(|xs, t| {
-            let num = |n: u32| alloc::format!("{n}");
-            xs.write(
-                t,
-                &alloc::format!("{fe}/tx-ring-ref"),
-                num(tx_gref.0).as_bytes(),
-            )?;
-            xs.write(
-                t,
-                &alloc::format!("{fe}/rx-ring-ref"),
-                num(rx_gref.0).as_bytes(),
-            )?;
-            xs.write(
-                t,
-                &alloc::format!("{fe}/event-channel"),
-                num(port.0).as_bytes(),
-            )?;
-            xs.write(t, &alloc::format!("{fe}/request-rx-copy"), b"1")?;
-            xs.write(t, &alloc::format!("{fe}/feature-rx-notify"), b"1")?;
-            xs.write(t, &alloc::format!("{fe}/feature-sg"), b"0")?;
-            xs.write(t, &alloc::format!("{fe}/feature-gso-tcpv4"), b"0")?;
-            xs.write(t, &alloc::format!("{fe}/feature-no-csum-offload"), b"1")
-        })?;
-        self.dev.switch_state(xs, XenbusState::Connected)?;
-        self.dev.wait_backend(
+        self.tx_free.extend(0..self.tx_bufs.len() as u16);
+        let num = |n: u32| alloc::format!("{n}");
+        let (tx_ref, rx_ref, channel) = (num(tx_gref.0), num(rx_gref.0), num(port.0));
+        self.dev.publish(
             xs,
-            |s| s == XenbusState::Connected,
-            |s| s >= XenbusState::Closing,
+            &[
+                ("tx-ring-ref", tx_ref.as_bytes()),
+                ("rx-ring-ref", rx_ref.as_bytes()),
+                ("event-channel", channel.as_bytes()),
+                ("request-rx-copy", b"1"),
+                ("feature-rx-notify", b"1"),
+                ("feature-sg", b"0"),
+                ("feature-gso-tcpv4", b"0"),
+                ("feature-no-csum-offload", b"1"),
+            ],
         )?;
+        self.dev.switch_state(xs, XenbusState::Connected)?;
+        self.dev.wait_for_state(xs, XenbusState::Connected)?;
         self.broken = None;
         for i in 0..self.rx_bufs.len() {
             self.post_rx(i as u16)?;
@@ -493,65 +465,6 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
         Ok(())
     }
 
-    /// Closes the event channel and revokes every grant. Ring pages whose grant
-    /// the back end still holds, and buffers likewise (replaced by fresh pages),
-    /// wait in a revoke list that later calls retry; they are freed only once
-    /// revoked.
-    fn disconnect(&mut self) {
-        let Some(r) = self.rings.take() else { return };
-        let _ = self.hv.evtchn_close(r.port);
-        self.revoking.push((r.tx.page(), r.tx_gref));
-        self.revoking.push((r.rx.page(), r.rx_gref));
-        let Ok(mut gnt) = self.gnt.try_borrow_mut() else {
-            log::error!(
-                "netfront {}: grant table busy; buffers abandoned",
-                self.dev.frontend
-            );
-            return;
-        };
-        for b in self.rx_bufs.iter_mut().chain(self.tx_bufs.iter_mut()) {
-            let Some(g) = b.gref.take() else { continue };
-            if gnt.end_access(g).is_ok() {
-                continue;
-            }
-            match self.hv.alloc_page() {
-                Ok(p) => {
-                    self.revoking.push((b.page, g));
-                    b.page = p;
-                }
-                Err(e) => {
-                    // Keep the page (still granted) rather than have none.
-                    log::error!("netfront: no page to replace a busy buffer: {e}");
-                    b.gref = Some(g);
-                }
-            }
-        }
-        drop(gnt);
-        self.retry_revokes();
-        self.rx_posted.iter_mut().for_each(|p| *p = false);
-        self.tx_in_flight.iter_mut().for_each(|p| *p = false);
-        self.tx_free.clear();
-    }
-
-    /// Retries revoking grants the back end held; frees their pages when done.
-    fn retry_revokes(&mut self) {
-        let Ok(mut gnt) = self.gnt.try_borrow_mut() else {
-            return;
-        };
-        let hv = self.hv;
-        self.revoking.retain(|(page, g)| match gnt.end_access(*g) {
-            Ok(()) => {
-                hv.free_page(*page);
-                false
-            }
-            Err(GrantError::InUse(_)) => true,
-            Err(e) => {
-                log::error!("netfront: revoking {g:?}: {e}");
-                false
-            }
-        });
-    }
-
     /// Grants still held by the back end after a disconnect (their pages are not
     /// reused until revoked).
     pub fn pending_revokes(&self) -> usize {
@@ -562,31 +475,11 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
     /// `state` fires, from task context): Closing/Closed tears the connection down
     /// and writes Closed; InitWait while disconnected connects again.
     pub fn on_backend_change(&mut self, xs: &mut Xenstore<'h, H>) -> Result<LinkState, NetError> {
-        self.retry_revokes();
-        let s = self.dev.backend_state(xs)?;
-        match s {
-            XenbusState::Closing | XenbusState::Closed if self.rings.is_some() => {
-                log::warn!(
-                    "netfront {}: back end is {s:?}; disconnecting",
-                    self.dev.frontend
-                );
-                self.disconnect();
-                self.dev.switch_state(xs, XenbusState::Closed)?;
-                Ok(LinkState::Disconnected)
-            }
-            XenbusState::InitWait if self.rings.is_none() => {
-                self.dev.switch_state(xs, XenbusState::Initialising)?;
-                match self.connect(xs) {
-                    Ok(()) => Ok(LinkState::Connected),
-                    Err(e) => {
-                        self.disconnect();
-                        Err(e)
-                    }
-                }
-            }
-            _ if self.rings.is_some() && self.broken.is_none() => Ok(LinkState::Connected),
-            _ => Ok(LinkState::Disconnected),
-        }
+        Ok(if front::on_backend_change(self, xs)? {
+            LinkState::Connected
+        } else {
+            LinkState::Disconnected
+        })
     }
 
     /// Closes the device cleanly: writes Closing, waits (bounded) for the back
@@ -594,21 +487,7 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
     /// grant and writes Closed. Every page goes back to the platform unless the
     /// back end still holds it.
     pub fn close(mut self, xs: &mut Xenstore<'h, H>) -> Result<(), NetError> {
-        self.dev.switch_state(xs, XenbusState::Closing)?;
-        let r = self.dev.wait_backend(
-            xs,
-            |s| {
-                matches!(
-                    s,
-                    XenbusState::Closed | XenbusState::InitWait | XenbusState::Unknown
-                )
-            },
-            |_| false,
-        );
-        self.disconnect();
-        self.dev.switch_state(xs, XenbusState::Closed)?;
-        r?;
-        Ok(())
+        front::close(&mut self, xs)
     }
 
     fn post_rx(&mut self, id: u16) -> Result<(), NetError> {
@@ -660,14 +539,7 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
                 }
                 return Ok(());
             };
-            let i = usize::from(rsp.id);
-            if !self.tx_in_flight.get(i).copied().unwrap_or(false) {
-                return Err(NetError::BogusId {
-                    ring: "tx",
-                    id: rsp.id,
-                });
-            }
-            self.tx_in_flight[i] = false;
+            settle(&mut self.tx_in_flight, "tx", rsp.id)?;
             self.tx_free.push(rsp.id);
             if rsp.status != wire::RSP_OKAY {
                 self.stats.tx_errors += 1;
@@ -684,14 +556,7 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
         let Some(rsp) = r.rx.take_response()? else {
             return Ok(RxNext::Empty);
         };
-        let i = usize::from(rsp.id);
-        if !self.rx_posted.get(i).copied().unwrap_or(false) {
-            return Err(NetError::BogusId {
-                ring: "rx",
-                id: rsp.id,
-            });
-        }
-        self.rx_posted[i] = false;
+        settle(&mut self.rx_posted, "rx", rsp.id)?;
         let (off, len) = (usize::from(rsp.offset), rsp.status);
         let ok = len > 0
             && (len as usize) <= MAX_RX_FRAME
@@ -703,6 +568,60 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
             return Ok(RxNext::Dropped);
         }
         Ok(RxNext::Frame(rsp.id, off, len as usize))
+    }
+}
+
+/// Marks buffer `id` of `ring` no longer with the back end; a response for a
+/// buffer it does not hold is [`NetError::BogusId`].
+fn settle(outstanding: &mut [bool], ring: &'static str, id: u16) -> Result<(), NetError> {
+    match outstanding.get_mut(usize::from(id)) {
+        Some(out) if *out => {
+            *out = false;
+            Ok(())
+        }
+        _ => Err(NetError::BogusId { ring, id }),
+    }
+}
+
+impl<'h, H: XenHypervisor> Frontend<'h, H> for NetFront<'h, H> {
+    type Error = NetError;
+    const NAME: &'static str = "netfront";
+
+    fn device(&self) -> &XenbusDevice {
+        &self.dev
+    }
+
+    fn is_connected(&mut self) -> bool {
+        self.rings.is_some()
+    }
+
+    fn is_healthy(&mut self) -> bool {
+        self.broken.is_none()
+    }
+
+    fn connect(&mut self, xs: &mut Xenstore<'h, H>) -> Result<(), NetError> {
+        NetFront::connect(self, xs)
+    }
+
+    /// Closes the event channel and revokes every grant. Ring pages whose grant
+    /// the back end still holds, and buffers likewise (replaced by fresh pages),
+    /// wait in a revoke list that later calls retry; they are freed only once
+    /// revoked.
+    fn disconnect(&mut self) {
+        let Some(r) = self.rings.take() else { return };
+        let _ = self.hv.evtchn_close(r.port);
+        self.revoking.push(r.tx.page(), r.tx_gref);
+        self.revoking.push(r.rx.page(), r.rx_gref);
+        let buffers = self.rx_bufs.iter_mut().chain(self.tx_bufs.iter_mut());
+        let buffers = buffers.map(|b| (&mut b.page, &mut b.gref));
+        self.revoking.revoke(Self::NAME, self.hv, self.gnt, buffers);
+        self.rx_posted.fill(false);
+        self.tx_in_flight.fill(false);
+        self.tx_free.clear();
+    }
+
+    fn retry_revokes(&mut self) {
+        self.revoking.retry(Self::NAME, self.hv, self.gnt);
     }
 }
 
@@ -818,20 +737,10 @@ impl<H: XenHypervisor> NetDevice for NetFront<'_, H> {
 impl<H: XenHypervisor> Drop for NetFront<'_, H> {
     fn drop(&mut self) {
         self.disconnect();
-        // Buffers whose grants were revoked go back to the platform; pages still
-        // granted (back end holding them) are never freed.
-        for b in self.rx_bufs.drain(..).chain(self.tx_bufs.drain(..)) {
-            if b.gref.is_none() {
-                self.hv.free_page(b.page);
-            }
-        }
-        if !self.revoking.is_empty() {
-            log::error!(
-                "netfront {}: {} pages still granted at drop; never freed",
-                self.dev.frontend,
-                self.revoking.len()
-            );
-        }
+        let buffers = self.rx_bufs.iter().chain(&self.tx_bufs);
+        let buffers = buffers.map(|b| (&b.page, &b.gref));
+        self.revoking
+            .free_buffers(Self::NAME, &self.dev, self.hv, buffers);
     }
 }
 

@@ -454,17 +454,19 @@ impl<'h, H: XenHypervisor> Xenstore<'h, H> {
     /// `XS_WATCH`: xenstored sends an event for `path` now and on every change at or
     /// under it.
     pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-        let p = Self::path(path)?;
-        let t = Self::path(token)?;
-        let r = self.call(MsgType::Watch, Tx::NONE, &[p, b"\0", t, b"\0"])?;
-        Ok(wire::parse_ok(&r)?)
+        self.watch_call(MsgType::Watch, path, token)
     }
 
     /// `XS_UNWATCH`.
     pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.watch_call(MsgType::Unwatch, path, token)
+    }
+
+    /// `XS_WATCH` or `XS_UNWATCH` of `path` with `token`.
+    fn watch_call(&mut self, kind: MsgType, path: &str, token: &str) -> Result<(), XsError> {
         let p = Self::path(path)?;
         let t = Self::path(token)?;
-        let r = self.call(MsgType::Unwatch, Tx::NONE, &[p, b"\0", t, b"\0"])?;
+        let r = self.call(kind, Tx::NONE, &[p, b"\0", t, b"\0"])?;
         Ok(wire::parse_ok(&r)?)
     }
 

@@ -13,10 +13,38 @@ pub const PAYLOAD_MAX: usize = 4096;
 /// Longest absolute path (`XENSTORE_ABS_PATH_MAX`).
 pub const ABS_PATH_MAX: usize = 3072;
 
+/// Declares a fieldless enum of wire values with `from_wire`, the variant for
+/// a value, so that each value is written once.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident: $repr:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $value:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr($repr)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant = $value,)+
+        }
+
+        impl $name {
+            /// The variant for wire value `v`, `None` for a value not listed.
+            pub fn from_wire(v: u64) -> Option<Self> {
+                match v {
+                    $($value => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use wire_enum;
+
+wire_enum! {
 /// Message types we send or accept (`enum xsd_sockmsg_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum MsgType {
+pub enum MsgType: u32 {
     /// `XS_DIRECTORY`.
     Directory = 1,
     /// `XS_READ`.
@@ -42,25 +70,12 @@ pub enum MsgType {
     /// `XS_ERROR`.
     Error = 16,
 }
+}
 
 impl MsgType {
     /// The type for a wire value we understand.
     pub fn from_u32(v: u32) -> Option<Self> {
-        Some(match v {
-            1 => Self::Directory,
-            2 => Self::Read,
-            4 => Self::Watch,
-            5 => Self::Unwatch,
-            6 => Self::TransactionStart,
-            7 => Self::TransactionEnd,
-            10 => Self::GetDomainPath,
-            11 => Self::Write,
-            12 => Self::Mkdir,
-            13 => Self::Rm,
-            15 => Self::WatchEvent,
-            16 => Self::Error,
-            _ => return None,
-        })
+        Self::from_wire(u64::from(v))
     }
 }
 
@@ -333,6 +348,23 @@ pub fn parse_decimal(s: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_enums_map_exactly_their_values() {
+        let types: Vec<u32> = (0..64)
+            .filter(|v| MsgType::from_u32(*v).is_some_and(|t| t as u32 == *v))
+            .collect();
+        assert_eq!(types, [1, 2, 4, 5, 6, 7, 10, 11, 12, 13, 15, 16]);
+        assert_eq!(MsgType::from_u32(3), None);
+        use crate::xenstore::xenbus::XenbusState;
+        for v in 0..=8u64 {
+            let s = XenbusState::from_wire(v).unwrap();
+            assert_eq!(s as u64, v);
+            assert_eq!(XenbusState::parse(s.value()), Ok(s));
+        }
+        assert_eq!(XenbusState::from_wire(9), None);
+        assert!(XenbusState::parse(b"9").is_err());
+    }
 
     #[test]
     fn header_round_trip_and_limits() {

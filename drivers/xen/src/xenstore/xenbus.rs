@@ -5,14 +5,14 @@
 use alloc::format;
 use alloc::string::String;
 
-use super::wire::{XsErrno, parse_decimal};
+use super::wire::{XsErrno, parse_decimal, wire_enum};
 use super::{Tx, Xenstore, XsError};
 use crate::hv::{DomId, XenHypervisor};
 
+wire_enum! {
 /// `enum xenbus_state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum XenbusState {
+pub enum XenbusState: u8 {
     /// `XenbusStateUnknown`.
     Unknown = 0,
     /// `XenbusStateInitialising`.
@@ -32,6 +32,7 @@ pub enum XenbusState {
     /// `XenbusStateReconfigured`.
     Reconfigured = 8,
 }
+}
 
 impl XenbusState {
     /// Parses a `state` node's value.
@@ -40,18 +41,7 @@ impl XenbusState {
             what: "state",
             value: String::from_utf8_lossy(v).into_owned(),
         };
-        Ok(match parse_decimal(v).ok_or_else(bad)? {
-            0 => Self::Unknown,
-            1 => Self::Initialising,
-            2 => Self::InitWait,
-            3 => Self::Initialised,
-            4 => Self::Connected,
-            5 => Self::Closing,
-            6 => Self::Closed,
-            7 => Self::Reconfiguring,
-            8 => Self::Reconfigured,
-            _ => return Err(bad()),
-        })
+        parse_decimal(v).and_then(Self::from_wire).ok_or_else(bad)
     }
 
     /// The node's value.
@@ -213,6 +203,34 @@ impl XenbusDevice {
             what: key,
             value: String::from_utf8_lossy(&v).into_owned(),
         })
+    }
+
+    /// Writes `nodes` (`(key, value)` pairs) under our front-end path in one
+    /// transaction: the details a back end reads at InitWait.
+    pub fn publish<H: XenHypervisor>(
+        &self,
+        xs: &mut Xenstore<'_, H>,
+        nodes: &[(&str, &[u8])],
+    ) -> Result<(), XenbusError> {
+        let fe = self.frontend.as_str();
+        xs.transaction(|xs, t| {
+            for (key, value) in nodes {
+                xs.write(t, &format!("{fe}/{key}"), value)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Waits (bounded) until the back end is in `want`, giving up with
+    /// [`XenbusError::Stuck`] once it is Closing or beyond.
+    pub fn wait_for_state<H: XenHypervisor>(
+        &self,
+        xs: &mut Xenstore<'_, H>,
+        want: XenbusState,
+    ) -> Result<(), XenbusError> {
+        self.wait_backend(xs, |s| s == want, |s| s >= XenbusState::Closing)?;
+        Ok(())
     }
 
     /// Waits (bounded by the client's timeout) until the back end's state
