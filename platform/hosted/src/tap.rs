@@ -1,8 +1,9 @@
 //! A Linux TAP interface as an Oasis [`NetDevice`], for running our own stack on the host.
 //!
 //! [`TapDevice::open`] attaches to (or creates) the TAP interface `NAME` through
-//! `/dev/net/tun` with `IFF_TAP | IFF_NO_PI`: every `read` is one Ethernet frame
-//! without FCS, every `write` sends one. The descriptor is non-blocking and registered
+//! `/dev/net/tun` with `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`: every `read` is one
+//! Ethernet frame without FCS behind a 12-byte virtio-net header, every `write` sends
+//! one the same way. The descriptor is non-blocking and registered
 //! with the calling thread's [reactor](crate::reactor), so a frame arriving while the
 //! executor sleeps wakes it (the stack's poller then runs and calls
 //! [`receive`](NetDevice::receive)).
@@ -22,6 +23,18 @@
 //! The interface itself (addresses, up/down, MTU, namespace) is configured from
 //! outside with `ip`; [`NetInfo::mtu`] is the MTU it had when opened.
 //!
+//! Checksum offload (the virtio-net header, virtio 1.2 §5.1.6, through
+//! [`oasis_virtio::net::NetHdr`]): the device reports
+//! [`checksum_offload`](NetDevice::checksum_offload). Frames out may leave their
+//! TCP/UDP checksum to the host kernel (`NEEDS_CSUM` with `csum_start`/`csum_offset`;
+//! a frame delivered on the host is then never summed at all, as on loopback).
+//! `TUNSETOFFLOAD` with `TUN_F_CSUM` lets the host's own frames come the same way;
+//! received frames say `NEEDS_CSUM` (from the host's stack, not summed yet:
+//! [`RxChecksum::Partial`]), `DATA_VALID` (checked by the host, e.g. a NIC's
+//! verdict on a forwarded frame: [`RxChecksum::Valid`]) or neither
+//! ([`RxChecksum::Unverified`]: the stack checks it). GSO is not asked for, so every
+//! frame fits the MTU; a frame with a GSO type is dropped.
+//!
 //! In the [sandbox](crate::sandbox) the TAP is opened before sealing, registered with
 //! no reactor (the sandbox's idle wait `ppoll`s its descriptor, level-triggered, so
 //! the contract above holds a fortiori) and never closed: `close(2)` is not among the
@@ -34,7 +47,8 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
-use oasis_devices::{NetDevice, NetInfo};
+use oasis_devices::{NetDevice, NetInfo, RxChecksum, TxChecksum};
+use oasis_virtio::net::{HDR_F_DATA_VALID, HDR_F_NEEDS_CSUM, HDR_LEN, NetHdr};
 use polling::PollMode;
 
 use crate::net::HostNetError;
@@ -49,7 +63,7 @@ pub const MIN_RX_SLOTS: usize = 2;
 /// Bytes the receive ring takes at most, beyond [`MIN_RX_SLOTS`] slots: 32 slots at
 /// Ethernet's MTU. Frames wait in the kernel's queue either way; the ring only saves
 /// reads.
-pub const RX_RING_BYTES: usize = RX_SLOTS * (DEFAULT_MTU + ETHERNET_HEADER_LEN + 1);
+pub const RX_RING_BYTES: usize = RX_SLOTS * (VNET_HDR_LEN + DEFAULT_MTU + ETHERNET_HEADER_LEN + 1);
 
 /// Length of an Ethernet header (destination, source, EtherType).
 pub const ETHERNET_HEADER_LEN: usize = 14;
@@ -63,13 +77,28 @@ pub const MAX_MTU: usize = 65535;
 /// The clone device of the Linux tun/tap driver.
 const TUN_PATH: &str = "/dev/net/tun";
 
+/// Bytes of virtio-net header before every frame: virtio 1.x's 12
+/// (`num_buffers` included, unused here), set with `TUNSETVNETHDRSZ`.
+pub const VNET_HDR_LEN: usize = HDR_LEN;
+
+/// `VIRTIO_NET_HDR_GSO_NONE`.
+const GSO_NONE: u8 = 0;
+
 /// Frame counters since the device was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TapStats {
     /// Frames received and put in the ring.
     pub rx_frames: u64,
-    /// Frames read and dropped as too short or too long.
+    /// Frames read and dropped as too short or too long, or with a header we did not
+    /// ask for (GSO) or that points outside the frame.
     pub rx_dropped: u64,
+    /// Received frames by what their header said of their checksum: `NEEDS_CSUM`
+    /// (summed by nobody yet: the host's own), `DATA_VALID` (checked by the host).
+    pub rx_csum_partial: u64,
+    /// See [`rx_csum_partial`](Self::rx_csum_partial).
+    pub rx_csum_valid: u64,
+    /// Frames sent with their TCP/UDP checksum left to the host (`NEEDS_CSUM`).
+    pub tx_csum_partial: u64,
     /// Frames handed to the host.
     pub tx_frames: u64,
     /// Frames the host refused (e.g. the interface is down).
@@ -98,16 +127,23 @@ pub struct TapDevice {
     file: TapFile,
     name: String,
     info: NetInfo,
-    /// `slots` slots of `slot_len` bytes each.
+    /// `slots` slots of `slot_len` bytes each: header, then frame.
     rx: Box<[u8]>,
+    /// Frame length (header excluded) per slot.
     rx_len: [usize; RX_SLOTS],
+    /// What the header said of the frame's checksum, per slot.
+    rx_csum: [RxChecksum; RX_SLOTS],
     rx_head: usize,
     rx_count: usize,
-    /// `mtu + 14 + 1`: one spare byte tells an oversized frame from a full one.
+    /// `12 + mtu + 14 + 1`: one spare byte tells an oversized frame from a full one.
     slot_len: usize,
     /// Slots in use: [`RX_SLOTS`], fewer at a large MTU.
     slots: usize,
+    /// Header, then frame.
     tx: Box<[u8]>,
+    /// Whether the host takes our partial checksums and may send us its own
+    /// (`TUN_F_CSUM` was accepted); without it the header is still there, all zero.
+    offload: bool,
     stats: TapStats,
     /// The last read error logged, so a broken interface does not flood the log.
     last_error: Option<io::ErrorKind>,
@@ -181,9 +217,14 @@ fn query_mtu(name: &[libc::c_char; libc::IFNAMSIZ]) -> Option<usize> {
         .filter(|m| (68..=MAX_MTU).contains(m))
 }
 
+/// Bytes of one receive slot at `mtu`: header, frame, one spare byte.
+fn slot_len(mtu: usize) -> usize {
+    VNET_HDR_LEN + mtu + ETHERNET_HEADER_LEN + 1
+}
+
 /// Receive slots for `mtu`: [`RX_SLOTS`] as long as they fit [`RX_RING_BYTES`].
 fn rx_slots(mtu: usize) -> usize {
-    (RX_RING_BYTES / (mtu + ETHERNET_HEADER_LEN + 1)).clamp(MIN_RX_SLOTS, RX_SLOTS)
+    (RX_RING_BYTES / slot_len(mtu)).clamp(MIN_RX_SLOTS, RX_SLOTS)
 }
 
 /// A random locally administered unicast MAC address.
@@ -198,9 +239,19 @@ fn random_mac() -> [u8; 6] {
     mac
 }
 
-/// Attaches to (or creates) TAP interface `name`: the non-blocking descriptor, the
-/// name the kernel reports and the interface's MTU.
-fn attach(name: &str) -> Result<(File, String, usize), HostNetError> {
+/// What [`attach`] opened.
+struct Attached {
+    file: File,
+    /// The name the kernel reports.
+    name: String,
+    mtu: usize,
+    /// `TUN_F_CSUM` accepted.
+    offload: bool,
+}
+
+/// Attaches to (or creates) TAP interface `name` with a virtio-net header and asks
+/// for checksum offload.
+fn attach(name: &str) -> Result<Attached, HostNetError> {
     let raw_name = ifname(name)?;
     let open_err = |source| HostNetError::TapOpen {
         name: name.to_string(),
@@ -215,17 +266,75 @@ fn attach(name: &str) -> Result<(File, String, usize), HostNetError> {
     // SAFETY: `ifreq` is plain old data for which all-zero bytes are a valid value.
     let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
     ifr.ifr_name = raw_name;
-    // IFF_TAP | IFF_NO_PI = 0x1002 fits a c_short.
-    ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    // IFF_TAP | IFF_NO_PI | IFF_VNET_HDR = 0x5002 fits a c_short.
+    ifr.ifr_ifru.ifru_flags =
+        (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes the `ifreq` we pass, which lives for the
     // whole call; `file` is an open /dev/net/tun descriptor.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut ifr) };
     if rc != 0 {
         return Err(open_err(io::Error::last_os_error()));
     }
-    let actual = ifname_str(&ifr.ifr_name);
-    let mtu = query_mtu(&ifr.ifr_name).unwrap_or(DEFAULT_MTU);
-    Ok((file, actual, mtu))
+    let hdr_len = VNET_HDR_LEN as libc::c_int;
+    // SAFETY: TUNSETVNETHDRSZ reads one c_int through the pointer, which points to a
+    // live local for the whole call; `file` is the TAP descriptor.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &hdr_len) };
+    if rc != 0 {
+        return Err(open_err(io::Error::last_os_error()));
+    }
+    // TUN_F_CSUM alone: no TSO/UFO, so every frame fits the MTU. The argument is the
+    // flag word itself, not a pointer.
+    // SAFETY: TUNSETOFFLOAD takes its argument by value and touches no memory of ours.
+    let rc = unsafe {
+        libc::ioctl(
+            file.as_raw_fd(),
+            libc::TUNSETOFFLOAD,
+            libc::c_ulong::from(libc::TUN_F_CSUM),
+        )
+    };
+    let offload = rc == 0;
+    if !offload {
+        log::info!(
+            "TAP {name}: no checksum offload ({}): checksums in software",
+            io::Error::last_os_error()
+        );
+    }
+    Ok(Attached {
+        file,
+        name: ifname_str(&ifr.ifr_name),
+        mtu: query_mtu(&ifr.ifr_name).unwrap_or(DEFAULT_MTU),
+        offload,
+    })
+}
+
+/// What a received frame's virtio-net header says of its checksum; `None` when the
+/// frame must be dropped: a GSO frame (never asked for) or a `NEEDS_CSUM` position
+/// outside the frame. `frame_len` excludes the header.
+fn rx_checksum(hdr: &NetHdr, frame_len: usize) -> Option<RxChecksum> {
+    if hdr.gso_type != GSO_NONE {
+        return None;
+    }
+    if hdr.flags & HDR_F_NEEDS_CSUM != 0 {
+        let end = usize::from(hdr.csum_start) + usize::from(hdr.csum_offset) + 2;
+        return (end <= frame_len).then_some(RxChecksum::Partial);
+    }
+    if hdr.flags & HDR_F_DATA_VALID != 0 {
+        return Some(RxChecksum::Valid);
+    }
+    Some(RxChecksum::Unverified)
+}
+
+/// The header a transmitted frame goes out with.
+fn tx_header(csum: TxChecksum) -> NetHdr {
+    match csum {
+        TxChecksum::Complete => NetHdr::default(),
+        TxChecksum::Partial { start, offset } => NetHdr {
+            flags: HDR_F_NEEDS_CSUM,
+            csum_start: start,
+            csum_offset: offset,
+            ..NetHdr::default()
+        },
+    }
 }
 
 impl TapDevice {
@@ -237,26 +346,38 @@ impl TapDevice {
 
     /// Like [`open`](Self::open), with our side's MAC address given.
     pub fn open_with_mac(name: &str, mac: [u8; 6]) -> Result<TapDevice, HostNetError> {
-        let (file, actual, mtu) = attach(name)?;
-        let file = Registered::new(file, PollMode::Edge).map_err(HostNetError::Reactor)?;
-        Ok(Self::with_file(TapFile::Registered(file), actual, mac, mtu))
+        let a = attach(name)?;
+        let file = Registered::new(a.file, PollMode::Edge).map_err(HostNetError::Reactor)?;
+        Ok(Self::with_file(
+            TapFile::Registered(file),
+            a.name,
+            mac,
+            a.mtu,
+            a.offload,
+        ))
     }
 
     /// Opens TAP `name` for the sandbox: no reactor, and the descriptor stays open
     /// until the process exits (see the module docs). Returns the raw descriptor too,
     /// for the sandbox's idle wait and its seccomp filter.
     pub(crate) fn open_kept(name: &str) -> Result<(TapDevice, RawFd), HostNetError> {
-        let (file, actual, mtu) = attach(name)?;
-        let file: &'static File = Box::leak(Box::new(file));
+        let a = attach(name)?;
+        let file: &'static File = Box::leak(Box::new(a.file));
         let fd = file.as_raw_fd();
         Ok((
-            Self::with_file(TapFile::Kept(file), actual, random_mac(), mtu),
+            Self::with_file(TapFile::Kept(file), a.name, random_mac(), a.mtu, a.offload),
             fd,
         ))
     }
 
-    fn with_file(file: TapFile, name: String, mac: [u8; 6], mtu: usize) -> TapDevice {
-        let slot_len = mtu + ETHERNET_HEADER_LEN + 1;
+    fn with_file(
+        file: TapFile,
+        name: String,
+        mac: [u8; 6],
+        mtu: usize,
+        offload: bool,
+    ) -> TapDevice {
+        let slot_len = slot_len(mtu);
         let slots = rx_slots(mtu);
         TapDevice {
             file,
@@ -264,11 +385,13 @@ impl TapDevice {
             info: NetInfo { mac, mtu },
             rx: vec![0; slot_len * slots].into_boxed_slice(),
             rx_len: [0; RX_SLOTS],
+            rx_csum: [RxChecksum::Unverified; RX_SLOTS],
             rx_head: 0,
             rx_count: 0,
             slot_len,
             slots,
-            tx: vec![0; mtu + ETHERNET_HEADER_LEN].into_boxed_slice(),
+            tx: vec![0; VNET_HDR_LEN + mtu + ETHERNET_HEADER_LEN].into_boxed_slice(),
+            offload,
             stats: TapStats::default(),
             last_error: None,
         }
@@ -299,12 +422,24 @@ impl TapDevice {
                 return;
             };
             let mut file = self.file.io();
+            let max_frame = self.info.mtu + ETHERNET_HEADER_LEN;
             match retry_interrupted(|| file.read(buf)) {
-                Ok(n) if n < ETHERNET_HEADER_LEN || n > self.info.mtu + ETHERNET_HEADER_LEN => {
-                    self.stats.rx_dropped += 1;
-                }
                 Ok(n) => {
-                    self.rx_len[slot] = n;
+                    let frame_len = n.saturating_sub(VNET_HDR_LEN);
+                    let csum = NetHdr::parse(buf)
+                        .filter(|_| (ETHERNET_HEADER_LEN..=max_frame).contains(&frame_len))
+                        .and_then(|hdr| rx_checksum(&hdr, frame_len));
+                    let Some(csum) = csum else {
+                        self.stats.rx_dropped += 1;
+                        continue;
+                    };
+                    match csum {
+                        RxChecksum::Partial => self.stats.rx_csum_partial += 1,
+                        RxChecksum::Valid => self.stats.rx_csum_valid += 1,
+                        RxChecksum::Unverified => {}
+                    }
+                    self.rx_len[slot] = frame_len;
+                    self.rx_csum[slot] = csum;
                     self.rx_count += 1;
                     self.stats.rx_frames += 1;
                     self.last_error = None;
@@ -328,6 +463,20 @@ impl NetDevice for TapDevice {
     }
 
     fn receive<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
+        self.receive_with_checksum(|frame, _| f(frame))
+    }
+
+    fn checksum_offload(&self) -> bool {
+        // Our partial checksums are taken with or without TUN_F_CSUM (which governs
+        // what the host sends us), but a host that refused it is an old or odd one:
+        // keep to what was asked and granted.
+        self.offload
+    }
+
+    fn receive_with_checksum<R>(
+        &mut self,
+        f: impl FnOnce(&mut [u8], RxChecksum) -> R,
+    ) -> Option<R> {
         if self.rx_count == 0 {
             self.fill();
         }
@@ -335,10 +484,10 @@ impl NetDevice for TapDevice {
             return None;
         }
         let slot = self.rx_head;
-        let start = slot * self.slot_len;
+        let start = slot * self.slot_len + VNET_HDR_LEN;
         let len = self.rx_len[slot];
         let frame = self.rx.get_mut(start..start + len)?;
-        let r = f(frame);
+        let r = f(frame, self.rx_csum[slot]);
         self.rx_head = (self.rx_head + 1) % self.slots;
         self.rx_count -= 1;
         Some(r)
@@ -349,14 +498,29 @@ impl NetDevice for TapDevice {
     }
 
     fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
+        self.transmit_with_checksum(len, |frame| (f(frame), TxChecksum::Complete))
+    }
+
+    fn transmit_with_checksum<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, TxChecksum),
+    ) -> Option<R> {
         if len > self.max_frame() {
             return None;
         }
-        let buf = self.tx.get_mut(..len)?;
-        let r = f(buf);
+        let buf = self.tx.get_mut(..VNET_HDR_LEN + len)?;
+        let (hdr, frame) = buf.split_at_mut(VNET_HDR_LEN);
+        // A partial checksum is finished by the host even where it refused TUN_F_CSUM
+        // (that flag governs what it sends us), so `csum` is obeyed either way.
+        let (r, csum) = f(frame);
+        if csum != TxChecksum::Complete {
+            self.stats.tx_csum_partial += 1;
+        }
+        tx_header(csum).emit(hdr)?;
         let mut file = self.file.io();
         match retry_interrupted(|| file.write(buf)) {
-            Ok(n) if n == len => self.stats.tx_frames += 1,
+            Ok(n) if n == VNET_HDR_LEN + len => self.stats.tx_frames += 1,
             Ok(n) => {
                 log::debug!("TAP {}: host took {n} of {len} bytes", self.name);
                 self.stats.tx_dropped += 1;
@@ -416,8 +580,49 @@ mod tests {
         assert_eq!(rx_slots(9000), 5);
         assert_eq!(rx_slots(65521), MIN_RX_SLOTS);
         for mtu in [68, 1500, 9000] {
-            assert!(rx_slots(mtu) * (mtu + ETHERNET_HEADER_LEN + 1) <= RX_RING_BYTES);
+            assert!(rx_slots(mtu) * slot_len(mtu) <= RX_RING_BYTES);
         }
+    }
+
+    #[test]
+    fn the_virtio_header_says_what_to_trust() {
+        let hdr = |flags, gso_type, csum_start, csum_offset| NetHdr {
+            flags,
+            gso_type,
+            csum_start,
+            csum_offset,
+            ..NetHdr::default()
+        };
+        assert_eq!(
+            rx_checksum(&hdr(0, 0, 0, 0), 60),
+            Some(RxChecksum::Unverified)
+        );
+        assert_eq!(
+            rx_checksum(&hdr(HDR_F_DATA_VALID, 0, 0, 0), 60),
+            Some(RxChecksum::Valid)
+        );
+        assert_eq!(
+            rx_checksum(&hdr(HDR_F_NEEDS_CSUM, 0, 34, 16), 60),
+            Some(RxChecksum::Partial)
+        );
+        // The field must lie inside the frame.
+        assert_eq!(rx_checksum(&hdr(HDR_F_NEEDS_CSUM, 0, 34, 16), 51), None);
+        assert_eq!(
+            rx_checksum(&hdr(HDR_F_NEEDS_CSUM, 0, u16::MAX, u16::MAX), 60),
+            None
+        );
+        // GSO was never asked for.
+        assert_eq!(rx_checksum(&hdr(0, 1, 0, 0), 60), None);
+
+        assert_eq!(tx_header(TxChecksum::Complete), NetHdr::default());
+        let h = tx_header(TxChecksum::Partial {
+            start: 54,
+            offset: 6,
+        });
+        assert_eq!(
+            (h.flags, h.gso_type, h.csum_start, h.csum_offset),
+            (HDR_F_NEEDS_CSUM, 0, 54, 6)
+        );
     }
 
     #[test]
@@ -592,7 +797,10 @@ mod tests {
             udp_to_us.then(|| f[42..].to_vec())
         });
         assert_eq!(payload, b"oasis\n");
+        // The host's own datagram came with its checksum left to us (TUN_F_CSUM).
+        assert!(tap.checksum_offload());
         let stats = tap.stats();
+        assert!(stats.rx_csum_partial >= 1, "{stats:?}");
         assert_eq!(stats.tx_frames, 1);
         assert_eq!(stats.tx_dropped, 0);
         assert!(stats.rx_frames >= 2);

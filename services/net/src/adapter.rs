@@ -13,16 +13,24 @@
 //! waiting; smoltcp then receives until the device lends nothing. The last attempt
 //! hands smoltcp an empty frame, which smoltcp ignores by design.
 //!
-//! Checksums are computed and verified in software both ways: virtio-net runs with
-//! no offloads, and a frame from an untrusted peer must be verified anyway.
+//! Checksums: over a device without offload (virtio-net here negotiates none)
+//! smoltcp computes and verifies every checksum in software. Over a device with
+//! [`checksum_offload`](NetDevice::checksum_offload) (the TAP opened with a virtio
+//! header) smoltcp leaves TCP and UDP checksums alone, since its capabilities are per
+//! interface: the adapter puts the pseudo-header sum in each TCP/UDP frame it sends
+//! for the host to finish ([`TxChecksum::Partial`]), and verifies in software every
+//! received frame the device did not vouch for ([`RxChecksum::Unverified`]),
+//! dropping a bad one (counted). IPv4 header and ICMP checksums stay smoltcp's.
 
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use oasis_devices::NetDevice;
-use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
+use oasis_devices::{NetDevice, RxChecksum, TxChecksum};
+use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
+
+use crate::checksum;
 
 /// Ethernet header bytes on top of the IP MTU.
 const ETH_HEADER: usize = 14;
@@ -36,6 +44,9 @@ pub struct AdapterStats {
     pub tx_frames: u64,
     /// Frames smoltcp produced that the device refused (no buffer, too long).
     pub tx_dropped: u64,
+    /// Received frames dropped for a bad TCP/UDP checksum, found by the adapter's own
+    /// check (devices with checksum offload; smoltcp's own drops are not counted).
+    pub rx_bad_checksum: u64,
 }
 
 /// A reply built while a received frame is still lent.
@@ -65,7 +76,15 @@ impl<D: NetDevice> Adapter<D> {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = info.mtu + ETH_HEADER;
         caps.max_burst_size = max_burst;
-        caps.checksum = ChecksumCapabilities::default(); // compute and verify: Checksum::Both
+        caps.checksum = if dev.checksum_offload() {
+            // TCP/UDP: the adapter's (see the module docs).
+            let mut c = ChecksumCapabilities::default();
+            c.tcp = Checksum::None;
+            c.udp = Checksum::None;
+            c
+        } else {
+            ChecksumCapabilities::default() // compute and verify: Checksum::Both
+        };
         Self {
             reply: RefCell::new(Reply {
                 buf: vec![0; info.mtu + ETH_HEADER],
@@ -232,6 +251,16 @@ fn tcp_syn_port(frame: &[u8]) -> Option<u16> {
     (flags & (SYN | ACK) == SYN).then_some(port)
 }
 
+/// What a frame smoltcp wrote asks of the device: nothing without offload (smoltcp
+/// computed every checksum), else the TCP/UDP checksum to finish.
+fn tx_checksum(offload: bool, frame: &mut [u8]) -> TxChecksum {
+    if offload {
+        checksum::tx_partial(frame)
+    } else {
+        TxChecksum::Complete
+    }
+}
+
 impl<D: NetDevice> RxToken<'_, D> {
     /// Sends the reply built during the receive, if any.
     fn flush_reply(&mut self) {
@@ -240,9 +269,13 @@ impl<D: NetDevice> RxToken<'_, D> {
         let Some(frame) = reply.buf.get(..len) else {
             return;
         };
+        let offload = self.dev.checksum_offload();
         if self
             .dev
-            .transmit(len, |b| b.copy_from_slice(frame))
+            .transmit_with_checksum(len, |b| {
+                b.copy_from_slice(frame);
+                ((), tx_checksum(offload, b))
+            })
             .is_some()
         {
             self.stats.tx_frames += 1;
@@ -260,21 +293,32 @@ impl<D: NetDevice> phy::RxToken for RxToken<'_, D> {
     {
         let mut f = Some(f);
         let last_syn = &mut *self.last_syn;
-        let got = self.dev.receive(|frame| {
+        let verify = self.dev.checksum_offload();
+        let got = self.dev.receive_with_checksum(|frame, csum| {
+            if verify && csum == RxChecksum::Unverified && !checksum::rx_valid(frame) {
+                *last_syn = None;
+                return None;
+            }
             *last_syn = tcp_syn_port(frame);
             f.take().map(|f| f(frame))
         });
-        let r = match (got.flatten(), f.take()) {
-            (Some(r), _) => {
+        let r = match (got, f.take()) {
+            (Some(Some(r)), _) => {
                 self.stats.rx_frames += 1;
                 r
+            }
+            (Some(None), Some(f)) => {
+                // A bad checksum: dropped, as smoltcp would; an empty frame instead.
+                self.stats.rx_frames += 1;
+                self.stats.rx_bad_checksum += 1;
+                f(&[])
             }
             (None, Some(f)) => {
                 // Nothing was waiting after all: an empty frame, which smoltcp skips.
                 *self.rx_ready = false;
                 f(&[])
             }
-            (None, None) => unreachable!("the receive closure ran but produced no value"),
+            (_, None) => unreachable!("the receive closure ran but produced no value"),
         };
         self.flush_reply();
         r
@@ -294,7 +338,12 @@ impl<D: NetDevice> phy::TxToken for TxToken<'_, D> {
                 sent,
             } => {
                 let mut f = Some(f);
-                if let Some(Some(r)) = dev.transmit(len, |buf| f.take().map(|f| f(buf))) {
+                let offload = dev.checksum_offload();
+                let queued = dev.transmit_with_checksum(len, |buf| {
+                    let r = f.take().map(|f| f(buf));
+                    (r, tx_checksum(offload, buf))
+                });
+                if let Some(Some(r)) = queued {
                     stats.tx_frames += 1;
                     *sent += 1;
                     return r;
@@ -326,8 +375,185 @@ impl<D: NetDevice> phy::TxToken for TxToken<'_, D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::test_frames::{complete, frame};
+    use oasis_devices::NetInfo;
     use oasis_devices::mem_net::{MemNet, MemNetConfig};
     use phy::{Device, RxToken as _, TxToken as _};
+    use smoltcp::wire::IpProtocol;
+
+    /// A `MemNet` end with checksum offload: every received frame is reported as
+    /// `rx`; what each transmitted frame asks is recorded.
+    struct Offloading {
+        net: MemNet,
+        rx: RxChecksum,
+        tx: Vec<TxChecksum>,
+    }
+
+    impl NetDevice for Offloading {
+        fn info(&self) -> NetInfo {
+            self.net.info()
+        }
+        fn receive<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
+            self.net.receive(f)
+        }
+        fn can_transmit(&self) -> bool {
+            self.net.can_transmit()
+        }
+        fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
+            self.transmit_with_checksum(len, |b| (f(b), TxChecksum::Complete))
+        }
+        fn poll(&mut self) -> bool {
+            self.net.poll()
+        }
+        fn checksum_offload(&self) -> bool {
+            true
+        }
+        fn receive_with_checksum<R>(
+            &mut self,
+            f: impl FnOnce(&mut [u8], RxChecksum) -> R,
+        ) -> Option<R> {
+            let rx = self.rx;
+            self.net.receive(|frame| f(frame, rx))
+        }
+        fn transmit_with_checksum<R>(
+            &mut self,
+            len: usize,
+            f: impl FnOnce(&mut [u8]) -> (R, TxChecksum),
+        ) -> Option<R> {
+            let tx = &mut self.tx;
+            self.net.transmit(len, |b| {
+                let (r, csum) = f(b);
+                tx.push(csum);
+                r
+            })
+        }
+    }
+
+    fn offloading(rx: RxChecksum) -> (Adapter<Offloading>, MemNet) {
+        let (a, b) = MemNet::pair();
+        let dev = Offloading {
+            net: a,
+            rx,
+            tx: Vec::new(),
+        };
+        (Adapter::new(dev, None), b)
+    }
+
+    /// The length smoltcp is handed for the next received frame (0: dropped).
+    fn next_frame_len<D: NetDevice>(ad: &mut Adapter<D>) -> usize {
+        ad.begin();
+        let (rx, _) = ad.receive(Instant::from_millis(0)).unwrap();
+        rx.consume(|f| f.len())
+    }
+
+    #[test]
+    fn smoltcp_leaves_tcp_and_udp_checksums_to_an_offloading_device() {
+        let (ad, _b) = offloading(RxChecksum::Unverified);
+        let c = ad.capabilities().checksum;
+        assert!(!c.tcp.tx() && !c.tcp.rx() && !c.udp.tx() && !c.udp.rx());
+        assert!(c.ipv4.tx() && c.ipv4.rx() && c.icmpv4.rx() && c.icmpv6.rx());
+        let (a, _b) = MemNet::pair();
+        let c = Adapter::new(a, None).capabilities().checksum;
+        assert!(c.tcp.tx() && c.tcp.rx() && c.udp.tx() && c.udp.rx());
+    }
+
+    #[test]
+    fn unflagged_frames_with_bad_checksums_are_dropped() {
+        let (mut ad, mut b) = offloading(RxChecksum::Unverified);
+        for (v6, proto) in [
+            (true, IpProtocol::Tcp),
+            (false, IpProtocol::Udp),
+            (false, IpProtocol::Tcp),
+        ] {
+            let good = frame(v6, proto, b"checked in software");
+            let mut bad = good.clone();
+            *bad.last_mut().unwrap() ^= 0x40;
+            for f in [&bad, &good] {
+                b.transmit(f.len(), |buf| buf.copy_from_slice(f)).unwrap();
+            }
+            assert_eq!(next_frame_len(&mut ad), 0, "{v6} {proto}: bad frame passed");
+            assert_eq!(next_frame_len(&mut ad), good.len(), "{v6} {proto}");
+        }
+        let stats = ad.stats();
+        assert_eq!((stats.rx_frames, stats.rx_bad_checksum), (6, 3));
+        assert_eq!(ad.last_syn(), Some(80), "the good IPv4 SYN is seen");
+    }
+
+    #[test]
+    fn flagged_frames_are_trusted() {
+        for rx in [RxChecksum::Partial, RxChecksum::Valid] {
+            let (mut ad, mut b) = offloading(rx);
+            // As the host's stack sends it with NEEDS_CSUM: the pseudo-header sum only.
+            let mut f = frame(false, IpProtocol::Tcp, b"from the host");
+            let partial = checksum::tx_partial(&mut f);
+            assert!(matches!(partial, TxChecksum::Partial { .. }));
+            assert!(!checksum::rx_valid(&f));
+            b.transmit(f.len(), |buf| buf.copy_from_slice(&f)).unwrap();
+            assert_eq!(next_frame_len(&mut ad), f.len(), "{rx:?}");
+            assert_eq!(ad.stats().rx_bad_checksum, 0);
+        }
+    }
+
+    #[test]
+    fn a_device_without_offload_hands_every_frame_to_smoltcp() {
+        // smoltcp verifies them itself (its capabilities are on).
+        let (a, mut b) = MemNet::pair();
+        let mut ad = Adapter::new(a, None);
+        let mut bad = frame(false, IpProtocol::Tcp, b"smoltcp's to check");
+        *bad.last_mut().unwrap() ^= 1;
+        b.transmit(bad.len(), |buf| buf.copy_from_slice(&bad))
+            .unwrap();
+        assert_eq!(next_frame_len(&mut ad), bad.len());
+        assert_eq!(ad.stats().rx_bad_checksum, 0);
+    }
+
+    #[test]
+    fn transmitted_frames_carry_partial_sums_the_host_completes() {
+        let (mut ad, mut b) = offloading(RxChecksum::Unverified);
+        let now = Instant::from_millis(0);
+        for (v6, proto, start, offset) in [
+            (false, IpProtocol::Tcp, 34, 16),
+            (false, IpProtocol::Udp, 34, 6),
+            (true, IpProtocol::Tcp, 54, 16),
+            (true, IpProtocol::Udp, 54, 6),
+        ] {
+            let good = frame(v6, proto, &[0x5a; 1400]);
+            let mut zeroed = good.clone();
+            zeroed[start + offset..][..2].fill(0); // as smoltcp leaves it
+            ad.transmit(now)
+                .unwrap()
+                .consume(zeroed.len(), |buf| buf.copy_from_slice(&zeroed));
+            let want = TxChecksum::Partial {
+                start: start as u16,
+                offset: offset as u16,
+            };
+            assert_eq!(ad.device().tx.last(), Some(&want), "{v6} {proto}");
+            let mut sent = b.receive(|f| f.to_vec()).unwrap();
+            complete(&mut sent, start as u16, offset as u16);
+            assert_eq!(sent, good, "{v6} {proto}");
+        }
+        // A reply built during a receive (a RST, say) goes out the same way.
+        b.transmit(42, |f| f.fill(0)).unwrap();
+        ad.begin();
+        let (rx, reply) = ad.receive(now).unwrap();
+        let good = frame(false, IpProtocol::Tcp, b"");
+        let mut zeroed = good.clone();
+        zeroed[50..52].fill(0);
+        rx.consume(|_| reply.consume(zeroed.len(), |buf| buf.copy_from_slice(&zeroed)));
+        assert_eq!(
+            ad.device().tx.last(),
+            Some(&TxChecksum::Partial {
+                start: 34,
+                offset: 16
+            })
+        );
+        let mut sent = b.receive(|f| f.to_vec()).unwrap();
+        complete(&mut sent, 34, 16);
+        assert_eq!(sent, good);
+        // Not TCP or UDP: complete as written.
+        ad.transmit(now).unwrap().consume(42, |buf| buf.fill(1));
+        assert_eq!(ad.device().tx.last(), Some(&TxChecksum::Complete));
+    }
 
     #[test]
     fn frames_pass_both_ways_without_copies_through_scratch() {

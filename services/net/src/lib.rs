@@ -95,6 +95,7 @@
 extern crate alloc;
 
 pub mod adapter;
+mod checksum;
 pub mod config;
 pub mod error;
 mod neighbor;

@@ -1,18 +1,79 @@
 //! The frame-fuzzing harness, shared by the cargo-fuzz target and the stable replay
 //! test: arbitrary bytes become frames fed into a `Stack` with a TCP listener and a
-//! UDP socket, polled as the executor would, with time moving on.
+//! UDP socket, polled as the executor would, with time moving on. Each input runs
+//! twice: over a plain device (smoltcp checks every checksum) and over one with
+//! checksum offload (the adapter checks TCP/UDP checksums of unflagged frames and
+//! leaves partial ones for the device, which completes them as a host would).
 
 use std::time::Duration;
 
-use oasis_devices::NetDevice;
 use oasis_devices::mem_net::MemNet;
+use oasis_devices::{NetDevice, NetInfo, RxChecksum, TxChecksum};
 use oasis_net::{NetConfig, Stack};
 use oasis_runtime::{Instant, Poller};
+use smoltcp::wire::checksum;
+
+/// A `MemNet` end with checksum offload: every received frame is unverified, and a
+/// partial checksum is completed on transmit as the host kernel would
+/// (`skb_checksum_help`), failing the run if it points outside the frame.
+pub struct Offloaded(pub MemNet);
+
+impl NetDevice for Offloaded {
+    fn info(&self) -> NetInfo {
+        self.0.info()
+    }
+    fn receive<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
+        self.0.receive(f)
+    }
+    fn can_transmit(&self) -> bool {
+        self.0.can_transmit()
+    }
+    fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
+        self.0.transmit(len, f)
+    }
+    fn poll(&mut self) -> bool {
+        self.0.poll()
+    }
+    fn checksum_offload(&self) -> bool {
+        true
+    }
+    fn receive_with_checksum<R>(
+        &mut self,
+        f: impl FnOnce(&mut [u8], RxChecksum) -> R,
+    ) -> Option<R> {
+        self.0.receive(|frame| f(frame, RxChecksum::Unverified))
+    }
+    fn transmit_with_checksum<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, TxChecksum),
+    ) -> Option<R> {
+        self.0.transmit(len, |frame| {
+            let (r, csum) = f(frame);
+            if let TxChecksum::Partial { start, offset } = csum {
+                let (start, at) = (usize::from(start), usize::from(start + offset));
+                assert!(at + 2 <= frame.len(), "partial checksum outside the frame");
+                let sum = match !checksum::data(&frame[start..]) {
+                    0 => 0xffff,
+                    c => c,
+                };
+                frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+            }
+            r
+        })
+    }
+}
 
 /// Input format: repeated `[len_hi, len_lo, frame bytes...]`; a short tail is one
 /// last frame. Each frame is followed by a poll 10 ms later.
 pub fn run(data: &[u8]) {
-    let (dev, mut wire) = MemNet::pair();
+    let (dev, wire) = MemNet::pair();
+    run_on(dev, wire, data);
+    let (dev, wire) = MemNet::pair();
+    run_on(Offloaded(dev), wire, data);
+}
+
+fn run_on<D: NetDevice + Send>(dev: D, mut wire: MemNet, data: &[u8]) {
     let config = NetConfig {
         tcp_rx_buffer: 4096,
         tcp_tx_buffer: 4096,
