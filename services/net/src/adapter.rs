@@ -24,6 +24,8 @@ use oasis_devices::NetDevice;
 use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
+use crate::tcpstats::{TcpCounts, TcpTracker};
+
 /// Ethernet header bytes on top of the IP MTU.
 const ETH_HEADER: usize = 14;
 
@@ -36,6 +38,9 @@ pub struct AdapterStats {
     pub tx_frames: u64,
     /// Frames smoltcp produced that the device refused (no buffer, too long).
     pub tx_dropped: u64,
+    /// TCP segments, retransmissions and resets seen in those frames
+    /// ([`crate::tcpstats`]).
+    pub tcp: TcpCounts,
 }
 
 /// A reply built while a received frame is still lent.
@@ -55,6 +60,7 @@ pub struct Adapter<D> {
     sent: u64,
     /// The destination port when the last received frame was a TCP SYN over IPv4.
     last_syn: Option<u16>,
+    tcp: TcpTracker,
 }
 
 impl<D: NetDevice> Adapter<D> {
@@ -77,6 +83,7 @@ impl<D: NetDevice> Adapter<D> {
             stats: AdapterStats::default(),
             sent: 0,
             last_syn: None,
+            tcp: TcpTracker::new(),
         }
     }
 
@@ -98,7 +105,10 @@ impl<D: NetDevice> Adapter<D> {
 
     /// Frame counts.
     pub fn stats(&self) -> AdapterStats {
-        self.stats
+        AdapterStats {
+            tcp: self.tcp.counts(),
+            ..self.stats
+        }
     }
 
     /// Starts a poll: lets the device do its housekeeping and learns whether a frame
@@ -132,6 +142,7 @@ pub struct RxToken<'a, D> {
     stats: &'a mut AdapterStats,
     sent: &'a mut u64,
     last_syn: &'a mut Option<u16>,
+    tcp: &'a mut TcpTracker,
 }
 
 /// Lends one transmit buffer: the device's, or the reply scratch during a receive.
@@ -144,6 +155,7 @@ enum Tx<'a, D> {
         reply: &'a RefCell<Reply>,
         stats: &'a mut AdapterStats,
         sent: &'a mut u64,
+        tcp: &'a mut TcpTracker,
     },
     /// Into the scratch buffer; sent when the received frame is returned.
     Reply(&'a RefCell<Reply>),
@@ -170,6 +182,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
             stats,
             sent,
             last_syn,
+            tcp,
             ..
         } = self;
         let reply = &*reply;
@@ -182,6 +195,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
                 stats,
                 sent,
                 last_syn,
+                tcp,
             },
             TxToken(Tx::Reply(reply)),
         ))
@@ -196,6 +210,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
             reply,
             stats,
             sent,
+            tcp,
             ..
         } = self;
         Some(TxToken(Tx::Device {
@@ -203,6 +218,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
             reply,
             stats,
             sent,
+            tcp,
         }))
     }
 
@@ -247,6 +263,7 @@ impl<D: NetDevice> RxToken<'_, D> {
         {
             self.stats.tx_frames += 1;
             *self.sent += 1;
+            self.tcp.sent(frame);
         } else {
             self.stats.tx_dropped += 1;
         }
@@ -259,9 +276,10 @@ impl<D: NetDevice> phy::RxToken for RxToken<'_, D> {
         F: FnOnce(&[u8]) -> R,
     {
         let mut f = Some(f);
-        let last_syn = &mut *self.last_syn;
+        let (last_syn, tcp) = (&mut *self.last_syn, &mut *self.tcp);
         let got = self.dev.receive(|frame| {
             *last_syn = tcp_syn_port(frame);
+            tcp.received(frame);
             f.take().map(|f| f(frame))
         });
         let r = match (got.flatten(), f.take()) {
@@ -292,9 +310,15 @@ impl<D: NetDevice> phy::TxToken for TxToken<'_, D> {
                 reply,
                 stats,
                 sent,
+                tcp,
             } => {
                 let mut f = Some(f);
-                if let Some(Some(r)) = dev.transmit(len, |buf| f.take().map(|f| f(buf))) {
+                let sent_frame = |buf: &mut [u8]| {
+                    let r = f.take().map(|f| f(buf));
+                    tcp.sent(buf);
+                    r
+                };
+                if let Some(Some(r)) = dev.transmit(len, sent_frame) {
                     stats.tx_frames += 1;
                     *sent += 1;
                     return r;
