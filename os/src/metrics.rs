@@ -103,6 +103,93 @@ impl<const N: usize> Render for CounterFamily<N> {
     }
 }
 
+/// A value that goes up and down (a level, a size), named and `static`; set it with
+/// one relaxed store. Declare it `static` and [`register`] it once.
+#[derive(Debug)]
+pub struct Gauge {
+    name: &'static str,
+    help: &'static str,
+    value: AtomicU64,
+}
+
+impl Gauge {
+    /// A gauge `name` at zero.
+    pub const fn new(name: &'static str, help: &'static str) -> Self {
+        Gauge {
+            name,
+            help,
+            value: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the value.
+    pub fn set(&self, v: u64) {
+        self.value.store(v, Relaxed);
+    }
+
+    /// The value.
+    pub fn get(&self) -> u64 {
+        self.value.load(Relaxed)
+    }
+}
+
+impl Render for Gauge {
+    fn render(&self, out: &mut String) {
+        sample(out, self.name, "gauge", self.help, self.get());
+    }
+}
+
+/// Gauges under one metric name, one per value of a label (`N` fixed values), e.g.
+/// a store's bytes used and capacity. Declare it `static` and [`register`] it once.
+#[derive(Debug)]
+pub struct GaugeFamily<const N: usize> {
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    values: [&'static str; N],
+    levels: [AtomicU64; N],
+}
+
+impl<const N: usize> GaugeFamily<N> {
+    /// A family `name{label="values[i]"}`, all at zero.
+    pub const fn new(
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        values: [&'static str; N],
+    ) -> Self {
+        GaugeFamily {
+            name,
+            help,
+            label,
+            values,
+            levels: [const { AtomicU64::new(0) }; N],
+        }
+    }
+
+    /// Sets the gauge of label value `i` (ignored when out of range).
+    pub fn set(&self, i: usize, v: u64) {
+        if let Some(g) = self.levels.get(i) {
+            g.store(v, Relaxed);
+        }
+    }
+}
+
+impl<const N: usize> Render for GaugeFamily<N> {
+    fn render(&self, out: &mut String) {
+        header(out, self.name, "gauge", self.help);
+        for (v, g) in self.values.iter().zip(&self.levels) {
+            let _ = writeln!(
+                out,
+                "{}{{{}=\"{v}\"}} {}",
+                self.name,
+                self.label,
+                g.load(Relaxed)
+            );
+        }
+    }
+}
+
 static REGISTERED: spin::Mutex<Vec<&'static dyn Render>> = spin::Mutex::new(Vec::new());
 
 /// Adds an appliance's metrics to the exposition (once, at start).
@@ -649,6 +736,27 @@ mod tests {
         assert_eq!(BLOCK.in_flight.load(Relaxed), before + 1);
         drop(g);
         assert_eq!(BLOCK.in_flight.load(Relaxed), before);
+    }
+
+    #[test]
+    fn gauges_hold_the_last_value_set() {
+        static G: Gauge = Gauge::new("keys", "Keys.");
+        static F: GaugeFamily<2> =
+            GaugeFamily::new("bytes", "Bytes.", "kind", ["used", "capacity"]);
+        G.set(5);
+        G.set(3);
+        F.set(0, 10);
+        F.set(1, 20);
+        F.set(2, 30);
+        let mut out = String::new();
+        G.render(&mut out);
+        F.render(&mut out);
+        assert_eq!(
+            out,
+            "# HELP keys Keys.\n# TYPE keys gauge\nkeys 3\n\
+             # HELP bytes Bytes.\n# TYPE bytes gauge\n\
+             bytes{kind=\"used\"} 10\nbytes{kind=\"capacity\"} 20\n"
+        );
     }
 
     #[test]
