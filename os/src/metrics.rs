@@ -4,11 +4,13 @@
 //! port of its own, for every appliance.
 //!
 //! What is exported: uptime; heap size, in use and high-water mark; TCP connections
-//! live, refused (SYN answered with RST), evicted and refused at accept; frames in
-//! and out and dropped; block-device wakeups; HTTP requests by method and status
-//! class, response bytes and a latency histogram (appliances serving through
-//! [`crate::http`]); and whatever the appliance registers ([`register`]: e.g. DNS
-//! queries by type).
+//! live, refused (SYN answered with RST), evicted and refused at accept; TCP segments
+//! sent, retransmitted, and resets both ways (`oasis_net::tcpstats`); frames in and
+//! out and dropped; the NIC's virtqueue occupancy; block requests, bytes, errors and
+//! requests in flight; HTTP requests by method and status class, response bytes and
+//! a latency histogram (appliances serving through [`crate::http`]); and whatever
+//! the appliance registers ([`register`]: [`CounterFamily`], [`Gauge`],
+//! [`GaugeFamily`], e.g. DNS queries by type, kv store usage).
 //!
 //! Recording costs one relaxed atomic add: no lock, no allocation. Rendering (per
 //! scrape) allocates the response.
@@ -387,6 +389,12 @@ impl BlockMetrics {
         );
     }
 }
+
+/// Whether `--metrics-port` was given: the network stack then counts TCP
+/// retransmissions and resets (`oasis_net::NetConfig::tcp_stats`), which it skips
+/// otherwise (a header glance per frame).
+pub(crate) static SERVED: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
 
 /// TLS connections reset before their handshake because the heap could not hold it.
 pub(crate) static TLS_REFUSED: Counter = Counter::new();

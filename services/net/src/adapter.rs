@@ -60,7 +60,8 @@ pub struct Adapter<D> {
     sent: u64,
     /// The destination port when the last received frame was a TCP SYN over IPv4.
     last_syn: Option<u16>,
-    tcp: TcpTracker,
+    /// `None` unless TCP statistics are on ([`set_tcp_stats`](Self::set_tcp_stats)).
+    tcp: Option<TcpTracker>,
 }
 
 impl<D: NetDevice> Adapter<D> {
@@ -83,7 +84,15 @@ impl<D: NetDevice> Adapter<D> {
             stats: AdapterStats::default(),
             sent: 0,
             last_syn: None,
-            tcp: TcpTracker::new(),
+            tcp: None,
+        }
+    }
+
+    /// Turns counting TCP retransmissions and resets ([`crate::tcpstats`]) on or
+    /// off; off (the default) costs one branch per frame and no table.
+    pub fn set_tcp_stats(&mut self, on: bool) {
+        if on != self.tcp.is_some() {
+            self.tcp = on.then(TcpTracker::new);
         }
     }
 
@@ -106,7 +115,11 @@ impl<D: NetDevice> Adapter<D> {
     /// Frame counts.
     pub fn stats(&self) -> AdapterStats {
         AdapterStats {
-            tcp: self.tcp.counts(),
+            tcp: self
+                .tcp
+                .as_ref()
+                .map(TcpTracker::counts)
+                .unwrap_or_default(),
             ..self.stats
         }
     }
@@ -142,7 +155,7 @@ pub struct RxToken<'a, D> {
     stats: &'a mut AdapterStats,
     sent: &'a mut u64,
     last_syn: &'a mut Option<u16>,
-    tcp: &'a mut TcpTracker,
+    tcp: &'a mut Option<TcpTracker>,
 }
 
 /// Lends one transmit buffer: the device's, or the reply scratch during a receive.
@@ -155,7 +168,7 @@ enum Tx<'a, D> {
         reply: &'a RefCell<Reply>,
         stats: &'a mut AdapterStats,
         sent: &'a mut u64,
-        tcp: &'a mut TcpTracker,
+        tcp: &'a mut Option<TcpTracker>,
     },
     /// Into the scratch buffer; sent when the received frame is returned.
     Reply(&'a RefCell<Reply>),
@@ -263,7 +276,9 @@ impl<D: NetDevice> RxToken<'_, D> {
         {
             self.stats.tx_frames += 1;
             *self.sent += 1;
-            self.tcp.sent(frame);
+            if let Some(t) = self.tcp {
+                t.sent(frame);
+            }
         } else {
             self.stats.tx_dropped += 1;
         }
@@ -279,7 +294,9 @@ impl<D: NetDevice> phy::RxToken for RxToken<'_, D> {
         let (last_syn, tcp) = (&mut *self.last_syn, &mut *self.tcp);
         let got = self.dev.receive(|frame| {
             *last_syn = tcp_syn_port(frame);
-            tcp.received(frame);
+            if let Some(t) = tcp {
+                t.received(frame);
+            }
             f.take().map(|f| f(frame))
         });
         let r = match (got.flatten(), f.take()) {
@@ -315,7 +332,9 @@ impl<D: NetDevice> phy::TxToken for TxToken<'_, D> {
                 let mut f = Some(f);
                 let sent_frame = |buf: &mut [u8]| {
                     let r = f.take().map(|f| f(buf));
-                    tcp.sent(buf);
+                    if let Some(t) = tcp {
+                        t.sent(buf);
+                    }
                     r
                 };
                 if let Some(Some(r)) = dev.transmit(len, sent_frame) {

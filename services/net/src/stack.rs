@@ -1094,6 +1094,7 @@ impl<D: NetDevice> Stack<D> {
         let info = device.info();
         let mac = info.mac;
         let mut adapter = Adapter::new(device, config.max_burst);
+        adapter.set_tcp_stats(config.tcp_stats);
         let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         iface_config.random_seed = seed;
         let mut iface = Interface::new(iface_config, &mut adapter, to_smol(now));

@@ -51,12 +51,14 @@ pub struct TcpCounts {
     pub resets_received: u64,
 }
 
-/// What the tracker needs of one TCP segment in an Ethernet frame.
+/// What the tracker needs of one TCP segment in an Ethernet frame: a view of the
+/// frame's bytes, nothing copied but the header fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Segment {
-    /// A 64-bit hash of (source address, destination address, ports), direction
-    /// included.
-    pub flow: u64,
+pub struct Segment<'a> {
+    /// Source then destination address (8 or 32 bytes).
+    addrs: &'a [u8],
+    /// Source then destination port (4 bytes).
+    ports: &'a [u8],
     /// Sequence number.
     pub seq: u32,
     /// Sequence space the segment occupies: payload bytes, plus one for SYN and
@@ -68,12 +70,12 @@ pub struct Segment {
     pub one_zero_byte: bool,
 }
 
-impl Segment {
+impl<'a> Segment<'a> {
     /// Reads the TCP segment in an Ethernet frame; `None` for anything else and for
     /// any frame too short for the lengths its headers claim (a glance that never
     /// panics: the frame may come from anyone). IPv4 fragments other than a whole
     /// datagram are `None`.
-    pub fn parse(frame: &[u8]) -> Option<Segment> {
+    pub fn parse(frame: &'a [u8]) -> Option<Segment<'a>> {
         let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
         let ip = frame.get(ETH_HEADER..)?;
         let (addrs, tcp) = match ethertype {
@@ -110,23 +112,43 @@ impl Segment {
             + u32::from(flags & flag::SYN != 0)
             + u32::from(flags & flag::FIN != 0);
         Some(Segment {
-            flow: fnv1a(&[addrs, tcp.get(..4)?]),
+            addrs,
+            ports: tcp.get(..4)?,
             seq,
             len,
             flags,
             one_zero_byte: payload == [0],
         })
     }
+
+    /// A 64-bit hash of (source address, destination address, ports): the
+    /// connection, direction included.
+    pub fn flow(&self) -> u64 {
+        flow_hash(self.addrs, self.ports, false)
+    }
+
+    /// The same connection's hash in the other direction (addresses and ports
+    /// swapped): a received segment's connection as our side sends on it.
+    pub fn reverse_flow(&self) -> u64 {
+        flow_hash(self.addrs, self.ports, true)
+    }
 }
 
-/// FNV-1a over the concatenation of `parts`.
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in parts.iter().flat_map(|p| p.iter()) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// Hashes addresses (source then destination, each half of `addrs`) and ports
+/// (4 bytes), a 32-bit word at a time; `swap` exchanges source and destination.
+fn flow_hash(addrs: &[u8], ports: &[u8], swap: bool) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let word = |c: &[u8]| c.iter().fold(0u32, |w, &b| (w << 8) | u32::from(b));
+    let (a, b) = addrs.split_at(addrs.len() / 2);
+    let (a, b) = if swap { (b, a) } else { (a, b) };
+    let (pa, pb) = ports.split_at(ports.len() / 2);
+    let (pa, pb) = if swap { (pb, pa) } else { (pa, pb) };
+    let mut h = K;
+    for c in a.chunks(4).chain(b.chunks(4)) {
+        h = (h ^ u64::from(word(c))).wrapping_mul(K).rotate_left(29);
     }
-    h
+    h = (h ^ (u64::from(word(pa)) << 16 | u64::from(word(pb)))).wrapping_mul(K);
+    h ^ (h >> 32)
 }
 
 /// One tracked connection (direction: ours to the peer).
@@ -177,7 +199,7 @@ impl TcpTracker {
         self.counts.segments_sent += 1;
         if s.flags & flag::RST != 0 {
             self.counts.resets_sent += 1;
-            self.forget(s.flow);
+            self.forget(s.flow());
             return;
         }
         if s.len == 0 {
@@ -186,7 +208,7 @@ impl TcpTracker {
         let end = s.seq.wrapping_add(s.len);
         self.clock = self.clock.wrapping_add(1);
         let clock = self.clock;
-        let key = s.flow.max(1);
+        let key = s.flow().max(1);
         let slot = self.slot(key);
         let Some(f) = self.flows.get_mut(slot) else {
             return;
@@ -209,14 +231,12 @@ impl TcpTracker {
 
     /// Notes a frame the stack received.
     pub fn received(&mut self, frame: &[u8]) {
+        // Only the flags matter here: the hash is computed for a RST alone.
         if let Some(s) = Segment::parse(frame)
             && s.flags & flag::RST != 0
         {
             self.counts.resets_received += 1;
-            // The same connection seen from our side: the reverse 4-tuple.
-            if let Some(ours) = reverse_flow(frame) {
-                self.forget(ours);
-            }
+            self.forget(s.reverse_flow());
         }
     }
 
@@ -257,22 +277,6 @@ impl TcpTracker {
 /// Whether sequence number `a` is after `b` (RFC 9293 §3.4, modulo 2^32).
 fn after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
-}
-
-/// The flow hash of a received frame's connection as our side sends it: addresses
-/// and ports swapped.
-fn reverse_flow(frame: &[u8]) -> Option<u64> {
-    let ip = frame.get(ETH_HEADER..)?;
-    let (src, dst, ihl) = match u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]) {
-        ETHERTYPE_IPV4 => (
-            ip.get(12..16)?,
-            ip.get(16..20)?,
-            usize::from(*ip.first()? & 0x0f) * 4,
-        ),
-        _ => (ip.get(8..24)?, ip.get(24..40)?, IPV6_HEADER),
-    };
-    let tcp = ip.get(ihl..)?;
-    Some(fnv1a(&[dst, src, tcp.get(2..4)?, tcp.get(0..2)?]))
 }
 
 #[cfg(test)]
@@ -334,20 +338,26 @@ mod tests {
 
     #[test]
     fn segments_parse_with_their_sequence_space() {
-        let s = Segment::parse(&out(TcpControl::Syn, 7, &[])).unwrap();
+        let f = out(TcpControl::Syn, 7, &[]);
+        let s = Segment::parse(&f).unwrap();
         assert_eq!((s.seq, s.len), (7, 1));
-        let s = Segment::parse(&out(TcpControl::Fin, 9, b"abc")).unwrap();
+        let f = out(TcpControl::Fin, 9, b"abc");
+        let s = Segment::parse(&f).unwrap();
         assert_eq!((s.seq, s.len), (9, 4));
         // A bare ACK in a padded 60-byte frame: no sequence space, padding ignored.
-        let s = Segment::parse(&out(TcpControl::None, 9, &[])).unwrap();
+        let f = out(TcpControl::None, 9, &[]);
+        let s = Segment::parse(&f).unwrap();
         assert_eq!(s.len, 0);
         assert!(!s.one_zero_byte);
-        assert_ne!(
-            s.flow,
-            Segment::parse(&frame(A, B, 4001, TcpControl::None, 9, &[]))
-                .unwrap()
-                .flow
-        );
+        let other = frame(A, B, 4001, TcpControl::None, 9, &[]);
+        assert_ne!(s.flow(), Segment::parse(&other).unwrap().flow());
+        // The peer's segment on the same connection: ours reversed.
+        let mut back = frame(B, A, 80, TcpControl::None, 1, &[]);
+        back[34..36].copy_from_slice(&80u16.to_be_bytes());
+        back[36..38].copy_from_slice(&4000u16.to_be_bytes());
+        let back = Segment::parse(&back).unwrap();
+        assert_eq!(back.reverse_flow(), s.flow());
+        assert_ne!(back.flow(), s.flow());
     }
 
     #[test]

@@ -123,7 +123,12 @@ fn embedded_io_traits_echo() {
     }
     let p = TestPlatform::new();
     block_on(p, async {
-        let (a, b) = two_stacks(p, static_config(A), static_config(B));
+        // A counts no TCP statistics (the facade's default without metrics).
+        let quiet = NetConfig {
+            tcp_stats: false,
+            ..static_config(A)
+        };
+        let (a, b) = two_stacks(p, quiet, static_config(B));
         let l = a.tcp_listen(7).unwrap();
         assert_eq!(l.local_addr(), sa(A, 7));
         let server = spawn(async move {
@@ -137,6 +142,8 @@ fn embedded_io_traits_echo() {
         Read::read_exact(&mut c, &mut buf).await.unwrap();
         assert_eq!(&buf, b"hello");
         assert_eq!(server.await, 5);
+        assert_eq!(a.stats().frames.tcp, Default::default());
+        assert!(b.stats().frames.tcp.segments_sent >= 3, "{:?}", b.stats());
     });
 }
 
