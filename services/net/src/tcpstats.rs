@@ -138,16 +138,28 @@ impl<'a> Segment<'a> {
 /// (4 bytes), a 32-bit word at a time; `swap` exchanges source and destination.
 fn flow_hash(addrs: &[u8], ports: &[u8], swap: bool) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let word = |c: &[u8]| c.iter().fold(0u32, |w, &b| (w << 8) | u32::from(b));
+    let words = |b: &[u8]| {
+        b.chunks_exact(4)
+            .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .fold(0u64, |h, w| {
+                (h ^ u64::from(w)).wrapping_mul(K).rotate_left(29)
+            })
+    };
     let (a, b) = addrs.split_at(addrs.len() / 2);
-    let (a, b) = if swap { (b, a) } else { (a, b) };
-    let (pa, pb) = ports.split_at(ports.len() / 2);
-    let (pa, pb) = if swap { (pb, pa) } else { (pa, pb) };
-    let mut h = K;
-    for c in a.chunks(4).chain(b.chunks(4)) {
-        h = (h ^ u64::from(word(c))).wrapping_mul(K).rotate_left(29);
-    }
-    h = (h ^ (u64::from(word(pa)) << 16 | u64::from(word(pb)))).wrapping_mul(K);
+    let (pa, pb) = match ports {
+        [a0, a1, b0, b1] => (
+            u16::from_ne_bytes([*a0, *a1]),
+            u16::from_ne_bytes([*b0, *b1]),
+        ),
+        _ => (0, 0),
+    };
+    let (ha, hb, pa, pb) = if swap {
+        (words(b), words(a), pb, pa)
+    } else {
+        (words(a), words(b), pa, pb)
+    };
+    let ports = u64::from(pa) << 16 | u64::from(pb);
+    let h = (ha.rotate_left(17) ^ hb ^ ports).wrapping_mul(K);
     h ^ (h >> 32)
 }
 
