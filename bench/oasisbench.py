@@ -233,6 +233,32 @@ def memory_floor(ok, lo=2, hi=256):
     return lo
 
 
+BOOT_PHASE = re.compile(r"DEBUG boot:\s+(\d+)\.(\d{3}) ms  (.+?)\s*$")
+BOOT_EVENT = re.compile(r"^\[\s*(\d+)\.(\d{6})\] DEBUG boot: ([A-Za-z][^(]*?)(?: \(.*\))?\s*$")
+
+
+def boot_trace(console):
+    """The boot phases an Oasis guest booted with `-l boot:debug` printed (text log
+    format), in order: [(phase, ms since PVH entry)], guest clock. Phase lines carry
+    their own time; later events ("network configured") the log line's timestamp.
+
+    >>> boot_trace("[    0.001000] DEBUG boot:    0.792 ms  64-bit entry, IDT\\r\\n"
+    ...            "hello\\n[    0.045250] DEBUG boot: network configured (10.0.0.2)\\n")
+    [('64-bit entry, IDT', 0.792), ('network configured', 45.25)]
+    """
+    out = []
+    for line in console.splitlines():
+        line = line.strip()
+        m = BOOT_PHASE.search(line)
+        if m:
+            out.append((m.group(3), int(m.group(1)) + int(m.group(2)) / 1000))
+            continue
+        m = BOOT_EVENT.search(line)
+        if m:
+            out.append((m.group(3), int(m.group(1)) * 1000 + int(m.group(2)) / 1000))
+    return out
+
+
 def med(xs):
     return statistics.median(xs) if xs else None
 

@@ -22,5 +22,5 @@ pub mod platform;
 pub mod ramdisk;
 
 pub use block::{BlockDevice, BlockError, Geometry};
-pub use net::{NetDevice, NetInfo, RxChecksum, TxChecksum};
+pub use net::{NetDevice, NetInfo, QueueOccupancy, RxChecksum, TxChecksum};
 pub use platform::{EntropyError, HeapUsage, Platform};

@@ -59,6 +59,20 @@ pub enum TxChecksum {
     },
 }
 
+/// How full a device's queues are: a snapshot for metrics ([`NetDevice::occupancy`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueOccupancy {
+    /// Receive buffers posted to the device and not yet taken back (empty ones
+    /// waiting for a frame, plus filled ones the driver has not yet read).
+    pub rx_posted: u16,
+    /// Receive queue size (buffers the device can hold at most).
+    pub rx_size: u16,
+    /// Transmit buffers handed to the device and not yet reclaimed.
+    pub tx_in_flight: u16,
+    /// Transmit queue size.
+    pub tx_size: u16,
+}
+
 /// A device that sends and receives Ethernet frames (without FCS).
 pub trait NetDevice {
     /// MAC address and MTU.
@@ -109,5 +123,11 @@ pub trait NetDevice {
         f: impl FnOnce(&mut [u8]) -> (R, TxChecksum),
     ) -> Option<R> {
         self.transmit(len, |frame| f(frame).0)
+    }
+
+    /// How full the device's queues are now; `None` (the default) for devices
+    /// without descriptor queues (TAP, in-memory wires). Cheap: a few loads.
+    fn occupancy(&self) -> Option<QueueOccupancy> {
+        None
     }
 }

@@ -231,19 +231,25 @@ impl BlockDevice for Disk {
     }
 
     async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        let in_flight = crate::metrics::BLOCK.start();
         let r = self.attend(self.raw.read(sector, buf)).await;
+        drop(in_flight);
         crate::metrics::BLOCK.done(0, buf.len(), r.is_ok());
         r
     }
 
     async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
+        let in_flight = crate::metrics::BLOCK.start();
         let r = self.attend(self.raw.write(sector, buf)).await;
+        drop(in_flight);
         crate::metrics::BLOCK.done(1, buf.len(), r.is_ok());
         r
     }
 
     async fn flush(&self) -> Result<(), BlockError> {
+        let in_flight = crate::metrics::BLOCK.start();
         let r = self.attend(self.raw.flush()).await;
+        drop(in_flight);
         crate::metrics::BLOCK.done(2, 0, r.is_ok());
         r
     }

@@ -279,6 +279,7 @@ pub mod __private {
             }
             #[cfg(feature = "metrics")]
             if let Some(port) = metrics_port {
+                metrics::SERVED.store(true, core::sync::atomic::Ordering::Relaxed);
                 oasis_runtime::spawn(metrics::serve(metrics_os, port));
             }
             let mut fut = pin!(main(os));

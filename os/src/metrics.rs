@@ -4,11 +4,13 @@
 //! port of its own, for every appliance.
 //!
 //! What is exported: uptime; heap size, in use and high-water mark; TCP connections
-//! live, refused (SYN answered with RST), evicted and refused at accept; frames in
-//! and out and dropped; block-device wakeups; HTTP requests by method and status
-//! class, response bytes and a latency histogram (appliances serving through
-//! [`crate::http`]); and whatever the appliance registers ([`register`]: e.g. DNS
-//! queries by type).
+//! live, refused (SYN answered with RST), evicted and refused at accept; TCP segments
+//! sent, retransmitted, and resets both ways (`oasis_net::tcpstats`); frames in and
+//! out and dropped; the NIC's virtqueue occupancy; block requests, bytes, errors and
+//! requests in flight; HTTP requests by method and status class, response bytes and
+//! a latency histogram (appliances serving through [`crate::http`]); and whatever
+//! the appliance registers ([`register`]: [`CounterFamily`], [`Gauge`],
+//! [`GaugeFamily`], e.g. DNS queries by type, kv store usage).
 //!
 //! Recording costs one relaxed atomic add: no lock, no allocation. Rendering (per
 //! scrape) allocates the response.
@@ -99,6 +101,93 @@ impl<const N: usize> Render for CounterFamily<N> {
         header(out, self.name, "counter", self.help);
         for (v, c) in self.values.iter().zip(&self.counts) {
             let _ = writeln!(out, "{}{{{}=\"{v}\"}} {}", self.name, self.label, c.get());
+        }
+    }
+}
+
+/// A value that goes up and down (a level, a size), named and `static`; set it with
+/// one relaxed store. Declare it `static` and [`register`] it once.
+#[derive(Debug)]
+pub struct Gauge {
+    name: &'static str,
+    help: &'static str,
+    value: AtomicU64,
+}
+
+impl Gauge {
+    /// A gauge `name` at zero.
+    pub const fn new(name: &'static str, help: &'static str) -> Self {
+        Gauge {
+            name,
+            help,
+            value: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the value.
+    pub fn set(&self, v: u64) {
+        self.value.store(v, Relaxed);
+    }
+
+    /// The value.
+    pub fn get(&self) -> u64 {
+        self.value.load(Relaxed)
+    }
+}
+
+impl Render for Gauge {
+    fn render(&self, out: &mut String) {
+        sample(out, self.name, "gauge", self.help, self.get());
+    }
+}
+
+/// Gauges under one metric name, one per value of a label (`N` fixed values), e.g.
+/// a store's bytes used and capacity. Declare it `static` and [`register`] it once.
+#[derive(Debug)]
+pub struct GaugeFamily<const N: usize> {
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    values: [&'static str; N],
+    levels: [AtomicU64; N],
+}
+
+impl<const N: usize> GaugeFamily<N> {
+    /// A family `name{label="values[i]"}`, all at zero.
+    pub const fn new(
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        values: [&'static str; N],
+    ) -> Self {
+        GaugeFamily {
+            name,
+            help,
+            label,
+            values,
+            levels: [const { AtomicU64::new(0) }; N],
+        }
+    }
+
+    /// Sets the gauge of label value `i` (ignored when out of range).
+    pub fn set(&self, i: usize, v: u64) {
+        if let Some(g) = self.levels.get(i) {
+            g.store(v, Relaxed);
+        }
+    }
+}
+
+impl<const N: usize> Render for GaugeFamily<N> {
+    fn render(&self, out: &mut String) {
+        header(out, self.name, "gauge", self.help);
+        for (v, g) in self.values.iter().zip(&self.levels) {
+            let _ = writeln!(
+                out,
+                "{}{{{}=\"{v}\"}} {}",
+                self.name,
+                self.label,
+                g.load(Relaxed)
+            );
         }
     }
 }
@@ -226,15 +315,35 @@ pub(crate) struct BlockMetrics {
     requests: [Counter; 3],
     bytes: [Counter; 2],
     errors: [Counter; 3],
+    /// Requests issued and not yet finished (each holds a virtqueue chain, or waits
+    /// for one).
+    in_flight: AtomicU64,
 }
 
 pub(crate) static BLOCK: BlockMetrics = BlockMetrics {
     requests: [const { Counter::new() }; 3],
     bytes: [const { Counter::new() }; 2],
     errors: [const { Counter::new() }; 3],
+    in_flight: AtomicU64::new(0),
 };
 
+/// One block request in flight, from [`BlockMetrics::start`] until dropped (finished
+/// or abandoned).
+pub(crate) struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 impl BlockMetrics {
+    /// A request starts; it counts as in flight until the guard is dropped.
+    pub(crate) fn start(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight(&self.in_flight)
+    }
+
     /// One finished request of kind `k` (0 read, 1 write, 2 flush).
     pub(crate) fn done(&self, k: usize, bytes: usize, ok: bool) {
         if let Some(c) = self.requests.get(k) {
@@ -271,8 +380,21 @@ impl BlockMetrics {
                 let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {}", c.get());
             }
         }
+        sample(
+            out,
+            "oasis_block_requests_in_flight",
+            "gauge",
+            "Block requests issued and not yet finished, all disks together.",
+            self.in_flight.load(Relaxed),
+        );
     }
 }
+
+/// Whether `--metrics-port` was given: the network stack then counts TCP
+/// retransmissions and resets (`oasis_net::NetConfig::tcp_stats`), which it skips
+/// otherwise (a header glance per frame).
+pub(crate) static SERVED: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
 
 /// TLS connections reset before their handshake because the heap could not hold it.
 pub(crate) static TLS_REFUSED: Counter = Counter::new();
@@ -287,6 +409,64 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl core::fmt::Display) {
     header(out, name, kind, help);
     let _ = writeln!(out, "{name} {value}");
+}
+
+/// TCP segment, retransmission and reset counters (`oasis_net::tcpstats`).
+fn tcp_counts(out: &mut String, t: &oasis_net::tcpstats::TcpCounts) {
+    sample(
+        out,
+        "oasis_tcp_segments_sent_total",
+        "counter",
+        "TCP segments sent, read from the frames handed to the NIC.",
+        t.segments_sent,
+    );
+    sample(
+        out,
+        "oasis_tcp_retransmitted_segments_total",
+        "counter",
+        "TCP segments sent again: measured from the frames handed to the NIC, a data, SYN or FIN segment whose sequence end is not beyond the highest already sent on its connection (keep-alive probes excluded; connections beyond a 512-entry table may be missed, so it errs low).",
+        t.retransmits,
+    );
+    header(
+        out,
+        "oasis_tcp_resets_total",
+        "counter",
+        "TCP segments with RST, read from the frames sent to and received from the NIC.",
+    );
+    for (dir, v) in [("sent", t.resets_sent), ("received", t.resets_received)] {
+        let _ = writeln!(out, "oasis_tcp_resets_total{{dir=\"{dir}\"}} {v}");
+    }
+}
+
+/// Virtqueue occupancy of the NIC (devices with descriptor queues only).
+fn queue_gauges(out: &mut String, q: &oasis_devices::QueueOccupancy) {
+    for (name, help, v) in [
+        (
+            "oasis_net_rx_buffers_posted",
+            "Receive buffers posted to the NIC's receive queue and not yet taken back, after the last network poll.",
+            q.rx_posted,
+        ),
+        (
+            "oasis_net_tx_descriptors_in_flight",
+            "Transmit descriptors handed to the NIC and not yet reclaimed, after the last network poll.",
+            q.tx_in_flight,
+        ),
+    ] {
+        header(out, name, "gauge", help);
+        let _ = writeln!(out, "{name}{{nic=\"0\"}} {v}");
+    }
+    header(
+        out,
+        "oasis_net_queue_size",
+        "gauge",
+        "Size of the NIC's virtqueues, in descriptors.",
+    );
+    for (queue, v) in [("rx", q.rx_size), ("tx", q.tx_size)] {
+        let _ = writeln!(
+            out,
+            "oasis_net_queue_size{{nic=\"0\",queue=\"{queue}\"}} {v}"
+        );
+    }
 }
 
 /// The whole exposition, as of now.
@@ -349,15 +529,20 @@ pub fn render() -> String {
             &mut out,
             "oasis_net_frames_total",
             "counter",
-            "Ethernet frames through the network device.",
+            "Ethernet frames through the network device (rx_bad_checksum: received frames the stack dropped for a bad TCP/UDP checksum it checked itself, on devices with checksum offload).",
         );
         let f = s.frames;
         for (dir, v) in [
             ("rx", f.rx_frames),
             ("tx", f.tx_frames),
             ("tx_dropped", f.tx_dropped),
+            ("rx_bad_checksum", f.rx_bad_checksum),
         ] {
             let _ = writeln!(out, "oasis_net_frames_total{{dir=\"{dir}\"}} {v}");
+        }
+        tcp_counts(&mut out, &f.tcp);
+        if let Some(q) = s.queues {
+            queue_gauges(&mut out, &q);
         }
     }
     ACCEPT_REFUSED.render(&mut out);
@@ -516,6 +701,71 @@ mod tests {
         assert!(out.contains("q_total{type=\"AAAA\"} 1\n"));
         assert!(out.contains("q_total{type=\"other\"} 2\n"));
         assert!(out.starts_with("# HELP q_total Queries.\n# TYPE q_total counter\n"));
+    }
+
+    #[test]
+    fn tcp_and_queue_figures_render_with_their_labels() {
+        let mut out = String::new();
+        tcp_counts(
+            &mut out,
+            &oasis_net::tcpstats::TcpCounts {
+                segments_sent: 9,
+                retransmits: 2,
+                resets_sent: 3,
+                resets_received: 4,
+            },
+        );
+        queue_gauges(
+            &mut out,
+            &oasis_devices::QueueOccupancy {
+                rx_posted: 256,
+                rx_size: 256,
+                tx_in_flight: 5,
+                tx_size: 256,
+            },
+        );
+        for line in [
+            "oasis_tcp_segments_sent_total 9\n",
+            "oasis_tcp_retransmitted_segments_total 2\n",
+            "oasis_tcp_resets_total{dir=\"sent\"} 3\n",
+            "oasis_tcp_resets_total{dir=\"received\"} 4\n",
+            "oasis_net_rx_buffers_posted{nic=\"0\"} 256\n",
+            "oasis_net_tx_descriptors_in_flight{nic=\"0\"} 5\n",
+            "oasis_net_queue_size{nic=\"0\",queue=\"tx\"} 256\n",
+            "# TYPE oasis_net_tx_descriptors_in_flight gauge\n",
+        ] {
+            assert!(out.contains(line), "{line} missing from {out}");
+        }
+    }
+
+    #[test]
+    fn block_requests_are_in_flight_until_their_guard_drops() {
+        let before = BLOCK.in_flight.load(Relaxed);
+        let g = BLOCK.start();
+        assert_eq!(BLOCK.in_flight.load(Relaxed), before + 1);
+        drop(g);
+        assert_eq!(BLOCK.in_flight.load(Relaxed), before);
+    }
+
+    #[test]
+    fn gauges_hold_the_last_value_set() {
+        static G: Gauge = Gauge::new("keys", "Keys.");
+        static F: GaugeFamily<2> =
+            GaugeFamily::new("bytes", "Bytes.", "kind", ["used", "capacity"]);
+        G.set(5);
+        G.set(3);
+        F.set(0, 10);
+        F.set(1, 20);
+        F.set(2, 30);
+        let mut out = String::new();
+        G.render(&mut out);
+        F.render(&mut out);
+        assert_eq!(
+            out,
+            "# HELP keys Keys.\n# TYPE keys gauge\nkeys 3\n\
+             # HELP bytes Bytes.\n# TYPE bytes gauge\n\
+             bytes{kind=\"used\"} 10\nbytes{kind=\"capacity\"} 20\n"
+        );
     }
 
     #[test]

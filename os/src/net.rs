@@ -514,6 +514,8 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
         }
     }
     config.tcp_tx_buffer = config.tcp_rx_buffer;
+    // Frame-level TCP counts cost a glance per frame: only when someone reads them.
+    config.tcp_stats = crate::metrics::SERVED.load(core::sync::atomic::Ordering::Relaxed);
     config.tcp_buffer_min = config.tcp_buffer_min.min(config.tcp_rx_buffer);
     let net = match platform::open_net_device(args.tap.as_deref()) {
         Some(Ok(dev)) => {

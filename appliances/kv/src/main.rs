@@ -97,6 +97,8 @@ async fn main(os: Os) -> Result<(), KvAppError> {
     let net = os.net().await?;
     oasis::metrics::register(&OPS);
     oasis::metrics::register(&FAILED);
+    oasis::metrics::register(&KEYS);
+    oasis::metrics::register(&LOG_BYTES);
     let (client, rx) = channel();
     let os2 = os.clone();
     let urls = oasis::http::spawn_listeners(&net, port, https.as_ref(), max_conns, {
@@ -113,8 +115,9 @@ async fn main(os: Os) -> Result<(), KvAppError> {
             .collect::<alloc::vec::Vec<_>>()
             .join(" and ")
     );
+    show_usage(&store);
     let mut store = Store::new(store);
-    store.run(&rx).await;
+    store.run_observed(&rx, show_usage).await;
     Ok(())
 }
 
@@ -124,6 +127,24 @@ static OPS: oasis::metrics::CounterFamily<5> = oasis::metrics::CounterFamily::ne
     "Store operations requested, by kind.",
     "op",
     ["get", "put", "delete", "list", "other"],
+);
+/// Sets the store usage gauges.
+fn show_usage<D: oasis::block::BlockDevice>(kv: &LogStore<D>) {
+    KEYS.set(kv.len() as u64);
+    let (used, capacity) = kv.log_usage();
+    LOG_BYTES.set(0, used);
+    LOG_BYTES.set(1, capacity);
+}
+
+/// Keys in the store (after the last group of operations).
+static KEYS: oasis::metrics::Gauge =
+    oasis::metrics::Gauge::new("kv_keys", "Keys in the store, after the last operations.");
+/// The store's log: bytes used of its region, and the region's size.
+static LOG_BYTES: oasis::metrics::GaugeFamily<2> = oasis::metrics::GaugeFamily::new(
+    "kv_log_bytes",
+    "The store's log: bytes of the active region in use (grows with every write until a compaction) and the region's size.",
+    "kind",
+    ["used", "capacity"],
 );
 /// Operations the store failed.
 static FAILED: oasis::metrics::CounterFamily<1> = oasis::metrics::CounterFamily::new(

@@ -102,6 +102,12 @@ impl<D: BlockDevice> Store<D> {
 
     /// Serves calls forever.
     pub async fn run(&mut self, rx: &Receiver) {
+        self.run_observed(rx, |_| ()).await
+    }
+
+    /// Serves calls forever, showing the store to `observe` after each group of
+    /// operations (for usage gauges).
+    pub async fn run_observed(&mut self, rx: &Receiver, mut observe: impl FnMut(&LogStore<D>)) {
         loop {
             // Moved, not cloned: a group may carry megabytes of values.
             let (ops, answers): (Vec<Op>, Vec<Arc<Signal<Reply>>>) = rx
@@ -111,6 +117,7 @@ impl<D: BlockDevice> Store<D> {
                 .map(|c| (c.op, c.reply))
                 .unzip();
             let replies = self.execute(&ops).await;
+            observe(&self.kv);
             for (answer, reply) in answers.into_iter().zip(replies) {
                 answer.signal(reply);
             }

@@ -31,6 +31,7 @@ use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Med
 use smoltcp::time::Instant;
 
 use crate::checksum;
+use crate::tcpstats::{TcpCounts, TcpTracker};
 
 /// Ethernet header bytes on top of the IP MTU.
 const ETH_HEADER: usize = 14;
@@ -47,6 +48,9 @@ pub struct AdapterStats {
     /// Received frames dropped for a bad TCP/UDP checksum, found by the adapter's own
     /// check (devices with checksum offload; smoltcp's own drops are not counted).
     pub rx_bad_checksum: u64,
+    /// TCP segments, retransmissions and resets seen in those frames
+    /// ([`crate::tcpstats`]).
+    pub tcp: TcpCounts,
 }
 
 /// A reply built while a received frame is still lent.
@@ -66,6 +70,8 @@ pub struct Adapter<D> {
     sent: u64,
     /// The destination port when the last received frame was a TCP SYN over IPv4.
     last_syn: Option<u16>,
+    /// `None` unless TCP statistics are on ([`set_tcp_stats`](Self::set_tcp_stats)).
+    tcp: Option<TcpTracker>,
 }
 
 impl<D: NetDevice> Adapter<D> {
@@ -96,6 +102,15 @@ impl<D: NetDevice> Adapter<D> {
             stats: AdapterStats::default(),
             sent: 0,
             last_syn: None,
+            tcp: None,
+        }
+    }
+
+    /// Turns counting TCP retransmissions and resets ([`crate::tcpstats`]) on or
+    /// off; off (the default) costs one branch per frame and no table.
+    pub fn set_tcp_stats(&mut self, on: bool) {
+        if on != self.tcp.is_some() {
+            self.tcp = on.then(TcpTracker::new);
         }
     }
 
@@ -117,7 +132,14 @@ impl<D: NetDevice> Adapter<D> {
 
     /// Frame counts.
     pub fn stats(&self) -> AdapterStats {
-        self.stats
+        AdapterStats {
+            tcp: self
+                .tcp
+                .as_ref()
+                .map(TcpTracker::counts)
+                .unwrap_or_default(),
+            ..self.stats
+        }
     }
 
     /// Starts a poll: lets the device do its housekeeping and learns whether a frame
@@ -151,6 +173,7 @@ pub struct RxToken<'a, D> {
     stats: &'a mut AdapterStats,
     sent: &'a mut u64,
     last_syn: &'a mut Option<u16>,
+    tcp: &'a mut Option<TcpTracker>,
 }
 
 /// Lends one transmit buffer: the device's, or the reply scratch during a receive.
@@ -163,6 +186,7 @@ enum Tx<'a, D> {
         reply: &'a RefCell<Reply>,
         stats: &'a mut AdapterStats,
         sent: &'a mut u64,
+        tcp: &'a mut Option<TcpTracker>,
     },
     /// Into the scratch buffer; sent when the received frame is returned.
     Reply(&'a RefCell<Reply>),
@@ -189,6 +213,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
             stats,
             sent,
             last_syn,
+            tcp,
             ..
         } = self;
         let reply = &*reply;
@@ -201,6 +226,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
                 stats,
                 sent,
                 last_syn,
+                tcp,
             },
             TxToken(Tx::Reply(reply)),
         ))
@@ -215,6 +241,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
             reply,
             stats,
             sent,
+            tcp,
             ..
         } = self;
         Some(TxToken(Tx::Device {
@@ -222,6 +249,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
             reply,
             stats,
             sent,
+            tcp,
         }))
     }
 
@@ -280,6 +308,9 @@ impl<D: NetDevice> RxToken<'_, D> {
         {
             self.stats.tx_frames += 1;
             *self.sent += 1;
+            if let Some(t) = self.tcp {
+                t.sent(frame);
+            }
         } else {
             self.stats.tx_dropped += 1;
         }
@@ -292,7 +323,7 @@ impl<D: NetDevice> phy::RxToken for RxToken<'_, D> {
         F: FnOnce(&[u8]) -> R,
     {
         let mut f = Some(f);
-        let last_syn = &mut *self.last_syn;
+        let (last_syn, tcp) = (&mut *self.last_syn, &mut *self.tcp);
         let verify = self.dev.checksum_offload();
         let got = self.dev.receive_with_checksum(|frame, csum| {
             if verify && csum == RxChecksum::Unverified && !checksum::rx_valid(frame) {
@@ -300,6 +331,9 @@ impl<D: NetDevice> phy::RxToken for RxToken<'_, D> {
                 return None;
             }
             *last_syn = tcp_syn_port(frame);
+            if let Some(t) = tcp {
+                t.received(frame);
+            }
             f.take().map(|f| f(frame))
         });
         let r = match (got, f.take()) {
@@ -336,11 +370,15 @@ impl<D: NetDevice> phy::TxToken for TxToken<'_, D> {
                 reply,
                 stats,
                 sent,
+                tcp,
             } => {
                 let mut f = Some(f);
                 let offload = dev.checksum_offload();
                 let queued = dev.transmit_with_checksum(len, |buf| {
                     let r = f.take().map(|f| f(buf));
+                    if let Some(t) = tcp {
+                        t.sent(buf);
+                    }
                     (r, tx_checksum(offload, buf))
                 });
                 if let Some(Some(r)) = queued {

@@ -227,6 +227,10 @@ pub struct NetConfig {
     pub close_linger: Duration,
     /// Receive window cap in segments (`None`: the buffer size alone limits it).
     pub max_burst: Option<usize>,
+    /// Count TCP retransmissions and resets from the frames ([`crate::tcpstats`]):
+    /// a header glance per frame and an 8 KiB table. The facade turns it on only
+    /// when metrics are served.
+    pub tcp_stats: bool,
 }
 
 impl Default for NetConfig {
@@ -250,6 +254,7 @@ impl Default for NetConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             close_linger: DEFAULT_CLOSE_LINGER,
             max_burst: Some(DEFAULT_MAX_BURST),
+            tcp_stats: true,
         }
     }
 }

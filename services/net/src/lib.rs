@@ -17,6 +17,8 @@
 //!   the shared `Core` (smoltcp `Interface`, `SocketSet`, listener queues, DHCP
 //!   state) sits in an `Arc<spin::Mutex<..>>` that every [`NetHandle`] and socket
 //!   holds, so tasks stay `Send`.
+//! - [`tcpstats`]: TCP retransmissions and resets, counted from the frames the
+//!   adapter moves (smoltcp keeps no such counts).
 //! - [`tcp`], [`udp`]: the socket types; [`config`]: [`NetConfig`] and the
 //!   `--ipv4` / `--ipv4-gateway` value types; [`error`]: [`NetError`].
 //!
@@ -101,6 +103,7 @@ pub mod error;
 mod neighbor;
 pub mod stack;
 pub mod tcp;
+pub mod tcpstats;
 pub mod udp;
 
 pub use config::{

@@ -16,7 +16,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::task::{Poll, Waker};
 use core::time::Duration;
 
-use oasis_devices::NetDevice;
+use oasis_devices::{NetDevice, QueueOccupancy};
 use oasis_runtime::{Instant as RtInstant, Poller};
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
@@ -147,6 +147,9 @@ pub struct NetStats {
     pub tcp_evicted: u64,
     /// Frames counted by the device adapter (as of the last poll).
     pub frames: AdapterStats,
+    /// The device's queue occupancy at the end of the last poll (`None` for devices
+    /// without descriptor queues).
+    pub queues: Option<QueueOccupancy>,
 }
 
 /// How long a UDP socket's send queue may make no progress before its queued
@@ -205,6 +208,7 @@ pub(crate) struct Core {
     /// Resolves the gateway's MAC after configuration (see `neighbor`).
     probe: GatewayProbe,
     frames: AdapterStats,
+    queues: Option<QueueOccupancy>,
     /// The device's IP MTU.
     pub(crate) ip_mtu: usize,
 }
@@ -847,6 +851,7 @@ impl Core {
             socket_slots: self.slots,
             tcp_evicted: self.evicted,
             frames: self.frames,
+            queues: self.queues,
         }
     }
 }
@@ -1089,6 +1094,7 @@ impl<D: NetDevice> Stack<D> {
         let info = device.info();
         let mac = info.mac;
         let mut adapter = Adapter::new(device, config.max_burst);
+        adapter.set_tcp_stats(config.tcp_stats);
         let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         iface_config.random_seed = seed;
         let mut iface = Interface::new(iface_config, &mut adapter, to_smol(now));
@@ -1140,6 +1146,7 @@ impl<D: NetDevice> Stack<D> {
             config_waiters: Vec::new(),
             probe: GatewayProbe::default(),
             frames: AdapterStats::default(),
+            queues: None,
             ip_mtu: info.mtu,
             config,
         };
@@ -1224,6 +1231,7 @@ impl<D: NetDevice + Send> Poller for Stack<D> {
         core.rebalance();
         core.frames = self.adapter.stats();
         let rx_waiting = self.adapter.finish();
+        core.queues = self.adapter.device().occupancy();
         if rx_waiting || budget == 0 {
             return Some(now);
         }

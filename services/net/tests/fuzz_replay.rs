@@ -1,10 +1,12 @@
-//! Stable replay of the `frames` fuzz target: every seed-corpus file, then thousands
-//! of pseudo-random and mutated inputs, through the same harness.
+//! Stable replay of the `frames` and `tcpstats` fuzz targets: every seed-corpus file,
+//! then thousands of pseudo-random and mutated inputs, through the same harnesses
+//! (`tcpstats` reads the `frames` corpus: same input format).
 //!
 //! `OASIS_NET_WRITE_CORPUS=1 cargo test -p oasis-net --test fuzz_replay` rewrites the
 //! seed corpus from frames built with smoltcp's wire types.
 
 mod harness;
+mod tcpstats_harness;
 
 use oasis_testkit::corpus::{self, Replay, length_prefixed as encode};
 use smoltcp::phy::ChecksumCapabilities;
@@ -152,4 +154,19 @@ fn random_and_mutated_inputs_do_not_panic() {
         ..Replay::default()
     };
     replay.run(&bases, harness::run);
+}
+
+#[test]
+fn tcpstats_replays_seeds_and_mutations_without_panic() {
+    for s in &corpus::seeds(env!("CARGO_MANIFEST_DIR"), "frames") {
+        tcpstats_harness::run(&s.data);
+    }
+    let bases: Vec<Vec<u8>> = seeds().into_iter().map(|(_, f)| encode(&f)).collect();
+    let replay = Replay {
+        rng_seed: 0x7C95_7A75_0000_0001,
+        mutations: 3000,
+        noise: 1000,
+        ..Replay::default()
+    };
+    replay.run(&bases, tcpstats_harness::run);
 }

@@ -72,6 +72,11 @@ fn ten_mib_transfer_is_exact_and_fast() {
         // ~7200 data segments; the receiver's ACKs are coalesced per poll.
         assert!(a.stats().frames.rx_frames >= 7180);
         assert!(a.stats().frames.tx_frames < 2000, "{:?}", a.stats().frames);
+        // A lossless wire: nothing is sent twice (tcpstats counts from the frames).
+        let tcp = b.stats().frames.tcp;
+        assert!(tcp.segments_sent >= 7180, "{tcp:?}");
+        assert_eq!(tcp.retransmits, 0, "{tcp:?}");
+        assert_eq!(a.stats().frames.tcp.retransmits, 0);
         secs(p)
     });
     // On a lossless wire the only waits are timers: no delayed-ACK stalls.
@@ -96,6 +101,13 @@ fn transfer_survives_loss_and_corruption() {
             install(db, static_config(B), 2),
         );
         transfer(&a, &b, MIB).await;
+        // 2% of B's ~720 data segments were dropped and 1% corrupted (then dropped by
+        // A's checksum): B must have sent some again, and each loss costs at most a
+        // few retransmissions (go-back-N resends what followed the loss too).
+        let tcp = b.stats().frames.tcp;
+        assert!(tcp.retransmits >= 5, "{tcp:?}");
+        assert!(tcp.retransmits < tcp.segments_sent / 2, "{tcp:?}");
+        assert_eq!((tcp.resets_sent, tcp.resets_received), (0, 0), "{tcp:?}");
     });
 }
 
@@ -111,7 +123,12 @@ fn embedded_io_traits_echo() {
     }
     let p = TestPlatform::new();
     block_on(p, async {
-        let (a, b) = two_stacks(p, static_config(A), static_config(B));
+        // A counts no TCP statistics (the facade's default without metrics).
+        let quiet = NetConfig {
+            tcp_stats: false,
+            ..static_config(A)
+        };
+        let (a, b) = two_stacks(p, quiet, static_config(B));
         let l = a.tcp_listen(7).unwrap();
         assert_eq!(l.local_addr(), sa(A, 7));
         let server = spawn(async move {
@@ -125,6 +142,8 @@ fn embedded_io_traits_echo() {
         Read::read_exact(&mut c, &mut buf).await.unwrap();
         assert_eq!(&buf, b"hello");
         assert_eq!(server.await, 5);
+        assert_eq!(a.stats().frames.tcp, Default::default());
+        assert!(b.stats().frames.tcp.segments_sent >= 3, "{:?}", b.stats());
     });
 }
 
@@ -143,6 +162,7 @@ fn closed_port_refuses_and_silent_host_times_out() {
             NetError::ConnectionRefused
         );
         assert!(secs(p) - t0 < 0.5, "refusal took {}s", secs(p) - t0);
+        assert_eq!(b.stats().frames.tcp.resets_received, 1, "{:?}", b.stats());
         // Nobody owns 10.0.0.99: ARP goes unanswered until the connect timeout.
         let t0 = secs(p);
         assert_eq!(
@@ -216,6 +236,9 @@ fn drop_delivers_data_then_eof_and_abort_resets() {
             NetError::ConnectionReset
         );
         assert_eq!(c2.write(b"x").await.unwrap_err(), NetError::ConnectionReset);
+        // The abort's RST, counted on both sides.
+        assert_eq!(a.stats().frames.tcp.resets_sent, 1, "{:?}", a.stats());
+        assert_eq!(b.stats().frames.tcp.resets_received, 1, "{:?}", b.stats());
         drop((c, c2));
         sleep(Duration::from_secs(1)).await;
         assert_eq!(

@@ -12,7 +12,7 @@
 
 use alloc::vec::Vec;
 
-use oasis_devices::{NetDevice, NetInfo};
+use oasis_devices::{NetDevice, NetInfo, QueueOccupancy};
 
 use super::{HDR_F_NEEDS_CSUM, HDR_LEN, NetHdr, complete_checksum, config, features as net};
 use crate::queue::{QueueError, Segment, Virtqueue};
@@ -384,6 +384,15 @@ impl<T: Transport> NetDevice for VirtioNet<T> {
         }
         self.rx.has_used()
     }
+
+    fn occupancy(&self) -> Option<QueueOccupancy> {
+        Some(QueueOccupancy {
+            rx_posted: self.rx.in_flight(),
+            rx_size: self.rx.size(),
+            tx_in_flight: self.tx.in_flight(),
+            tx_size: self.tx.size(),
+        })
+    }
 }
 
 impl<T: Transport> Drop for VirtioNet<T> {
@@ -508,6 +517,12 @@ mod tests {
         }
         assert_eq!(dev.stats().rx_frames, 20);
         assert_eq!(dev.rx.in_flight(), 8);
+        let _ = rx.pop_avail().unwrap();
+        // A buffer the device holds is still posted; after it is read and re-posted too.
+        assert_eq!(
+            dev.occupancy().map(|o| (o.rx_posted, o.rx_size)),
+            Some((8, 8))
+        );
         assert!(
             t.0.borrow()
                 .notifications
@@ -533,6 +548,13 @@ mod tests {
             t.0.borrow().notifications.is_empty(),
             "kick deferred to poll"
         );
+        let full_rx = |tx_in_flight| QueueOccupancy {
+            rx_posted: 4,
+            rx_size: 4,
+            tx_in_flight,
+            tx_size: 4,
+        };
+        assert_eq!(dev.occupancy(), Some(full_rx(3)));
         dev.poll();
         assert_eq!(t.0.borrow().notifications, [TX_QUEUE]);
         for i in 0..3u8 {
@@ -542,8 +564,11 @@ mod tests {
             assert_eq!(&bytes[HDR_LEN..], frame(100, i));
             tx.push_used(c.head, 0);
         }
+        // Completed but not yet reclaimed: still the device's until poll.
+        assert_eq!(dev.occupancy(), Some(full_rx(3)));
         // The pool (4) is refilled by poll and transmit keeps working indefinitely.
         dev.poll();
+        assert_eq!(dev.occupancy(), Some(full_rx(0)));
         for i in 0..10u8 {
             assert!(dev.transmit(60, |b| b.fill(i)).is_some());
             let c = tx.pop_avail().unwrap();

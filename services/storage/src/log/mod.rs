@@ -257,6 +257,16 @@ impl<D: BlockDevice> LogStore<D> {
         }
     }
 
+    /// Bytes of the active region the log fills, and the region's size (the log
+    /// grows until a compaction rewrites the live keys into the other region). O(1),
+    /// unlike [`stats`](Self::stats), which sums every value.
+    pub fn log_usage(&self) -> (u64, u64) {
+        (
+            self.byte(self.tail - self.region_start(self.sb.active)),
+            self.byte(self.region_sectors),
+        )
+    }
+
     fn region_start(&self, region: u8) -> u64 {
         SB_SECTORS + u64::from(region) * self.region_sectors
     }
@@ -738,6 +748,17 @@ mod tests {
             Err(KvError::ValueTooLarge { .. })
         ));
         block_on(s.set(&"k".repeat(MAX_KEY_LEN), b"max key")).unwrap();
+    }
+
+    #[test]
+    fn log_usage_grows_with_writes_within_the_region() {
+        let mut s = store(42); // regions of 20 sectors
+        let (used0, capacity) = s.log_usage();
+        assert_eq!(capacity, 20 * 512);
+        block_on(s.set("first", b"v")).unwrap();
+        let (used1, _) = s.log_usage();
+        assert!(used1 > used0, "a write grows the log: {used0} -> {used1}");
+        assert_eq!(used1, s.stats().used_sectors * 512);
     }
 
     #[test]
