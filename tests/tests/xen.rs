@@ -2,6 +2,8 @@
 //! (TCG, q35 with an IOMMU) and boots the image as its PVH dom0. The guest's console
 //! reaches us through `HYPERVISOR_console_io` on the serial line Xen shares with its
 //! own log, and its exit status through `isa-debug-exit` (dom0 owns the port).
+//! The last test boots `hello` as a PVH domU under a Linux dom0 (bench/xen/run):
+//! console ring, Xen wall clock, xenstore, timer and exit as a domU.
 //!
 //! Skips with a notice when QEMU or Xen is missing; fails instead under
 //! `OASIS_REQUIRE_QEMU=1` / `OASIS_REQUIRE_XEN=1` (CI sets both; .ci/run installs
@@ -181,6 +183,8 @@ fn hello_boots_as_xen_pvh_domu_under_a_linux_dom0() {
         .arg("--domu")
         .arg(&image)
         .args(["--domu-cmdline", "one two -l debug", "--domu-wait", "120"])
+        // A vif on the dom0's bridge and a 4 MiB disk: xenstore lists them.
+        .args(["--vif", "--disk-mib", "4"])
         .args([
             "--timeout",
             &DOMU_RUN_TIMEOUT_S.to_string(),
@@ -216,6 +220,17 @@ fn hello_boots_as_xen_pvh_domu_under_a_linux_dom0() {
         .unwrap_or_else(|| panic!("no platform report in\n{console}"));
     assert!(report.contains("console ring"), "{report}");
     assert!(report.contains("wall clock shared_info"), "{report}");
+    // The xenstore client (oasis-xen over the platform's XenHv) read this domain's
+    // device/ directory at boot: the vif and the vbd the toolstack set up.
+    let devices = report
+        .split("xenstore device/ ")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or_else(|| panic!("no xenstore device/ listing in {report:?}"));
+    assert!(
+        devices.contains("\"vif\"") && devices.contains("\"vbd\""),
+        "{report}"
+    );
     // Xen's wall clock is the host's (QEMU's RTC): after 2020-01-01.
     let wall: u64 = report
         .split("wall clock ")
