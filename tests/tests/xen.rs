@@ -231,6 +231,17 @@ fn hello_boots_as_xen_pvh_domu_under_a_linux_dom0() {
         devices.contains("\"vif\"") && devices.contains("\"vbd\""),
         "{report}"
     );
+    // The platform's XenHypervisor against the real Xen: an event channel allocated
+    // and closed, and the grant table's size.
+    assert!(report.contains("allocated and closed"), "{report}");
+    let max_frames: u32 = report
+        .split("grant table ")
+        .nth(1)
+        .and_then(|r| r.split(" frames").next())
+        .and_then(|r| r.split('/').nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no grant table size in {report:?}"));
+    assert!(max_frames > 0, "{report}");
     // Xen's wall clock is the host's (QEMU's RTC): after 2020-01-01.
     let wall: u64 = report
         .split("wall clock ")

@@ -653,7 +653,21 @@ pub fn probe_xenstore() {
             }
         }
     };
-    XENSTORE.call_once(|| found);
+    // Two more of the hypercalls the drivers rely on, each checked once against the
+    // real Xen: the grant-table size, and an event channel allocated and closed.
+    use oasis_xen::hv::XenHypervisor;
+    let grants = match hv.grant_table_query_size() {
+        Ok(g) => alloc::format!("grant table {}/{} frames", g.nr_frames, g.max_nr_frames),
+        Err(e) => alloc::format!("grant table unknown ({e})"),
+    };
+    let evtchn = match hv.evtchn_alloc_unbound(0) {
+        Ok(p) => match hv.evtchn_close(p) {
+            Ok(()) => alloc::format!("evtchn {p} allocated and closed"),
+            Err(e) => alloc::format!("evtchn {p} not closed ({e})"),
+        },
+        Err(e) => alloc::format!("no evtchn ({e})"),
+    };
+    XENSTORE.call_once(|| alloc::format!("{found}, {grants}, {evtchn}"));
 }
 
 /// The boot line for `-l debug`.
