@@ -343,7 +343,10 @@ fn ring_write(bytes: &[u8]) -> bool {
             publish(ring, prod, port);
             tries += 1;
             if tries > RING_FULL_TRIES {
-                return true; // xenconsoled is not draining: drop the rest
+                // xenconsoled is not draining (or wrote nonsense): drop the rest and
+                // stop using the ring, so later writes do not wait again.
+                RING.store(0, Ordering::Release);
+                return true;
             }
             yield_cpu();
             continue;
@@ -635,10 +638,11 @@ pub fn shutdown(status: u8) {
 /// [`describe`].
 static XENSTORE: spin::Once<alloc::string::String> = spin::Once::new();
 
-/// Connects to xenstore (a domU's; dom0 here runs no xenstored) and records what
-/// its `device/` directory lists, e.g. `[vif, vbd]`, or why it could not.
+/// Connects to xenstore when the toolstack gave this domain a store ring (a domU;
+/// Xen's own dom0 here has none) and records what its `device/` directory lists,
+/// e.g. `[vif, vbd]`, or why it could not.
 pub fn probe_xenstore() {
-    if get().is_none() || CONSOLE.load(Ordering::Relaxed) {
+    if !matches!(hvm_param(oasis_xen::hv::HVM_PARAM_STORE_PFN), Ok(pfn) if pfn != 0) {
         return;
     }
     let hv = crate::xenhv::XenHv;
