@@ -2,6 +2,8 @@
 //! (TCG, q35 with an IOMMU) and boots the image as its PVH dom0. The guest's console
 //! reaches us through `HYPERVISOR_console_io` on the serial line Xen shares with its
 //! own log, and its exit status through `isa-debug-exit` (dom0 owns the port).
+//! The last test boots `hello` as a PVH domU under a Linux dom0 (bench/xen/run):
+//! console ring, Xen wall clock, xenstore, timer and exit as a domU.
 //!
 //! Skips with a notice when QEMU or Xen is missing; fails instead under
 //! `OASIS_REQUIRE_QEMU=1` / `OASIS_REQUIRE_XEN=1` (CI sets both; .ci/run installs
@@ -144,4 +146,126 @@ fn exit_without_the_debug_device_is_a_xen_shutdown() {
         g.wait_for(&format!("oasis: exit status {status}"), XEN_TIMEOUT);
         g.wait_for(xen_says, XEN_TIMEOUT);
     }
+}
+
+/// The whole domU run (Xen, the Linux dom0 to `/init`, xenstored, `xl create`,
+/// `hello`, `xl` teardown) under TCG; bench/xen/run kills QEMU after this.
+const DOMU_RUN_TIMEOUT_S: u64 = 480;
+
+/// `hello` as a PVH **domU**: bench/xen/run boots Xen and a Debian Linux dom0 with
+/// the Xen tools (bench/xen/build) in QEMU, and the dom0 runs `xl create` on the
+/// image. The guest's console goes through the shared console ring to xenconsoled,
+/// whose log the dom0 prints; the exit is `SCHEDOP_shutdown` (poweroff: the domain
+/// goes away). Slow (minutes: a Linux dom0 under TCG), so it runs only when
+/// `OASIS_REQUIRE_XEN=1` (CI) or `OASIS_XEN_DOMU=1`, and then fails when the dom0
+/// cannot be built (it needs apt-get, dpkg-deb and ldd) or booted.
+#[test]
+fn hello_boots_as_xen_pvh_domu_under_a_linux_dom0() {
+    let wanted = |v: &str| std::env::var(v).as_deref() == Ok("1");
+    if !wanted("OASIS_REQUIRE_XEN") && !wanted("OASIS_XEN_DOMU") {
+        eprintln!(
+            "SKIPPED: the domU test boots a Linux dom0 under TCG (minutes); \
+             set OASIS_XEN_DOMU=1 or OASIS_REQUIRE_XEN=1 to run it"
+        );
+        return;
+    }
+    if qemu().is_none() {
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf();
+    let image = oasis_e2e::image("hello", oasis_e2e::Target::Kvm);
+    let log = std::env::temp_dir().join(format!("oasis-xen-domu-{}.log", std::process::id()));
+    let out = std::process::Command::new(root.join("bench/xen/run"))
+        .current_dir(&root)
+        .arg("--domu")
+        .arg(&image)
+        .args(["--domu-cmdline", "one two -l debug", "--domu-wait", "120"])
+        // A vif on the dom0's bridge and a 4 MiB disk: xenstore lists them.
+        .args(["--vif", "--disk-mib", "4"])
+        .args([
+            "--timeout",
+            &DOMU_RUN_TIMEOUT_S.to_string(),
+            "--quiet",
+            "--log",
+        ])
+        .arg(&log)
+        .output()
+        .expect("bench/xen/run starts (python3)");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench/xen/run failed ({}):\n{stderr}\n--- console ---\n{text}",
+        out.status
+    );
+    // What xenconsoled logged from the guest's console ring.
+    let console = text
+        .split("oasis-dom0: begin domu-console\n")
+        .nth(1)
+        .and_then(|t| t.split("oasis-dom0: end domu-console").next())
+        .unwrap_or_else(|| panic!("no domu-console section in\n{text}"));
+    eprintln!("--- domU console ---\n{console}");
+    assert!(console.contains("hello from oasis"), "{text}");
+    assert!(
+        console.contains("args: fail=false panic=false rest=[\"one\", \"two\"]"),
+        "{console}"
+    );
+    let report = console
+        .lines()
+        .find(|l| l.contains("(CPUID base"))
+        .unwrap_or_else(|| panic!("no platform report in\n{console}"));
+    assert!(report.contains("console ring"), "{report}");
+    assert!(report.contains("wall clock shared_info"), "{report}");
+    // The xenstore client (oasis-xen over the platform's XenHv) read this domain's
+    // device/ directory at boot: the vif and the vbd the toolstack set up.
+    let devices = report
+        .split("xenstore device/ ")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or_else(|| panic!("no xenstore device/ listing in {report:?}"));
+    assert!(
+        devices.contains("\"vif\"") && devices.contains("\"vbd\""),
+        "{report}"
+    );
+    // The platform's XenHypervisor against the real Xen: an event channel allocated
+    // and closed, and the grant table's size.
+    assert!(report.contains("allocated and closed"), "{report}");
+    let max_frames: u32 = report
+        .split("grant table ")
+        .nth(1)
+        .and_then(|r| r.split(" frames").next())
+        .and_then(|r| r.split('/').nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no grant table size in {report:?}"));
+    assert!(max_frames > 0, "{report}");
+    // Xen's wall clock is the host's (QEMU's RTC): after 2020-01-01.
+    let wall: u64 = report
+        .split("wall clock ")
+        .last()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wall clock seconds in {report:?}"));
+    assert!(wall > 1_577_836_800, "wall clock {wall} s: {report}");
+    // The timer works as a domU: four ticks, 100 ms apart at least.
+    let ticks: Vec<u64> = console
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("tick "))
+        .filter_map(|l| l.split(" at ").nth(1))
+        .filter_map(|l| l.strip_suffix(" us"))
+        .map(|n| n.parse().expect("tick timestamp is a number"))
+        .collect();
+    assert_eq!(ticks.len(), 4, "expected 4 ticks:\n{console}");
+    for w in ticks.windows(2) {
+        assert!(
+            w[1] >= w[0] + 100_000,
+            "ticks less than 100 ms apart: {ticks:?}"
+        );
+    }
+    // Status printed, then SCHEDOP_shutdown(poweroff): xl sees the domain go away.
+    assert!(console.contains("oasis: exit status 0"), "{console}");
+    assert!(text.contains("oasis-dom0: domu gone after"), "{text}");
 }

@@ -8,10 +8,11 @@
 //! page) → LAPIC and TSC calibration → the application's `__oasis_start`, which the
 //! `#[oasis::main]` macro defines.
 //!
-//! On Xen (PVH dom0 today; see `xen.rs` for what differs) the same image also works:
-//! right after the console, Xen is detected and its hypercall page installed; the
-//! memory map then comes from `XENMEM_memory_map` when `start_info` has none, the
-//! console from `HYPERVISOR_console_io`, the TSC frequency from Xen's CPUID leaf.
+//! On Xen (PVH dom0 or domU; see `xen.rs` for what differs) the same image also
+//! works: right after the console, Xen is detected and its hypercall page installed;
+//! the memory map then comes from `XENMEM_memory_map` when `start_info` has none, the
+//! console from `HYPERVISOR_console_io` (dom0) or the shared console ring (domU), the
+//! TSC frequency from Xen's CPUID leaf, the wall clock from `shared_info`.
 //!
 //! What it does not do: SMP, ACPI AML evaluation (static DSDT patterns only, see
 //! `oasis-acpi`), PCI hot-plug, user mode. The drivers for
@@ -41,6 +42,8 @@ mod pci;
 mod serial;
 mod time;
 mod xen;
+mod xenhv;
+pub use xenhv::XenHv;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -77,8 +80,11 @@ pub fn platform() -> &'static dyn Platform {
 /// Facts about the boot, for diagnostics (`-l debug`).
 pub fn boot_report() -> String {
     let on = xen::describe().map_or(String::new(), |x| alloc::format!("{x}, "));
+    let wall = time::wall_ns().map_or(String::from("none"), |ns| {
+        alloc::format!("{} s since 1970", ns / 1_000_000_000)
+    });
     alloc::format!(
-        "{on}tsc {} MHz ({}), timer {}, heap {} KiB",
+        "{on}tsc {} MHz ({}), timer {}, heap {} KiB, wall clock {wall}",
         time::tsc_hz() / 1_000_000,
         time::source().name(),
         if apic::tsc_deadline_mode() {
@@ -172,14 +178,14 @@ pub fn take_block_devices() -> Vec<Result<BlockDevice, oasis_virtio::InitError>>
 /// TSC stamps at the end of each boot phase; converted to nanoseconds once the
 /// clock is calibrated.
 struct Phases {
-    marks: [(&'static str, u64); 8],
+    marks: [(&'static str, u64); 10],
     len: usize,
 }
 
 impl Phases {
     fn new() -> Self {
         Phases {
-            marks: [("", 0); 8],
+            marks: [("", 0); 10],
             len: 0,
         }
     }
@@ -250,6 +256,10 @@ extern "C" fn kvm_start(start_info: u32) -> ! {
     phases.mark("LAPIC");
     time::init(boot::boot_tsc());
     phases.mark("clock calibration");
+    if on_xen {
+        xen::probe_xenstore();
+        phases.mark("xenstore");
+    }
     let args = match oasis_bootargs::split(&info.cmdline) {
         Ok(a) => a,
         Err(e) => {

@@ -96,6 +96,16 @@ pub fn ram_top() -> u64 {
     RAM_TOP.load(core::sync::atomic::Ordering::Relaxed)
 }
 
+/// The RAM regions of the memory map, once [`init_paging`] has run.
+static RAM: spin::Once<alloc::vec::Vec<MemRegion>> = spin::Once::new();
+
+/// Whether the page at `addr` is RAM (heap, image or loader data) per the memory
+/// map; `true` before the map is known, so callers refuse rather than alias.
+pub fn is_ram(addr: u64) -> bool {
+    RAM.get()
+        .is_none_or(|ram| ram.iter().any(|r| addr >= r.addr && addr < r.end()))
+}
+
 /// Bytes of RAM given to the heap, for reports.
 static HEAP_BYTES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
@@ -226,6 +236,7 @@ pub fn init_paging(memmap: &[MemRegion]) {
         .max()
         .unwrap_or(0);
     RAM_TOP.store(ram_top, core::sync::atomic::Ordering::Relaxed);
+    RAM.call_once(|| memmap.iter().filter(|r| r.is_ram()).copied().collect());
     let is_ram = |a: u64| {
         memmap
             .iter()

@@ -1,4 +1,5 @@
-//! Clocks: monotonic time from the TSC, wall-clock time from the CMOS RTC.
+//! Clocks: monotonic time from the TSC, wall-clock time from Xen's `shared_info`
+//! on Xen (a PVH domU has no RTC), else from the CMOS RTC.
 //!
 //! The TSC frequency comes from the first source that knows it, without busy-waiting
 //! for long: Xen's CPUID leaf base+3 (a Xen PVH guest has no PIT to measure against),
@@ -300,8 +301,11 @@ fn bracketed<T>(mut read: impl FnMut() -> T) -> (u64, T) {
 
 // ---- wall clock -------------------------------------------------------------------
 
-/// Unix nanoseconds now, reading the RTC on first use.
+/// Unix nanoseconds now: Xen's wall clock on Xen, else the RTC (read on first use).
 pub fn wall_ns() -> Option<u64> {
+    if let Some(ns) = crate::xen::wall_ns() {
+        return Some(ns);
+    }
     let mut base = WALL_AT_ORIGIN.load(Ordering::Relaxed);
     if base == 0 {
         let secs = read_rtc()?;
