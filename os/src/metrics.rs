@@ -47,17 +47,52 @@ impl Counter {
     }
 }
 
-/// Counters under one metric name, one per value of a label (`N` fixed values, the
-/// last usually `"other"`), e.g. DNS queries by type. Declare it `static` and
-/// [`register`] it once.
+/// Values under one metric name, one per value of a label (`N` fixed values): what
+/// [`CounterFamily`] and [`GaugeFamily`] share.
 #[derive(Debug)]
-pub struct CounterFamily<const N: usize> {
+struct Labelled<const N: usize> {
     name: &'static str,
     help: &'static str,
     label: &'static str,
     values: [&'static str; N],
-    counts: [Counter; N],
+    cells: [AtomicU64; N],
 }
+
+impl<const N: usize> Labelled<N> {
+    const fn new(
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        values: [&'static str; N],
+    ) -> Self {
+        Labelled {
+            name,
+            help,
+            label,
+            values,
+            cells: [const { AtomicU64::new(0) }; N],
+        }
+    }
+
+    fn render(&self, out: &mut String, kind: &str) {
+        header(out, self.name, kind, self.help);
+        for (v, c) in self.values.iter().zip(&self.cells) {
+            let _ = writeln!(
+                out,
+                "{}{{{}=\"{v}\"}} {}",
+                self.name,
+                self.label,
+                c.load(Relaxed)
+            );
+        }
+    }
+}
+
+/// Counters under one metric name, one per value of a label (`N` fixed values, the
+/// last usually `"other"`), e.g. DNS queries by type. Declare it `static` and
+/// [`register`] it once.
+#[derive(Debug)]
+pub struct CounterFamily<const N: usize>(Labelled<N>);
 
 impl<const N: usize> CounterFamily<N> {
     /// A family `name{label="values[i]"}`, all at zero.
@@ -67,25 +102,19 @@ impl<const N: usize> CounterFamily<N> {
         label: &'static str,
         values: [&'static str; N],
     ) -> Self {
-        CounterFamily {
-            name,
-            help,
-            label,
-            values,
-            counts: [const { Counter::new() }; N],
-        }
+        CounterFamily(Labelled::new(name, help, label, values))
     }
 
     /// Adds one to the counter of label value `i` (the last one when out of range).
     pub fn inc(&self, i: usize) {
-        if let Some(c) = self.counts.get(i).or(self.counts.last()) {
-            c.inc();
+        if let Some(c) = self.0.cells.get(i).or(self.0.cells.last()) {
+            c.fetch_add(1, Relaxed);
         }
     }
 
     /// Adds one to the counter whose label value is `value` (the last when none).
     pub fn inc_value(&self, value: &str) {
-        let i = self.values.iter().position(|v| *v == value).unwrap_or(N);
+        let i = self.0.values.iter().position(|v| *v == value).unwrap_or(N);
         self.inc(i);
     }
 }
@@ -98,10 +127,7 @@ pub trait Render: Sync {
 
 impl<const N: usize> Render for CounterFamily<N> {
     fn render(&self, out: &mut String) {
-        header(out, self.name, "counter", self.help);
-        for (v, c) in self.values.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{}{{{}=\"{v}\"}} {}", self.name, self.label, c.get());
-        }
+        self.0.render(out, "counter");
     }
 }
 
@@ -144,13 +170,7 @@ impl Render for Gauge {
 /// Gauges under one metric name, one per value of a label (`N` fixed values), e.g.
 /// a store's bytes used and capacity. Declare it `static` and [`register`] it once.
 #[derive(Debug)]
-pub struct GaugeFamily<const N: usize> {
-    name: &'static str,
-    help: &'static str,
-    label: &'static str,
-    values: [&'static str; N],
-    levels: [AtomicU64; N],
-}
+pub struct GaugeFamily<const N: usize>(Labelled<N>);
 
 impl<const N: usize> GaugeFamily<N> {
     /// A family `name{label="values[i]"}`, all at zero.
@@ -160,18 +180,12 @@ impl<const N: usize> GaugeFamily<N> {
         label: &'static str,
         values: [&'static str; N],
     ) -> Self {
-        GaugeFamily {
-            name,
-            help,
-            label,
-            values,
-            levels: [const { AtomicU64::new(0) }; N],
-        }
+        GaugeFamily(Labelled::new(name, help, label, values))
     }
 
     /// Sets the gauge of label value `i` (ignored when out of range).
     pub fn set(&self, i: usize, v: u64) {
-        if let Some(g) = self.levels.get(i) {
+        if let Some(g) = self.0.cells.get(i) {
             g.store(v, Relaxed);
         }
     }
@@ -179,16 +193,7 @@ impl<const N: usize> GaugeFamily<N> {
 
 impl<const N: usize> Render for GaugeFamily<N> {
     fn render(&self, out: &mut String) {
-        header(out, self.name, "gauge", self.help);
-        for (v, g) in self.values.iter().zip(&self.levels) {
-            let _ = writeln!(
-                out,
-                "{}{{{}=\"{v}\"}} {}",
-                self.name,
-                self.label,
-                g.load(Relaxed)
-            );
-        }
+        self.0.render(out, "gauge");
     }
 }
 

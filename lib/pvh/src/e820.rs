@@ -10,74 +10,23 @@
 use alloc::vec::Vec;
 
 use crate::boot_info::MAX_MEMMAP_ENTRIES;
-use crate::{MemRegion, PvhError, le};
+use crate::{MemRegion, PvhError};
 
 /// Size of one packed E820 entry.
 pub const E820_ENTRY_LEN: usize = 20;
 
-mod field {
-    pub const ADDR: usize = 0;
-    pub const SIZE: usize = 8;
-    pub const TYPE: usize = 16;
-}
-
 /// A zero-copy view of one packed E820 entry.
-#[derive(Debug, Clone)]
-pub struct E820Entry<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> E820Entry<T> {
-    /// Wraps `buffer`, checking it holds a whole entry.
-    pub fn new_checked(buffer: T) -> Result<Self, PvhError> {
-        let len = buffer.as_ref().len();
-        if len < E820_ENTRY_LEN {
-            return Err(PvhError::Truncated {
-                what: "E820 entry",
-                len,
-                need: E820_ENTRY_LEN,
-            });
-        }
-        Ok(Self { buffer })
-    }
-
-    /// First address.
-    pub fn addr(&self) -> u64 {
-        le::u64_at(self.buffer.as_ref(), field::ADDR)
-    }
-    /// Size in bytes.
-    pub fn size(&self) -> u64 {
-        le::u64_at(self.buffer.as_ref(), field::SIZE)
-    }
-    /// E820 type.
-    pub fn kind(&self) -> u32 {
-        le::u32_at(self.buffer.as_ref(), field::TYPE)
-    }
-}
+pub type E820Entry<T> = crate::memmap::MapEntry<T, E820_ENTRY_LEN>;
 
 impl MemRegion {
     /// Reads a packed E820 entry.
     pub fn parse_e820<T: AsRef<[u8]>>(e: &E820Entry<T>) -> Self {
-        Self {
-            addr: e.addr(),
-            size: e.size(),
-            kind: e.kind(),
-        }
+        Self::parse(e)
     }
 
     /// Writes the region as a packed E820 entry into `buf[..20]`.
     pub fn emit_e820(&self, buf: &mut [u8]) -> Result<(), PvhError> {
-        let len = buf.len();
-        let b = buf
-            .get_mut(..E820_ENTRY_LEN)
-            .ok_or(PvhError::BufferTooSmall {
-                len,
-                need: E820_ENTRY_LEN,
-            })?;
-        le::put_u64(b, field::ADDR, self.addr);
-        le::put_u64(b, field::SIZE, self.size);
-        le::put_u32(b, field::TYPE, self.kind);
-        Ok(())
+        self.emit_as(buf, E820_ENTRY_LEN)
     }
 }
 

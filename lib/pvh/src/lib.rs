@@ -31,7 +31,7 @@ mod start_info;
 
 pub use boot_info::{BootInfo, GuestMemory, MAX_MEMMAP_ENTRIES, SIF_INITDOMAIN, SliceMemory};
 pub use e820::{E820_ENTRY_LEN, E820Entry, parse_e820};
-pub use memmap::{E820_RAM, MEMMAP_ENTRY_LEN, MemRegion, MemmapEntry};
+pub use memmap::{E820_RAM, MEMMAP_ENTRY_LEN, MapEntry, MemRegion, MemmapEntry};
 pub use start_info::{START_INFO_MAGIC, StartInfo, StartInfoRepr};
 
 /// Why the loader's boot information cannot be used.

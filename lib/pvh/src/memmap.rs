@@ -13,21 +13,31 @@ mod field {
     pub const TYPE: usize = 16;
 }
 
-/// A zero-copy view of one memory-map entry.
+/// A zero-copy view of one memory-map entry of `LEN` bytes: address, size and E820
+/// type, in that order, in both layouts the boot path reads: PVH's 24-byte
+/// `hvm_memmap_table_entry` ([`MemmapEntry`], a reserved word at the end) and Xen's
+/// packed 20-byte E820 entry ([`E820Entry`](crate::E820Entry)).
 #[derive(Debug, Clone)]
-pub struct MemmapEntry<T: AsRef<[u8]>> {
+pub struct MapEntry<T: AsRef<[u8]>, const LEN: usize> {
     buffer: T,
 }
 
-impl<T: AsRef<[u8]>> MemmapEntry<T> {
+/// One 24-byte PVH memory-map entry.
+pub type MemmapEntry<T> = MapEntry<T, MEMMAP_ENTRY_LEN>;
+
+impl<T: AsRef<[u8]>, const LEN: usize> MapEntry<T, LEN> {
     /// Wraps `buffer`, checking it holds a whole entry.
     pub fn new_checked(buffer: T) -> Result<Self, PvhError> {
         let len = buffer.as_ref().len();
-        if len < MEMMAP_ENTRY_LEN {
+        if len < LEN {
             return Err(PvhError::Truncated {
-                what: "memory-map entry",
+                what: if LEN == MEMMAP_ENTRY_LEN {
+                    "memory-map entry"
+                } else {
+                    "E820 entry"
+                },
                 len,
-                need: MEMMAP_ENTRY_LEN,
+                need: LEN,
             });
         }
         Ok(Self { buffer })
@@ -59,8 +69,8 @@ pub struct MemRegion {
 }
 
 impl MemRegion {
-    /// Reads an entry.
-    pub fn parse<T: AsRef<[u8]>>(e: &MemmapEntry<T>) -> Self {
+    /// Reads an entry (either layout).
+    pub fn parse<T: AsRef<[u8]>, const LEN: usize>(e: &MapEntry<T, LEN>) -> Self {
         Self {
             addr: e.addr(),
             size: e.size(),
@@ -75,13 +85,17 @@ impl MemRegion {
 
     /// Writes the entry (reserved word zero) into `buf[..24]`.
     pub fn emit(&self, buf: &mut [u8]) -> Result<(), PvhError> {
-        let len = buf.len();
-        let b = buf
-            .get_mut(..MEMMAP_ENTRY_LEN)
-            .ok_or(PvhError::BufferTooSmall {
-                len,
-                need: MEMMAP_ENTRY_LEN,
-            })?;
+        self.emit_as(buf, MEMMAP_ENTRY_LEN)
+    }
+
+    /// Writes the entry in the `len`-byte layout (24: PVH, reserved word zero; 20:
+    /// packed E820) into `buf[..len]`.
+    pub(crate) fn emit_as(&self, buf: &mut [u8], len: usize) -> Result<(), PvhError> {
+        let have = buf.len();
+        let b = buf.get_mut(..len).ok_or(PvhError::BufferTooSmall {
+            len: have,
+            need: len,
+        })?;
         b.fill(0);
         le::put_u64(b, field::ADDR, self.addr);
         le::put_u64(b, field::SIZE, self.size);
