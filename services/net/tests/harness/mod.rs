@@ -5,6 +5,8 @@
 //! checksum offload (the adapter checks TCP/UDP checksums of unflagged frames and
 //! leaves partial ones for the device, which completes them as a host would).
 
+mod frames;
+
 use std::time::Duration;
 
 use oasis_devices::mem_net::MemNet;
@@ -89,16 +91,7 @@ fn run_on<D: NetDevice + Send>(dev: D, mut wire: MemNet, data: &[u8]) {
     let net = stack.handle();
     let _listener = net.tcp_listen(80).unwrap();
     let _udp = net.udp_bind(53).unwrap();
-    let mut rest = data;
-    while !rest.is_empty() {
-        let (frame, tail) = match rest {
-            [hi, lo, tail @ ..] => {
-                let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
-                tail.split_at(len)
-            }
-            _ => (rest, &[][..]),
-        };
-        rest = tail;
+    for frame in frames::frames(data) {
         if frame.len() <= 1514 {
             wire.transmit(frame.len(), |b| b.copy_from_slice(frame));
         }

@@ -2,23 +2,20 @@
 //! replay test: arbitrary bytes become frames the tracker reads as sent and received,
 //! and its counts must stay consistent.
 
+// Each harness stands alone in its fuzz target; the replay test includes both, so
+// it sees this file twice.
+#[allow(clippy::duplicate_mod)]
+#[path = "../harness/frames.rs"]
+mod frames;
+
 use oasis_net::tcpstats::{Segment, TcpTracker};
 
 /// Input format: repeated `[len_hi, len_lo, frame bytes...]` (the `frames` corpus
 /// format); a short tail is one last frame. Even frames are "sent", odd "received".
 pub fn run(data: &[u8]) {
     let mut t = TcpTracker::new();
-    let mut rest = data;
     let mut sending = true;
-    while !rest.is_empty() {
-        let (frame, tail) = match rest {
-            [hi, lo, tail @ ..] => {
-                let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
-                tail.split_at(len)
-            }
-            _ => (rest, &[][..]),
-        };
-        rest = tail;
+    for frame in frames::frames(data) {
         if let Some(s) = Segment::parse(frame) {
             // The segment's sequence space is what its payload length says at most.
             assert!(s.len as usize <= frame.len() + 2);
