@@ -107,7 +107,11 @@ fn gunzip(gz: &Path, out: &Path) -> Result<(), XenError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| tool(format!("creating {}: {e}", dir.display())))?;
     }
-    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per call, not only per process: tests in one process (threads) may
+    // unpack the same hypervisor at once, and each must rename its own file.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = out.with_extension(format!("tmp{}-{n}", std::process::id()));
     let file = std::fs::File::create(&tmp).map_err(|e| tool(e.to_string()))?;
     let st = Command::new("gzip")
         .arg("-dc")
@@ -407,6 +411,39 @@ mod tests {
         v.mem_mib = 64;
         v.append = "one two -l boot:debug".into();
         v
+    }
+
+    #[test]
+    fn concurrent_unpacks_of_the_same_file_all_succeed() {
+        // Tests in one process unpack the installed hypervisor at once (CI saw a
+        // rename fail when they shared one temporary name).
+        let dir = std::env::temp_dir().join(format!("oasis-gunzip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = dir.join("x");
+        std::fs::write(&plain, b"\x7fELF and then some bytes").unwrap();
+        assert!(
+            Command::new("gzip")
+                .arg("-kf")
+                .arg(&plain)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let gz = dir.join("x.gz");
+        let out = dir.join("out");
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| gunzip(&gz, &out).unwrap());
+            }
+        });
+        assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&plain).unwrap());
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
