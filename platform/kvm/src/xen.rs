@@ -85,6 +85,8 @@ XEN_HYPERCALL_PAGE:
     "#
 );
 
+// SAFETY: the symbol is the page defined by the `global_asm!` above; it is only read
+// through `&raw const` and volatile reads, never through a Rust reference.
 unsafe extern "C" {
     /// One page of text that Xen overwrites with hypercall stubs.
     static XEN_HYPERCALL_PAGE: u8;
