@@ -164,7 +164,10 @@ mod imp_block {
         oasis_kvm::take_block_devices()
             .into_iter()
             .enumerate()
-            .map(|(i, r)| (format!("virtio-blk{i}"), r.map_err(|e| format!("{e}"))))
+            .map(|(i, r)| match r {
+                Ok(d) => (format!("{}{i}", d.kind()), Ok(d)),
+                Err(e) => (format!("disk{i}"), Err(format!("{e}"))),
+            })
             .collect()
     }
 

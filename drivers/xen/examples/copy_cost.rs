@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use oasis_devices::NetDevice;
-use oasis_xen::grant::GrantTable;
+use oasis_xen::grant::{GrantTable, SharedGrants};
 use oasis_xen::model::{ModelNetback, ModelXen};
 use oasis_xen::net::{NetConfig, NetFront};
 use oasis_xen::xenstore::Xenstore;
@@ -37,7 +37,7 @@ fn main() {
     let nb = Rc::new(RefCell::new(ModelNetback::new(xsd, 0, "00:16:3e:00:00:09")));
     let n2 = nb.clone();
     hv.add_hook(Box::new(move |hv| n2.borrow_mut().step(hv)));
-    let gnt = RefCell::new(GrantTable::new(&hv, 1).expect("grant table"));
+    let gnt = SharedGrants::new(GrantTable::new(&hv, 1).expect("grant table"));
     let mut xs = Xenstore::connect(&hv).expect("xenstore");
     let mut nf = NetFront::new(&hv, &gnt, &mut xs, 0, NetConfig::default()).expect("netfront");
     let frames = 100_000u32;

@@ -31,7 +31,7 @@ use core::task::{Poll, Waker};
 use oasis_devices::{BlockDevice, BlockError, Geometry};
 
 use crate::front::{self, Frontend, Revoking};
-use crate::grant::{GrantError, GrantRef, GrantTable};
+use crate::grant::{GrantError, GrantRef, SharedGrants};
 use crate::hv::{HvError, Port, XenHypervisor};
 use crate::page::{PAGE_SIZE, SharedPage};
 use crate::ring::{FrontRing, RingError, RingProtocol};
@@ -292,7 +292,7 @@ pub struct BlkStats {
 /// The blkfront driver.
 pub struct BlkFront<'h, H: XenHypervisor> {
     hv: &'h H,
-    gnt: &'h RefCell<GrantTable>,
+    gnt: &'h SharedGrants,
     dev: XenbusDevice,
     geometry: Geometry,
     flush_op: Option<u8>,
@@ -304,7 +304,7 @@ impl<'h, H: XenHypervisor> BlkFront<'h, H> {
     /// Probes `device/vbd/INDEX` and connects.
     pub fn new(
         hv: &'h H,
-        gnt: &'h RefCell<GrantTable>,
+        gnt: &'h SharedGrants,
         xs: &mut Xenstore<'h, H>,
         index: u32,
         cfg: BlkConfig,
@@ -377,8 +377,8 @@ impl<'h, H: XenHypervisor> BlkFront<'h, H> {
         let inner = self.inner.get_mut();
         let mut gnt = self
             .gnt
-            .try_borrow_mut()
-            .map_err(|_| BlkSetupError::GrantTableBusy)?;
+            .try_lock()
+            .ok_or(BlkSetupError::GrantTableBusy)?;
         let (ring, gref) = front::new_ring::<Blkif, H, BlkSetupError>(self.hv, &mut gnt, backend)?;
         let port = self.hv.evtchn_alloc_unbound(backend)?;
         // Connected from here on, so that a failure below is torn down.
@@ -846,6 +846,7 @@ mod tests {
     use crate::model::{ModelBlkback, ModelXen};
     use alloc::boxed::Box;
     use alloc::rc::Rc;
+    use crate::grant::GrantTable;
     use core::pin::Pin;
     use std::sync::Arc;
     use std::task::{Context, Wake};
@@ -859,7 +860,7 @@ mod tests {
 
     struct Rig {
         hv: &'static ModelXen,
-        gnt: &'static RefCell<GrantTable>,
+        gnt: &'static SharedGrants,
         bb: Rc<RefCell<ModelBlkback>>,
         xs: Xenstore<'static, ModelXen>,
     }
@@ -872,7 +873,7 @@ mod tests {
         let bb = Rc::new(RefCell::new(b));
         let b2 = bb.clone();
         hv.add_hook(Box::new(move |hv| b2.borrow_mut().step(hv)));
-        let gnt = Box::leak(Box::new(RefCell::new(GrantTable::new(hv, 1).unwrap())));
+        let gnt = Box::leak(Box::new(SharedGrants::new(GrantTable::new(hv, 1).unwrap())));
         let mut xs = Xenstore::connect(hv).unwrap();
         xs.set_timeout(1, 20);
         Rig { hv, gnt, bb, xs }
@@ -1141,9 +1142,9 @@ mod tests {
         run(r.hv, &d, d.write(3, &[9u8; 512])).unwrap();
         assert_eq!(r.bb.borrow().disk[3 * 512..4 * 512], [9u8; 512]);
         assert_eq!(d.stats().connects, 2);
-        let free = r.gnt.borrow().free();
+        let free = r.gnt.lock().free();
         d.close(&mut r.xs).unwrap();
         assert_eq!(r.hv.allocated_pages(), 0, "close frees every page");
-        assert_eq!(r.gnt.borrow().free(), free + 1 + 2 * SEGMENTS as u32);
+        assert_eq!(r.gnt.lock().free(), free + 1 + 2 * SEGMENTS as u32);
     }
 }

@@ -157,6 +157,14 @@ impl EventChannels {
         hv.evtchn_unmask(port).map_err(EvtchnError::Hypervisor)
     }
 
+    /// Clears `port`'s pending bit in `shared_info`; whether it was set. For a
+    /// guest that waits with `SCHEDOP_poll` on masked ports instead of taking
+    /// upcalls: clear first, then look at the rings, so an event that arrives in
+    /// between leaves the bit set and ends the next poll at once.
+    pub fn take_pending(&self, port: Port) -> bool {
+        Self::half(PENDING, port).is_some_and(|(off, m)| self.shared.fetch_and_u32(off, !m) & m != 0)
+    }
+
     /// Whether `port`'s pending bit is set in `shared_info`.
     pub fn is_pending(&self, port: Port) -> bool {
         Self::half(PENDING, port).is_some_and(|(off, m)| self.shared.load_u32(off) & m != 0)

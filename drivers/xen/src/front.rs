@@ -3,9 +3,8 @@
 //! and the revocation of grants a back end still holds when the connection goes.
 
 use alloc::vec::Vec;
-use core::cell::RefCell;
 
-use crate::grant::{GrantError, GrantRef, GrantTable};
+use crate::grant::{GrantError, GrantRef, GrantTable, SharedGrants};
 use crate::hv::{DomId, HvError, XenHypervisor};
 use crate::page::SharedPage;
 use crate::ring::{FrontRing, RingProtocol};
@@ -143,10 +142,10 @@ impl Revoking {
         &mut self,
         name: &str,
         hv: &H,
-        gnt: &RefCell<GrantTable>,
+        gnt: &SharedGrants,
         buffers: impl Iterator<Item = (&'a mut SharedPage, &'a mut Option<GrantRef>)>,
     ) {
-        let Ok(mut gnt) = gnt.try_borrow_mut() else {
+        let Some(mut gnt) = gnt.try_lock() else {
             log::error!("{name}: grant table busy; buffers abandoned");
             return;
         };
@@ -173,12 +172,12 @@ impl Revoking {
         &mut self,
         name: &str,
         hv: &H,
-        gnt: &RefCell<GrantTable>,
+        gnt: &SharedGrants,
     ) {
         if self.0.is_empty() {
             return;
         }
-        if let Ok(mut gnt) = gnt.try_borrow_mut() {
+        if let Some(mut gnt) = gnt.try_lock() {
             self.retry_with(name, hv, &mut gnt);
         }
     }
@@ -260,11 +259,11 @@ mod tests {
     #[test]
     fn revoke_queues_held_buffers_on_fresh_pages_and_retry_frees_them() {
         let hv = ModelXen::new();
-        let gnt = RefCell::new(GrantTable::new(&hv, 1).unwrap());
+        let gnt = SharedGrants::new(GrantTable::new(&hv, 1).unwrap());
         let mut pages = [hv.alloc_page().unwrap(), hv.alloc_page().unwrap()];
         let mut grants = [None, None];
         let bufs = pages.iter().zip(grants.iter_mut());
-        grant_buffers(&mut gnt.borrow_mut(), 0, false, bufs).unwrap();
+        grant_buffers(&mut gnt.lock(), 0, false, bufs).unwrap();
         let held = grants[1].unwrap();
         hv.map_grant(held, 0, true, true).unwrap();
         let (old0, old1) = (pages[0], pages[1]);
@@ -293,7 +292,7 @@ mod tests {
             2,
             "the held page was freed once revoked"
         );
-        let g = gnt.borrow();
+        let g = gnt.lock();
         assert_eq!(g.free(), g.capacity());
     }
 }

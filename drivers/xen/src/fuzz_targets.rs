@@ -14,7 +14,7 @@ use core::task::{Context, Poll, Waker};
 use oasis_devices::{BlockDevice, BlockError, NetDevice};
 
 use crate::blk::{BlkConfig, BlkFront, Blkif, Response};
-use crate::grant::GrantTable;
+use crate::grant::{GrantTable, SharedGrants};
 use crate::model::{ModelBlkback, ModelNetback, ModelXen};
 use crate::net::{MAX_RX_FRAME, NetConfig, NetFront, NetRx, NetTx, RxResponse, TxResponse};
 use crate::xenstore::wire::{self, Header, PAYLOAD_MAX, WatchEvent, XsErrno};
@@ -78,7 +78,7 @@ pub fn net_responses(data: &[u8]) -> crate::net::NetStats {
     let nb = Rc::new(RefCell::new(ModelNetback::new(xsd, 0, "00:16:3e:00:00:01")));
     let n2 = nb.clone();
     hv.add_hook(alloc::boxed::Box::new(move |hv| n2.borrow_mut().step(hv)));
-    let gnt = RefCell::new(GrantTable::new(&hv, 1).unwrap());
+    let gnt = SharedGrants::new(GrantTable::new(&hv, 1).unwrap());
     let mut xs = Xenstore::connect(&hv).unwrap();
     xs.set_timeout(1, 10);
     let cfg = NetConfig {
@@ -159,7 +159,7 @@ pub fn blk_responses(data: &[u8]) -> (bool, usize) {
     let bb = Rc::new(RefCell::new(ModelBlkback::new(xsd, 0, 1 << 16, 512)));
     let b2 = bb.clone();
     hv.add_hook(alloc::boxed::Box::new(move |hv| b2.borrow_mut().step(hv)));
-    let gnt = RefCell::new(GrantTable::new(&hv, 1).unwrap());
+    let gnt = SharedGrants::new(GrantTable::new(&hv, 1).unwrap());
     let mut xs = Xenstore::connect(&hv).unwrap();
     xs.set_timeout(1, 10);
     let dev = BlkFront::new(&hv, &gnt, &mut xs, 0, BlkConfig { slots: 2 }).unwrap();

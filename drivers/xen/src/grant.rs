@@ -59,6 +59,11 @@ pub enum GrantError {
     Setup(#[from] HvError),
 }
 
+/// The grant table as the drivers share it: one per domain, locked only for the
+/// moment of a grant or revocation (a driver that finds it locked reports
+/// `GrantTableBusy` rather than waiting: nothing holds it across an await).
+pub type SharedGrants = spin::Mutex<GrantTable>;
+
 /// Our grant table.
 pub struct GrantTable {
     frames: Vec<SharedPage>,

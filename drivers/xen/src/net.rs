@@ -21,12 +21,11 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::RefCell;
 
 use oasis_devices::{NetDevice, NetInfo};
 
 use crate::front::{self, Frontend, Revoking};
-use crate::grant::{GrantError, GrantRef, GrantTable};
+use crate::grant::{GrantError, GrantRef, GrantTable, SharedGrants};
 use crate::hv::{HvError, Port, XenHypervisor};
 use crate::page::{PAGE_SIZE, SharedPage};
 use crate::ring::{FrontRing, RingError, RingProtocol};
@@ -316,7 +315,7 @@ struct Rings {
 /// The netfront driver.
 pub struct NetFront<'h, H: XenHypervisor> {
     hv: &'h H,
-    gnt: &'h RefCell<GrantTable>,
+    gnt: &'h SharedGrants,
     dev: XenbusDevice,
     mac: [u8; 6],
     rings: Option<Rings>,
@@ -336,7 +335,7 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
     /// Probes `device/vif/INDEX`, reads the MAC, and connects to the back end.
     pub fn new(
         hv: &'h H,
-        gnt: &'h RefCell<GrantTable>,
+        gnt: &'h SharedGrants,
         xs: &mut Xenstore<'h, H>,
         index: u32,
         cfg: NetConfig,
@@ -400,10 +399,10 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
         self.rings.as_ref().map(|r| r.port)
     }
 
-    fn grants(&self) -> Result<core::cell::RefMut<'h, GrantTable>, NetError> {
+    fn grants(&self) -> Result<spin::MutexGuard<'h, GrantTable>, NetError> {
         self.gnt
-            .try_borrow_mut()
-            .map_err(|_| NetError::GrantTableBusy)
+            .try_lock()
+            .ok_or(NetError::GrantTableBusy)
     }
 
     /// Sets up rings and grants, publishes them, and waits for Connected.
@@ -750,10 +749,11 @@ mod tests {
     use crate::model::{ModelNetback, ModelXen};
     use alloc::boxed::Box;
     use alloc::rc::Rc;
+    use core::cell::RefCell;
 
     struct Rig {
         hv: &'static ModelXen,
-        gnt: &'static RefCell<GrantTable>,
+        gnt: &'static SharedGrants,
         nb: Rc<RefCell<ModelNetback>>,
         xs: Xenstore<'static, ModelXen>,
     }
@@ -765,7 +765,7 @@ mod tests {
         nb.borrow_mut().rx_copy = rx_copy;
         let n = nb.clone();
         hv.add_hook(Box::new(move |hv| n.borrow_mut().step(hv)));
-        let gnt = Box::leak(Box::new(RefCell::new(GrantTable::new(hv, 1).unwrap())));
+        let gnt = Box::leak(Box::new(SharedGrants::new(GrantTable::new(hv, 1).unwrap())));
         let mut xs = Xenstore::connect(hv).unwrap();
         xs.set_timeout(1, 20);
         Rig { hv, gnt, nb, xs }
@@ -1028,7 +1028,7 @@ mod tests {
             tx_buffers: 2,
         });
         let pages = r.hv.allocated_pages();
-        let free = r.gnt.borrow().free();
+        let free = r.gnt.lock().free();
         r.nb.borrow_mut().set_state(5);
         assert_eq!(
             nf.on_backend_change(&mut r.xs).unwrap(),
@@ -1058,7 +1058,7 @@ mod tests {
             "no page leaked across the reset"
         );
         assert_eq!(
-            r.gnt.borrow().free(),
+            r.gnt.lock().free(),
             free,
             "no grant leaked across the reset"
         );
@@ -1070,7 +1070,7 @@ mod tests {
         assert_eq!(r.nb.borrow().from_guest, [alloc::vec![7u8; 60]]);
         nf.close(&mut r.xs).unwrap();
         assert_eq!(r.hv.allocated_pages(), 0, "close frees every page");
-        let g = r.gnt.borrow();
+        let g = r.gnt.lock();
         assert_eq!(g.free(), g.capacity(), "and revokes every grant");
         drop(g);
         assert_eq!(r.xs.read(Tx::NONE, "device/vif/0/state").unwrap(), b"6");

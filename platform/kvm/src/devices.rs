@@ -51,7 +51,7 @@ enum Route {
     None,
 }
 
-fn alloc_vector() -> Option<u8> {
+pub(crate) fn alloc_vector() -> Option<u8> {
     let v = NEXT_VECTOR.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     (v <= DEVICE_VECTOR_LAST).then_some(v)
 }

@@ -42,6 +42,7 @@ mod pci;
 mod serial;
 mod time;
 mod xen;
+mod xendev;
 mod xenhv;
 pub use xenhv::XenHv;
 
@@ -114,6 +115,17 @@ impl Platform for Kvm {
     }
 
     fn wait_for_event(&self, deadline: Option<u64>) {
+        if xendev::active() {
+            // A domU: block in SCHEDOP_poll on the device ports (see `xendev`).
+            let now = time::monotonic_ns();
+            let timeout = match deadline {
+                Some(d) if d <= now => return,
+                Some(d) => Some(xen::system_time_ns().saturating_add(d - now)),
+                None => None,
+            };
+            xendev::idle(timeout);
+            return;
+        }
         if let Some(d) = deadline {
             let now = time::monotonic_ns();
             if d <= now {
@@ -151,7 +163,14 @@ impl Platform for Kvm {
 
 /// Device interrupts seen since the last call, as a bit set of vectors 32..96.
 pub fn take_pending_irqs() -> u64 {
-    interrupts::take_pending()
+    // A Xen domU's device ports fire through `SCHEDOP_poll`, not a vector: report
+    // them as vector 63's bit (no device vector exists in a domU).
+    let xen = if xendev::take_fired() {
+        1 << (interrupts::DEVICE_VECTOR_LAST - interrupts::IRQ_BASE)
+    } else {
+        0
+    };
+    interrupts::take_pending() | xen
 }
 
 /// The kernel command line as the loader passed it.
@@ -159,20 +178,153 @@ pub(crate) fn cmdline() -> &'static str {
     STATE.get().map_or("", |s| s.cmdline.as_str())
 }
 
-/// The virtio-net device type this platform drives.
-pub type NetDevice = oasis_virtio::VirtioNet<oasis_virtio::AnyTransport>;
-/// The virtio-blk device type this platform drives.
-pub type BlockDevice = oasis_virtio::VirtioBlk<oasis_virtio::AnyTransport>;
-
-/// The first network device (virtio-net over MMIO or PCI), discovered on first call,
-/// initialised, with its interrupt routed. `None` when the VM has none.
-pub fn take_net_device() -> Option<Result<NetDevice, oasis_virtio::InitError>> {
-    devices::take_net()
+/// Why a device could not be opened.
+#[derive(Debug)]
+pub enum DeviceError {
+    /// A virtio device failed to initialise.
+    Virtio(oasis_virtio::InitError),
+    /// A Xen PV device (netfront, blkfront) could not connect.
+    Xen(String),
 }
 
-/// Every block device (virtio-blk), in discovery order.
-pub fn take_block_devices() -> Vec<Result<BlockDevice, oasis_virtio::InitError>> {
+impl core::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DeviceError::Virtio(e) => write!(f, "{e}"),
+            DeviceError::Xen(e) => f.write_str(e),
+        }
+    }
+}
+
+/// The network device this platform drives: virtio-net (QEMU, Firecracker, Cloud
+/// Hypervisor) or, in a Xen domU, netfront.
+pub enum NetDevice {
+    /// virtio-net over MMIO or PCI.
+    Virtio(oasis_virtio::VirtioNet<oasis_virtio::AnyTransport>),
+    /// Xen netfront.
+    Xen(xendev::XenNet),
+}
+
+/// Calls `$body` with `$d` bound to the device inside either variant.
+macro_rules! on_device {
+    ($self:expr, $enum:ident, $d:ident => $body:expr) => {
+        match $self {
+            $enum::Virtio($d) => $body,
+            $enum::Xen($d) => $body,
+        }
+    };
+}
+
+impl oasis_devices::NetDevice for NetDevice {
+    fn info(&self) -> oasis_devices::NetInfo {
+        on_device!(self, NetDevice, d => d.info())
+    }
+
+    fn receive<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
+        on_device!(self, NetDevice, d => d.receive(f))
+    }
+
+    fn can_transmit(&self) -> bool {
+        on_device!(self, NetDevice, d => d.can_transmit())
+    }
+
+    fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
+        on_device!(self, NetDevice, d => d.transmit(len, f))
+    }
+
+    fn poll(&mut self) -> bool {
+        on_device!(self, NetDevice, d => d.poll())
+    }
+
+    fn checksum_offload(&self) -> bool {
+        on_device!(self, NetDevice, d => d.checksum_offload())
+    }
+
+    fn receive_with_checksum<R>(
+        &mut self,
+        f: impl FnOnce(&mut [u8], oasis_devices::RxChecksum) -> R,
+    ) -> Option<R> {
+        on_device!(self, NetDevice, d => d.receive_with_checksum(f))
+    }
+
+    fn transmit_with_checksum<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, oasis_devices::TxChecksum),
+    ) -> Option<R> {
+        on_device!(self, NetDevice, d => d.transmit_with_checksum(len, f))
+    }
+
+    fn occupancy(&self) -> Option<oasis_devices::QueueOccupancy> {
+        on_device!(self, NetDevice, d => d.occupancy())
+    }
+}
+
+/// The block device this platform drives: virtio-blk or, in a Xen domU, blkfront.
+pub enum BlockDevice {
+    /// virtio-blk over MMIO or PCI.
+    Virtio(oasis_virtio::VirtioBlk<oasis_virtio::AnyTransport>),
+    /// Xen blkfront.
+    Xen(xendev::XenBlk),
+}
+
+impl BlockDevice {
+    /// Completes finished requests (wakes their futures); whether any completed.
+    pub fn poll(&self) -> bool {
+        on_device!(self, BlockDevice, d => d.poll())
+    }
+
+    /// What kind of device it is, for names in messages: `virtio-blk` or `xen-vbd`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BlockDevice::Virtio(_) => "virtio-blk",
+            BlockDevice::Xen(_) => "xen-vbd",
+        }
+    }
+}
+
+impl oasis_devices::BlockDevice for BlockDevice {
+    fn geometry(&self) -> oasis_devices::Geometry {
+        on_device!(self, BlockDevice, d => d.geometry())
+    }
+
+    async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), oasis_devices::BlockError> {
+        on_device!(self, BlockDevice, d => d.read(sector, buf).await)
+    }
+
+    async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), oasis_devices::BlockError> {
+        on_device!(self, BlockDevice, d => d.write(sector, buf).await)
+    }
+
+    async fn flush(&self) -> Result<(), oasis_devices::BlockError> {
+        on_device!(self, BlockDevice, d => d.flush().await)
+    }
+}
+
+/// The first network device, discovered on first call, initialised, with its
+/// interrupt routed: in a Xen domU its first `vif`, elsewhere the first virtio-net
+/// device (MMIO or PCI). `None` when the machine has none.
+pub fn take_net_device() -> Option<Result<NetDevice, DeviceError>> {
+    if xendev::active() {
+        return xendev::take_net(mem::heap_bytes())
+            .map(|r| r.map(NetDevice::Xen).map_err(DeviceError::Xen));
+    }
+    devices::take_net().map(|r| r.map(NetDevice::Virtio).map_err(DeviceError::Virtio))
+}
+
+/// Every block device, in discovery order: a Xen domU's `vbd`s, elsewhere the
+/// virtio-blk devices.
+pub fn take_block_devices() -> Vec<Result<BlockDevice, DeviceError>> {
+    if xendev::active() {
+        return xendev::take_blocks()
+            .into_iter()
+            .map(|r| r.map(BlockDevice::Xen).map_err(DeviceError::Xen))
+            .collect();
+    }
     devices::take_blocks()
+        .into_iter()
+        .map(|r| r.map(BlockDevice::Virtio).map_err(DeviceError::Virtio))
+        .collect()
 }
 
 /// TSC stamps at the end of each boot phase; converted to nanoseconds once the

@@ -38,7 +38,7 @@ use crate::cpu::{cpuid, wrmsr};
 // Hypercall numbers (xen.h).
 pub(crate) const HYPERVISOR_MEMORY_OP: u32 = 12;
 const HYPERVISOR_CONSOLE_IO: u32 = 18;
-pub(crate) const HYPERVISOR_SCHED_OP: u32 = 29;
+const HYPERVISOR_SCHED_OP: u32 = 29;
 pub(crate) const HYPERVISOR_EVENT_CHANNEL_OP: u32 = 32;
 const HYPERVISOR_HVM_OP: u32 = 34;
 /// Each hypercall's stub is 32 bytes into the page (xen.h, "hypercall_page").
@@ -60,6 +60,7 @@ const EVTCHNOP_SEND: u64 = 4;
 const CONSOLEIO_WRITE: u64 = 0;
 // sched.h
 const SCHEDOP_YIELD: u64 = 0;
+const SCHEDOP_POLL: u64 = 3;
 const SCHEDOP_SHUTDOWN: u64 = 2;
 const SHUTDOWN_POWEROFF: u32 = 0;
 const SHUTDOWN_CRASH: u32 = 3;
@@ -284,6 +285,46 @@ pub(crate) fn evtchn_send(port: u32) -> Result<(), XenError> {
     if rc < 0 {
         return Err(XenError::Hypercall {
             what: "EVTCHNOP_send",
+            errno: -rc,
+        });
+    }
+    Ok(())
+}
+
+/// Blocks the vCPU until one of `ports` is pending, the absolute Xen system time
+/// `timeout` passes, or something else wakes it (`SCHEDOP_poll`; at most 128
+/// ports). Works on masked ports and needs no upcall. `None`: no timeout.
+pub(crate) fn sched_poll(ports: &[u32], timeout: Option<u64>) -> Result<(), XenError> {
+    get().ok_or(XenError::Hypercall {
+        what: "SCHEDOP_poll",
+        errno: 38,
+    })?;
+    /// `struct sched_poll` (sched.h).
+    #[repr(C)]
+    struct Poll {
+        ports: u64,
+        nr_ports: u32,
+        timeout: u64,
+    }
+    let arg = Poll {
+        ports: ports.as_ptr() as u64,
+        nr_ports: u32::try_from(ports.len()).unwrap_or(u32::MAX),
+        // 0 means "no timeout"; an expired deadline becomes 1 (long past).
+        timeout: timeout.map_or(0, |t| t.max(1)),
+    };
+    // SAFETY: Xen is initialised; `arg` and the `ports` slice it points at live
+    // across the call and Xen only reads them (and rejects more than 128 ports).
+    let rc = unsafe {
+        hypercall3(
+            HYPERVISOR_SCHED_OP,
+            SCHEDOP_POLL,
+            (&raw const arg) as u64,
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(XenError::Hypercall {
+            what: "SCHEDOP_poll",
             errno: -rc,
         });
     }
@@ -648,16 +689,10 @@ pub fn probe_xenstore() {
         return;
     }
     let hv = crate::xenhv::XenHv;
-    let found = match oasis_xen::xenstore::Xenstore::connect(&hv) {
-        Err(e) => alloc::format!("unreachable ({e})"),
-        Ok(mut xs) => {
-            // At boot xenstored answers at once; do not hang the boot if it does not.
-            xs.set_timeout(200_000_000, 10);
-            match xs.directory(oasis_xen::xenstore::Tx::NONE, "device") {
-                Ok(d) => alloc::format!("device/ {d:?}"),
-                Err(e) => alloc::format!("device/ unreadable ({e})"),
-            }
-        }
+    // The connection stays open for the drivers (`xendev`).
+    let found = match crate::xendev::connect() {
+        Ok(d) => alloc::format!("device/ {d:?}"),
+        Err(e) => e,
     };
     // Two more of the hypercalls the drivers rely on, each checked once against the
     // real Xen: the grant-table size, and an event channel allocated and closed.

@@ -16,8 +16,8 @@ use oasis_xen::hv::{DomId, GrantTableSize, HvError, Port, XenHypervisor};
 use oasis_xen::page::{PAGE_SIZE, PageWords, SharedPage};
 
 use crate::xen::{
-    DOMID_SELF, HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_MEMORY_OP, HYPERVISOR_SCHED_OP,
-    XENMEM_ADD_TO_PHYSMAP, XenAddToPhysmap, hypercall3,
+    DOMID_SELF, HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_MEMORY_OP, XENMEM_ADD_TO_PHYSMAP,
+    XenAddToPhysmap, hypercall3,
 };
 
 const HYPERVISOR_GRANT_TABLE_OP: u32 = 20;
@@ -29,8 +29,6 @@ const EVTCHNOP_UNMASK: u64 = 9;
 const GNTTABOP_QUERY_SIZE: u64 = 6;
 // memory.h
 const XENMAPSPACE_GRANT_TABLE: u32 = 1;
-// sched.h
-const SCHEDOP_POLL: u64 = 3;
 /// `evtchn_pending` in `shared_info` (after 32 `vcpu_info`s of 64 bytes).
 const SI_EVTCHN_PENDING: u64 = 2048;
 /// Ports in the 2-level ABI on x86-64.
@@ -312,34 +310,14 @@ impl XenHypervisor for XenHv {
         if take() {
             return Ok(true);
         }
-        /// `struct sched_poll`.
-        #[repr(C)]
-        struct Poll {
-            ports: u64,
-            nr_ports: u32,
-            timeout: u64,
-        }
-        let ports = port.0;
-        let arg = Poll {
-            ports: (&raw const ports) as u64,
-            nr_ports: 1,
-            // Absolute Xen system time; 0 would mean "no timeout".
-            timeout: crate::xen::system_time_ns()
-                .saturating_add(timeout_ns)
-                .max(1),
-        };
-        // SAFETY: on Xen; `arg` and the port array it points at live across the call.
-        let rc = unsafe {
-            hypercall3(
-                HYPERVISOR_SCHED_OP,
-                SCHEDOP_POLL,
-                (&raw const arg) as u64,
-                0,
-            )
-        };
-        if rc < 0 {
-            return Err(fail(OP, rc));
-        }
+        let timeout = crate::xen::system_time_ns().saturating_add(timeout_ns);
+        crate::xen::sched_poll(&[port.0], Some(timeout)).map_err(|e| match e {
+            crate::xen::XenError::Hypercall { errno, .. } => HvError::Hypercall {
+                op: OP,
+                errno: i32::try_from(errno).unwrap_or(i32::MAX),
+            },
+            _ => HvError::Hypercall { op: OP, errno: 22 },
+        })?;
         Ok(take())
     }
 }
