@@ -3,7 +3,9 @@
 //! reaches us through `HYPERVISOR_console_io` on the serial line Xen shares with its
 //! own log, and its exit status through `isa-debug-exit` (dom0 owns the port).
 //! The last test boots `hello` as a PVH domU under a Linux dom0 (bench/xen/run):
-//! console ring, Xen wall clock, xenstore, timer and exit as a domU.
+//! console ring, Xen wall clock, xenstore, timer and exit as a domU; and `www` and
+//! `kv` serve as domUs over netfront and blkfront (a client in dom0, a disk that
+//! survives `xl destroy`).
 //!
 //! Skips with a notice when QEMU or Xen is missing; fails instead under
 //! `OASIS_REQUIRE_QEMU=1` / `OASIS_REQUIRE_XEN=1` (CI sets both; .ci/run installs
@@ -159,32 +161,28 @@ const DOMU_RUN_TIMEOUT_S: u64 = 480;
 /// goes away). Slow (minutes: a Linux dom0 under TCG), so it runs only when
 /// `OASIS_REQUIRE_XEN=1` (CI) or `OASIS_XEN_DOMU=1`, and then fails when the dom0
 /// cannot be built (it needs apt-get, dpkg-deb and ldd) or booted.
-#[test]
-fn hello_boots_as_xen_pvh_domu_under_a_linux_dom0() {
+/// Runs bench/xen/run with `args` (plus a time limit and a log) and returns the
+/// console, after asserting that it passed. `None` (test skipped) unless
+/// `OASIS_REQUIRE_XEN=1` or `OASIS_XEN_DOMU=1`, or when QEMU is missing.
+fn bench_xen_run(args: &[std::ffi::OsString]) -> Option<String> {
     let wanted = |v: &str| std::env::var(v).as_deref() == Ok("1");
     if !wanted("OASIS_REQUIRE_XEN") && !wanted("OASIS_XEN_DOMU") {
         eprintln!(
-            "SKIPPED: the domU test boots a Linux dom0 under TCG (minutes); \
-             set OASIS_XEN_DOMU=1 or OASIS_REQUIRE_XEN=1 to run it"
+            "SKIPPED: the domU tests boot a Linux dom0 under TCG (minutes); \
+             set OASIS_XEN_DOMU=1 or OASIS_REQUIRE_XEN=1 to run them"
         );
-        return;
+        return None;
     }
-    if qemu().is_none() {
-        return;
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf();
-    let image = oasis_e2e::image("hello", oasis_e2e::Target::Kvm);
-    let log = std::env::temp_dir().join(format!("oasis-xen-domu-{}.log", std::process::id()));
+    qemu()?;
+    let root = oasis_cli::workspace_root();
+    let log = std::env::temp_dir().join(format!(
+        "oasis-xen-domu-{}-{:?}.log",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let out = std::process::Command::new(root.join("bench/xen/run"))
         .current_dir(&root)
-        .arg("--domu")
-        .arg(&image)
-        .args(["--domu-cmdline", "one two -l debug", "--domu-wait", "120"])
-        // A vif on the dom0's bridge and a 4 MiB disk: xenstore lists them.
-        .args(["--vif", "--disk-mib", "4"])
+        .args(args)
         .args([
             "--timeout",
             &DOMU_RUN_TIMEOUT_S.to_string(),
@@ -202,6 +200,25 @@ fn hello_boots_as_xen_pvh_domu_under_a_linux_dom0() {
         "bench/xen/run failed ({}):\n{stderr}\n--- console ---\n{text}",
         out.status
     );
+    Some(text)
+}
+
+#[test]
+fn hello_boots_as_xen_pvh_domu_under_a_linux_dom0() {
+    let Some(text) = bench_xen_run(&[
+        "--domu".into(),
+        oasis_e2e::image("hello", oasis_e2e::Target::Kvm).into(),
+        "--domu-cmdline".into(),
+        "one two -l debug".into(),
+        "--domu-wait".into(),
+        "120".into(),
+        // A vif on the dom0's bridge and a 4 MiB disk: xenstore lists them.
+        "--vif".into(),
+        "--disk-mib".into(),
+        "4".into(),
+    ]) else {
+        return;
+    };
     // What xenconsoled logged from the guest's console ring.
     let console = text
         .split("oasis-dom0: begin domu-console\n")
@@ -268,4 +285,59 @@ fn hello_boots_as_xen_pvh_domu_under_a_linux_dom0() {
     // Status printed, then SCHEDOP_shutdown(poweroff): xl sees the domain go away.
     assert!(console.contains("oasis: exit status 0"), "{console}");
     assert!(text.contains("oasis-dom0: domu gone after"), "{text}");
+}
+
+/// `www` and `kv` as PVH domUs on netfront and blkfront against Linux's netback
+/// and blkback (bench/xen/run's serve scenario): the dom0 fetches every file of the
+/// fixture site over the bridge and compares it byte for byte (MD5 of each); `kv`
+/// acknowledges a PUT with 201, is `xl destroy`ed without a shutdown, `xl create`d
+/// again on the same disk, and returns the value. Runs when the other domU test does.
+#[test]
+fn www_and_kv_serve_as_xen_domus_with_netfront_and_blkfront() {
+    let site = oasis_e2e::wwwtests::site();
+    let www = oasis_e2e::wwwtests::www_image();
+    let kv = oasis_e2e::image("kv", oasis_e2e::Target::Kvm);
+    let Some(text) = bench_xen_run(&[
+        "--www".into(),
+        www.into(),
+        "--site".into(),
+        site.dir.clone().into(),
+        "--kv".into(),
+        kv.into(),
+    ]) else {
+        return;
+    };
+    let checks: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("oasis-dom0: check "))
+        .collect();
+    eprintln!("{checks:#?}");
+    for name in [
+        "www_ready",
+        "www_files",
+        "kv_ready",
+        "kv_put",
+        "kv_persisted",
+    ] {
+        let line = checks
+            .iter()
+            .find(|c| c.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no check {name} in\n{text}"));
+        assert!(line.contains(" ok"), "{line}\n{text}");
+    }
+    // Every file of the fixture, byte-exact.
+    let fetched = text
+        .lines()
+        .filter(|l| l.starts_with("oasis-dom0: fetch ") && l.ends_with(" ok"))
+        .count();
+    assert_eq!(fetched, site.files.len(), "{text}");
+    // The second kv boot found the key on the disk blkfront wrote.
+    let ready: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("kv: ready: "))
+        .collect();
+    assert!(
+        ready.last().is_some_and(|l| l.starts_with("kv: ready: 1 keys on xen-vbd0")),
+        "{ready:?}"
+    );
 }
