@@ -243,6 +243,22 @@ mod tests {
     }
 
     #[test]
+    fn take_pending_clears_only_its_own_bit_masked_or_not() {
+        let s = page();
+        let ev = EventChannels::new(s);
+        ev.mask(Port(33));
+        assert!(!raise(&s, Port(33)), "masked: no upcall");
+        raise(&s, Port(32));
+        raise(&s, Port(97));
+        assert!(ev.take_pending(Port(33)), "a masked port's event is seen");
+        assert!(!ev.take_pending(Port(33)), "and cleared");
+        assert!(ev.is_pending(Port(32)), "its neighbour in the half word stays");
+        assert!(ev.take_pending(Port(97)), "upper half of a 64-bit word");
+        assert!(!ev.is_pending(Port(97)));
+        assert!(!ev.take_pending(Port(4096)), "out of range: never pending");
+    }
+
+    #[test]
     fn unmask_goes_through_the_hypervisor() {
         use crate::model::ModelXen;
         let hv = ModelXen::new();

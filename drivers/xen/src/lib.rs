@@ -43,16 +43,18 @@
 //!    `on_backend_change` when it fires (disconnect on Closing, reconnect from
 //!    InitWait).
 //!
-//! # What is not yet wired
+//! # Where it runs
 //!
-//! The kvm platform implements [`hv::XenHypervisor`] (`oasis_kvm::XenHv`): as a
-//! PVH domU under a Linux dom0 it connects the xenstore client at boot, lists
-//! `device/` (`vif`, `vbd`), sets up the grant table and allocates and closes an
-//! event channel, which `tests/tests/xen.rs` checks on real Xen 4.17. Not wired
-//! yet: the platform does not open [`net::NetFront`] or [`blk::BlkFront`] as the
-//! facade's devices, and registers no event-channel upcall vector (a wait polls the
-//! port). The drivers' data paths are therefore tested only against the in-memory
-//! models of xenstored, netback and blkback in `model` (feature `test-utils`).
+//! The kvm platform implements [`hv::XenHypervisor`] (`oasis_kvm::XenHv`) and, in a
+//! PVH domU, opens the first `vif` as [`net::NetFront`] and every `vbd` as
+//! [`blk::BlkFront`] for the facade (`platform/kvm/src/xendev.rs`): `www` and `kv`
+//! serve and persist there against Linux's netback and blkback
+//! (`tests/tests/xen.rs`). The platform masks the devices' ports and idles in
+//! `SCHEDOP_poll` on them instead of taking upcalls (step 2's upcall and step 4's
+//! watches are not used: a back end that reconnects leaves the device broken).
+//! The in-memory models of xenstored, netback and blkback in `model` (feature
+//! `test-utils`) test what real back ends do not provoke: hostile indices,
+//! reconnection, revocation.
 //! Not implemented: grant tables v2, the FIFO event-channel ABI, multi-page rings,
 //! multiple queues, netfront scatter-gather/GSO/checksum offload (frames are at
 //! most one page, `feature-no-csum-offload` is set), blkfront indirect
