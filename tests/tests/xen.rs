@@ -337,7 +337,9 @@ fn www_and_kv_serve_as_xen_domus_with_netfront_and_blkfront() {
         .filter(|l| l.starts_with("kv: ready: "))
         .collect();
     assert!(
-        ready.last().is_some_and(|l| l.starts_with("kv: ready: 1 keys on xen-vbd0")),
+        ready
+            .last()
+            .is_some_and(|l| l.starts_with("kv: ready: 1 keys on xen-vbd0")),
         "{ready:?}"
     );
 }

@@ -375,10 +375,7 @@ impl<'h, H: XenHypervisor> BlkFront<'h, H> {
     fn connect(&mut self, xs: &mut Xenstore<'h, H>) -> Result<(), BlkSetupError> {
         let backend = self.dev.backend_id;
         let inner = self.inner.get_mut();
-        let mut gnt = self
-            .gnt
-            .try_lock()
-            .ok_or(BlkSetupError::GrantTableBusy)?;
+        let mut gnt = self.gnt.try_lock().ok_or(BlkSetupError::GrantTableBusy)?;
         let (ring, gref) = front::new_ring::<Blkif, H, BlkSetupError>(self.hv, &mut gnt, backend)?;
         let port = self.hv.evtchn_alloc_unbound(backend)?;
         // Connected from here on, so that a failure below is torn down.
@@ -843,10 +840,10 @@ impl<H: XenHypervisor> Drop for BlkFront<'_, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grant::GrantTable;
     use crate::model::{ModelBlkback, ModelXen};
     use alloc::boxed::Box;
     use alloc::rc::Rc;
-    use crate::grant::GrantTable;
     use core::pin::Pin;
     use std::sync::Arc;
     use std::task::{Context, Wake};

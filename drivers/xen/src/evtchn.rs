@@ -162,7 +162,8 @@ impl EventChannels {
     /// upcalls: clear first, then look at the rings, so an event that arrives in
     /// between leaves the bit set and ends the next poll at once.
     pub fn take_pending(&self, port: Port) -> bool {
-        Self::half(PENDING, port).is_some_and(|(off, m)| self.shared.fetch_and_u32(off, !m) & m != 0)
+        Self::half(PENDING, port)
+            .is_some_and(|(off, m)| self.shared.fetch_and_u32(off, !m) & m != 0)
     }
 
     /// Whether `port`'s pending bit is set in `shared_info`.
@@ -252,7 +253,10 @@ mod tests {
         raise(&s, Port(97));
         assert!(ev.take_pending(Port(33)), "a masked port's event is seen");
         assert!(!ev.take_pending(Port(33)), "and cleared");
-        assert!(ev.is_pending(Port(32)), "its neighbour in the half word stays");
+        assert!(
+            ev.is_pending(Port(32)),
+            "its neighbour in the half word stays"
+        );
         assert!(ev.take_pending(Port(97)), "upper half of a 64-bit word");
         assert!(!ev.is_pending(Port(97)));
         assert!(!ev.take_pending(Port(4096)), "out of range: never pending");

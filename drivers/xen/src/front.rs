@@ -168,12 +168,7 @@ impl Revoking {
 
     /// Retries revoking the queued grants; frees their pages when done. Does
     /// nothing while the grant table is borrowed elsewhere.
-    pub(crate) fn retry<H: XenHypervisor>(
-        &mut self,
-        name: &str,
-        hv: &H,
-        gnt: &SharedGrants,
-    ) {
+    pub(crate) fn retry<H: XenHypervisor>(&mut self, name: &str, hv: &H, gnt: &SharedGrants) {
         if self.0.is_empty() {
             return;
         }

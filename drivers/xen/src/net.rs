@@ -400,9 +400,7 @@ impl<'h, H: XenHypervisor> NetFront<'h, H> {
     }
 
     fn grants(&self) -> Result<spin::MutexGuard<'h, GrantTable>, NetError> {
-        self.gnt
-            .try_lock()
-            .ok_or(NetError::GrantTableBusy)
+        self.gnt.try_lock().ok_or(NetError::GrantTableBusy)
     }
 
     /// Sets up rings and grants, publishes them, and waits for Connected.

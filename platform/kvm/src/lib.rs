@@ -198,6 +198,10 @@ impl core::fmt::Display for DeviceError {
 
 /// The network device this platform drives: virtio-net (QEMU, Firecracker, Cloud
 /// Hypervisor) or, in a Xen domU, netfront.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per image, and boxing would add a pointer chase per frame"
+)]
 pub enum NetDevice {
     /// virtio-net over MMIO or PCI.
     Virtio(oasis_virtio::VirtioNet<oasis_virtio::AnyTransport>),

@@ -125,12 +125,16 @@ pub fn idle(timeout: Option<u64>) {
     let timeout = Some(timeout.map_or(cap, |t| t.min(cap)));
     let ports = PORTS.lock().clone();
     let e = evtchn();
-    let mut fired = ports.iter().fold(false, |f, &p| e.take_pending(Port(p)) | f);
+    let mut fired = ports
+        .iter()
+        .fold(false, |f, &p| e.take_pending(Port(p)) | f);
     if !fired {
         if let Err(err) = crate::xen::sched_poll(&ports, timeout) {
             log(format_args!("xen: idle poll failed: {err}"));
         }
-        fired = ports.iter().fold(false, |f, &p| e.take_pending(Port(p)) | f);
+        fired = ports
+            .iter()
+            .fold(false, |f, &p| e.take_pending(Port(p)) | f);
     }
     if fired {
         FIRED.store(true, Ordering::Release);
