@@ -343,3 +343,86 @@ fn www_and_kv_serve_as_xen_domus_with_netfront_and_blkfront() {
         "{ready:?}"
     );
 }
+
+/// The developer's path (`cargo oasis run APP --hypervisor xen-domu` runs exactly
+/// this runner): bench/xen/run `--follow` streams the domU's console, and
+/// `--hostfwd` puts a NIC on QEMU's user network into the dom0's bridge, so a
+/// client on this host reaches `www` in the domU through 127.0.0.1. Runs when the
+/// other domU tests do.
+#[test]
+fn a_www_domu_is_reachable_from_the_host_through_the_dom0_bridge() {
+    use std::io::{BufRead, BufReader};
+    let wanted = |v: &str| std::env::var(v).as_deref() == Ok("1");
+    if !wanted("OASIS_REQUIRE_XEN") && !wanted("OASIS_XEN_DOMU") {
+        eprintln!("SKIPPED: set OASIS_XEN_DOMU=1 or OASIS_REQUIRE_XEN=1 to run it");
+        return;
+    }
+    if qemu().is_none() {
+        return;
+    }
+    let site = oasis_e2e::wwwtests::site();
+    let www = oasis_e2e::wwwtests::www_image();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let root = oasis_cli::workspace_root();
+    let mut child = std::process::Command::new(root.join("bench/xen/run"))
+        .current_dir(&root)
+        .arg("--domu")
+        .arg(&www)
+        .args(["--vif", "--domu-cmdline=--ipv4=10.0.2.15/24", "--hostfwd"])
+        .arg(format!("{port}:80"))
+        .args(["--follow", "--timeout", &DOMU_RUN_TIMEOUT_S.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("bench/xen/run starts (python3)");
+    // The domU's console, line by line, on the runner's stdout.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().expect("stdout piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(DOMU_RUN_TIMEOUT_S);
+    let mut console = Vec::new();
+    let ready = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let done = l.starts_with("www: ready");
+                console.push(l);
+                if done {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    let result = ready.then(|| {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        (
+            oasis_e2e::wwwtests::get(addr, "/", ""),
+            oasis_e2e::wwwtests::get(addr, "/big.bin", ""),
+        )
+    });
+    // SIGTERM: the runner kills its QEMU.
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    assert!(
+        ready,
+        "no `www: ready` from the domU:\n{}",
+        console.join("\n")
+    );
+    let (index, big) = result.expect("fetched");
+    assert_eq!(index.status, 200);
+    assert_eq!(index.body, site.file("/index.html"));
+    assert_eq!(big.status, 200);
+    assert!(big.body == site.file("/big.bin"), "/big.bin differs");
+}

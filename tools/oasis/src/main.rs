@@ -23,8 +23,11 @@ enum DeployTarget {
 enum Hypervisor {
     /// Directly on QEMU.
     Qemu,
-    /// Under the Xen hypervisor inside QEMU, as Xen's PVH dom0 (no devices yet).
+    /// Under the Xen hypervisor inside QEMU, as Xen's PVH dom0 (no devices).
     Xen,
+    /// Under Xen inside QEMU as a PVH domU of a Linux dom0 (bench/xen/run), on
+    /// netfront; `--port` forwards reach it through the dom0's bridge.
+    XenDomu,
 }
 
 #[derive(Parser)]
@@ -58,7 +61,9 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "microvm")]
         machine: Machine,
         /// `xen`: boot under Xen 4.17 in QEMU as its PVH dom0 (kvm target; Xen's log
-        /// goes to a file, the guest's console to stdout). See docs/xen.md.
+        /// goes to a file, the guest's console to stdout). `xen-domu`: as a PVH domU
+        /// of a Linux dom0 with a vif (netfront), `--port` forwarded to it. See
+        /// docs/xen.md.
         #[arg(long, value_enum, default_value = "qemu")]
         hypervisor: Hypervisor,
         /// Guest memory in MiB (default: the app's `package.metadata.oasis.mem`, else 64).
@@ -424,6 +429,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             mut args,
         } => {
             build::check_app(&app)?;
+            if hypervisor == Hypervisor::XenDomu {
+                return run_as_xen_domu(XenDomuRun {
+                    app: &app,
+                    target,
+                    release,
+                    mem,
+                    net,
+                    ports,
+                    disks: &disks,
+                    extras: tls || pcap.is_some() || gdb.is_some(),
+                    args,
+                });
+            }
             if target == Target::Sandbox {
                 // A sealed Linux process on a TAP: no QEMU, no port forwarding.
                 if pcap.is_some() || gdb.is_some() {
@@ -463,6 +481,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let xen = match hypervisor {
                 Hypervisor::Qemu => None,
                 Hypervisor::Xen => Some(find_or_fetch_xen(target, qemu_path.is_some())?),
+                Hypervisor::XenDomu => unreachable!("handled above"),
             };
             if target == Target::Kvm && qemu_path.is_none() {
                 eprintln!(
@@ -666,6 +685,108 @@ fn find_or_fetch_xen(target: Target, have_qemu: bool) -> anyhow::Result<std::pat
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// What `run --hypervisor xen-domu` was asked for.
+struct XenDomuRun<'a> {
+    app: &'a str,
+    target: Target,
+    release: bool,
+    mem: Option<u32>,
+    net: Option<Net>,
+    ports: Vec<PortForward>,
+    disks: &'a [Disk],
+    /// `--tls`, `--pcap` or `--gdb` (not supported here).
+    extras: bool,
+    args: Vec<String>,
+}
+
+/// The domU's address on QEMU's user network, which the dom0 bridges to its vif.
+const XEN_DOMU_IPV4: &str = "10.0.2.15/24";
+
+/// `run --hypervisor xen-domu`: bench/xen/run boots Xen and a Linux dom0 in QEMU
+/// (building the dom0 from Debian packages the first time), with a NIC on QEMU's
+/// user network bridged to the domU's vif; the dom0 `xl create`s the image and
+/// streams its console here until it exits. Exits with the guest's status.
+fn run_as_xen_domu(r: XenDomuRun<'_>) -> anyhow::Result<u8> {
+    let XenDomuRun {
+        app,
+        mut ports,
+        mut args,
+        ..
+    } = r;
+    if r.target != Target::Kvm {
+        anyhow::bail!("--hypervisor xen-domu boots the kvm image; drop --target");
+    }
+    if r.extras || !r.disks.is_empty() {
+        anyhow::bail!(
+            "--hypervisor xen-domu does not take --tls, --pcap, --gdb or --disk yet (kv on a Xen disk: bench/xen/run --kv, see docs/xen.md)"
+        );
+    }
+    if matches!(&r.net, Some(n) if *n != Net::User) {
+        anyhow::bail!(
+            "--hypervisor xen-domu: the domU's vif is bridged to QEMU's user network; only --net user"
+        );
+    }
+    if qemu::find_qemu().is_none() {
+        anyhow::bail!(
+            "--hypervisor xen-domu runs Xen inside QEMU, which is not installed: {}",
+            qemu::INSTALL_HINT
+        );
+    }
+    let runner = oasis_cli::workspace_root().join("bench/xen/run");
+    if !runner.is_file() {
+        anyhow::bail!(
+            "{} is missing (it ships with the Oasis checkout)",
+            runner.display()
+        );
+    }
+    if let Some(a) = args.iter().find(|a| a.contains('"')) {
+        anyhow::bail!("argument {a:?}: a domU's command line cannot hold a double quote");
+    }
+    let defaults = build::run_defaults(app)?;
+    if ports.is_empty() {
+        for p in &defaults.ports {
+            ports.push(
+                p.parse()
+                    .map_err(|e| anyhow::anyhow!("appliances/{app}/Cargo.toml: port {p}: {e}"))?,
+            );
+        }
+    }
+    let mem = r.mem.or(defaults.mem).unwrap_or(64);
+    if !args.iter().any(|a| a.starts_with("--ipv4")) {
+        args.insert(0, format!("--ipv4={XEN_DOMU_IPV4}"));
+    }
+    eprintln!("oasis: building {app} for kvm ({})", profile(r.release));
+    let image = build::build(&BuildRequest {
+        app: app.into(),
+        target: Target::Kvm,
+        release: r.release,
+        env: vec![],
+        quiet: false,
+    })?;
+    let mut cmd = std::process::Command::new(&runner);
+    cmd.arg("--domu")
+        .arg(&image)
+        .args(["--vif", "--memory", &mem.to_string()])
+        .arg(format!("--domu-cmdline={}", args.join(" ")))
+        .args(["--follow", "--timeout", "0"]);
+    for p in &ports {
+        cmd.args(["--hostfwd", &format!("{}:{}", p.host, p.guest)]);
+    }
+    eprintln!(
+        "oasis: booting {app} as a PVH domU ({mem} MiB) of a Linux dom0 under Xen in QEMU (TCG: about a minute; the dom0 is built from Debian packages the first time); its console follows"
+    );
+    for p in &ports {
+        eprintln!(
+            "oasis: forwarding 127.0.0.1:{} -> domU port {} (tcp)",
+            p.host, p.guest
+        );
+    }
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {}", runner.display()))?;
+    Ok(status.code().map_or(1, |c| c.clamp(0, 255) as u8))
 }
 
 /// Boots `vm` as Xen's PVH dom0 in QEMU: the guest's console on stdout, Xen's own
