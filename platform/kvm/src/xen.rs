@@ -268,25 +268,36 @@ struct XenHvmParam {
 
 /// Notifies event channel `port` (`EVTCHNOP_send`); the errno on failure.
 pub(crate) fn evtchn_send(port: u32) -> Result<(), XenError> {
-    get().ok_or(XenError::Hypercall {
-        what: "EVTCHNOP_send",
-        errno: 38,
-    })?;
     let arg = port; // struct evtchn_send { evtchn_port_t port; }
-    // SAFETY: Xen is initialised; Xen reads the 4-byte `arg` during the call.
-    let rc = unsafe {
-        hypercall3(
+    // SAFETY: Xen reads the 4-byte `arg`, which lives across the call.
+    unsafe {
+        op_with_arg(
+            "EVTCHNOP_send",
             HYPERVISOR_EVENT_CHANNEL_OP,
             EVTCHNOP_SEND,
-            (&raw const arg) as u64,
-            0,
+            (&raw const arg).cast(),
         )
-    };
+    }
+}
+
+/// Hypercall `nr` with command `cmd` and one argument structure at `arg`, on Xen
+/// only (`ENOSYS` elsewhere); a negative result becomes an error named `what`.
+///
+/// # Safety
+/// `arg` must point at the structure `cmd` takes, valid for Xen to read (and write,
+/// for commands that return data) for the duration of the call.
+unsafe fn op_with_arg(
+    what: &'static str,
+    nr: u32,
+    cmd: u64,
+    arg: *const u8,
+) -> Result<(), XenError> {
+    get().ok_or(XenError::Hypercall { what, errno: 38 })?;
+    // SAFETY: Xen is initialised (checked above); the argument is the caller's
+    // to vouch for.
+    let rc = unsafe { hypercall3(nr, cmd, arg as u64, 0) };
     if rc < 0 {
-        return Err(XenError::Hypercall {
-            what: "EVTCHNOP_send",
-            errno: -rc,
-        });
+        return Err(XenError::Hypercall { what, errno: -rc });
     }
     Ok(())
 }
@@ -295,10 +306,6 @@ pub(crate) fn evtchn_send(port: u32) -> Result<(), XenError> {
 /// `timeout` passes, or something else wakes it (`SCHEDOP_poll`; at most 128
 /// ports). Works on masked ports and needs no upcall. `None`: no timeout.
 pub(crate) fn sched_poll(ports: &[u32], timeout: Option<u64>) -> Result<(), XenError> {
-    get().ok_or(XenError::Hypercall {
-        what: "SCHEDOP_poll",
-        errno: 38,
-    })?;
     /// `struct sched_poll` (sched.h).
     #[repr(C)]
     struct Poll {
@@ -312,23 +319,16 @@ pub(crate) fn sched_poll(ports: &[u32], timeout: Option<u64>) -> Result<(), XenE
         // 0 means "no timeout"; an expired deadline becomes 1 (long past).
         timeout: timeout.map_or(0, |t| t.max(1)),
     };
-    // SAFETY: Xen is initialised; `arg` and the `ports` slice it points at live
-    // across the call and Xen only reads them (and rejects more than 128 ports).
-    let rc = unsafe {
-        hypercall3(
+    // SAFETY: `arg` and the `ports` slice it points at live across the call and
+    // Xen only reads them (and rejects more than 128 ports).
+    unsafe {
+        op_with_arg(
+            "SCHEDOP_poll",
             HYPERVISOR_SCHED_OP,
             SCHEDOP_POLL,
-            (&raw const arg) as u64,
-            0,
+            (&raw const arg).cast(),
         )
-    };
-    if rc < 0 {
-        return Err(XenError::Hypercall {
-            what: "SCHEDOP_poll",
-            errno: -rc,
-        });
     }
-    Ok(())
 }
 
 /// Gives up the vCPU for a moment (`SCHEDOP_yield`), e.g. while dom0 drains a ring.
