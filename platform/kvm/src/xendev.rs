@@ -1,6 +1,6 @@
 //! Xen PV devices as this platform's devices, for a PVH domU: netfront and blkfront
 //! (`oasis-xen`) over the one xenstore connection and grant table they share, and
-//! the event-channel upcall that wakes the CPU when a back end signals.
+//! the idle wait that a back end's event ends.
 //!
 //! - **Xenstore**: connected once at boot ([`connect`], from `xen::probe_xenstore`)
 //!   and kept in [`XS`]; the drivers use it while they connect (and on
@@ -123,13 +123,21 @@ pub fn idle(timeout: Option<u64>) {
     let now = crate::xen::system_time_ns();
     let cap = now.saturating_add(MAX_IDLE_NS);
     let timeout = Some(timeout.map_or(cap, |t| t.min(cap)));
-    let ports = PORTS.lock().clone();
+    // A copy on the stack: the lock is not held across the hypercall, and the idle
+    // path allocates nothing.
+    let mut buf = [0u32; MAX_POLL_PORTS];
+    let ports = {
+        let held = PORTS.lock();
+        let n = held.len().min(MAX_POLL_PORTS);
+        buf[..n].copy_from_slice(&held[..n]);
+        &buf[..n]
+    };
     let e = evtchn();
     let mut fired = ports
         .iter()
         .fold(false, |f, &p| e.take_pending(Port(p)) | f);
     if !fired {
-        if let Err(err) = crate::xen::sched_poll(&ports, timeout) {
+        if let Err(err) = crate::xen::sched_poll(ports, timeout) {
             log(format_args!("xen: idle poll failed: {err}"));
         }
         fired = ports
