@@ -315,6 +315,7 @@ fn www_and_kv_serve_as_xen_domus_with_netfront_and_blkfront() {
     for name in [
         "www_ready",
         "www_files",
+        "www_vif_detach",
         "kv_ready",
         "kv_put",
         "kv_persisted",

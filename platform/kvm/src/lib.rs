@@ -205,8 +205,8 @@ impl core::fmt::Display for DeviceError {
 pub enum NetDevice {
     /// virtio-net over MMIO or PCI.
     Virtio(oasis_virtio::VirtioNet<oasis_virtio::AnyTransport>),
-    /// Xen netfront.
-    Xen(xendev::XenNet),
+    /// Xen netfront, and the slot of its back end's `state` watch.
+    Xen(xendev::XenNet, Option<u8>),
 }
 
 /// Calls `$body` with `$d` bound to the device inside either variant.
@@ -214,7 +214,7 @@ macro_rules! on_device {
     ($self:expr, $enum:ident, $d:ident => $body:expr) => {
         match $self {
             $enum::Virtio($d) => $body,
-            $enum::Xen($d) => $body,
+            $enum::Xen($d, ..) => $body,
         }
     };
 }
@@ -237,7 +237,13 @@ impl oasis_devices::NetDevice for NetDevice {
     }
 
     fn poll(&mut self) -> bool {
-        on_device!(self, NetDevice, d => d.poll())
+        match self {
+            NetDevice::Virtio(d) => d.poll(),
+            NetDevice::Xen(d, slot) => {
+                xendev::backend_changed(d, *slot);
+                d.poll()
+            }
+        }
     }
 
     fn checksum_offload(&self) -> bool {
@@ -310,8 +316,10 @@ impl oasis_devices::BlockDevice for BlockDevice {
 /// device (MMIO or PCI). `None` when the machine has none.
 pub fn take_net_device() -> Option<Result<NetDevice, DeviceError>> {
     if xendev::active() {
-        return xendev::take_net(mem::heap_bytes())
-            .map(|r| r.map(NetDevice::Xen).map_err(DeviceError::Xen));
+        return xendev::take_net(mem::heap_bytes()).map(|r| {
+            r.map(|(d, slot)| NetDevice::Xen(d, slot))
+                .map_err(DeviceError::Xen)
+        });
     }
     devices::take_net().map(|r| r.map(NetDevice::Virtio).map_err(DeviceError::Virtio))
 }

@@ -3,9 +3,13 @@
 //! the idle wait that a back end's event ends.
 //!
 //! - **Xenstore**: connected once at boot ([`connect`], from `xen::probe_xenstore`)
-//!   and kept in [`XS`]; the drivers use it while they connect (and on
-//!   `on_backend_change`/`close`, not wired yet: a back end that goes away leaves its
-//!   device broken, which the network stack and the disk layer report).
+//!   and kept in [`XS`]; the drivers use it while they connect. Each netfront's
+//!   back-end `state` node is watched: the event (read in [`idle`] when xenstore's
+//!   port fires) marks the device, whose next `poll` runs
+//!   `NetFront::on_backend_change` (disconnect and write Closed when the back end
+//!   closes, as `xl network-detach` needs; connect again when it offers InitWait).
+//!   blkfront's reaction needs `&mut` access the disk layer does not give, so a
+//!   closing block back end leaves its disk failing requests.
 //! - **Grant table**: [`GRANT_FRAMES`] frames (2,048 references), set up on the first
 //!   device: netfront takes one per buffer page (96 by default) plus two rings,
 //!   blkfront eleven per request slot (88) plus its ring.
@@ -33,13 +37,13 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use oasis_xen::blk::{BlkConfig, BlkFront};
 use oasis_xen::evtchn::EventChannels;
 use oasis_xen::grant::{GrantTable, SharedGrants};
 use oasis_xen::hv::{Port, XenHypervisor};
-use oasis_xen::net::{NetConfig, NetFront};
+use oasis_xen::net::{LinkState, NetConfig, NetFront};
 use oasis_xen::xenstore::Xenstore;
 use oasis_xen::xenstore::xenbus::XenbusDevice;
 
@@ -57,6 +61,16 @@ static EVTCHN: spin::Once<EventChannels> = spin::Once::new();
 static PORTS: spin::Mutex<Vec<u32>> = spin::Mutex::new(Vec::new());
 /// Whether a device port fired since the last [`take_fired`].
 static FIRED: AtomicBool = AtomicBool::new(false);
+/// xenstore's event channel (0: none), polled with the devices' for watch events.
+static XS_PORT: AtomicU32 = AtomicU32::new(0);
+/// Whether xenstore's port fired since the watch events were last read.
+static XS_FIRED: AtomicBool = AtomicBool::new(false);
+/// Devices whose back end's `state` watch fired, by watch slot.
+static CHANGED: AtomicU64 = AtomicU64::new(0);
+/// The next watch slot (at most 64: one bit each in [`CHANGED`]).
+static NEXT_SLOT: AtomicU8 = AtomicU8::new(0);
+/// Watch tokens are this prefix and the slot.
+const TOKEN: &str = "oasis-dev";
 
 /// Grant-table frames to set up (512 references each, v1).
 const GRANT_FRAMES: u32 = 4;
@@ -83,6 +97,12 @@ pub fn connect() -> Result<Vec<String>, String> {
     // Back ends take longer to answer a connect than xenstored a read.
     xs.set_timeout(1_000_000_000, 10);
     *XS.lock() = Some(xs);
+    if let Ok(p) = HV.hvm_param(oasis_xen::hv::HVM_PARAM_STORE_EVTCHN)
+        && let Ok(p) = u32::try_from(p)
+    {
+        XS_PORT.store(p, Ordering::Relaxed);
+        watch(Some(Port(p)));
+    }
     Ok(devices)
 }
 
@@ -133,19 +153,106 @@ pub fn idle(timeout: Option<u64>) {
         &buf[..n]
     };
     let e = evtchn();
-    let mut fired = ports
-        .iter()
-        .fold(false, |f, &p| e.take_pending(Port(p)) | f);
+    let take = |ports: &[u32]| {
+        ports.iter().fold(false, |f, &p| {
+            let hit = e.take_pending(Port(p));
+            if hit && p == XS_PORT.load(Ordering::Relaxed) {
+                XS_FIRED.store(true, Ordering::Release);
+            }
+            hit | f
+        })
+    };
+    let mut fired = take(ports);
     if !fired {
         if let Err(err) = crate::xen::sched_poll(ports, timeout) {
             log(format_args!("xen: idle poll failed: {err}"));
         }
-        fired = ports
-            .iter()
-            .fold(false, |f, &p| e.take_pending(Port(p)) | f);
+        fired = take(ports);
     }
     if fired {
         FIRED.store(true, Ordering::Release);
+        read_watch_events();
+    }
+}
+
+/// Marks the devices whose watch fired (task context, after a wake-up). Reads the
+/// xenstore ring only when its port was among those that fired.
+fn read_watch_events() {
+    let xs_port = XS_PORT.load(Ordering::Relaxed);
+    if xs_port == 0 || !XS_FIRED.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    let Some(mut held) = XS.try_lock() else {
+        return;
+    };
+    let Some(xs) = held.as_mut() else { return };
+    if let Err(e) = xs.poll_events() {
+        log(format_args!("xen: xenstore events: {e}"));
+        return;
+    }
+    while let Some(ev) = xs.next_event() {
+        if let Some(slot) = ev
+            .token
+            .strip_prefix(TOKEN)
+            .and_then(|s| s.parse::<u8>().ok())
+            .filter(|&s| s < 64)
+        {
+            CHANGED.fetch_or(1 << slot, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Watches `DEVICE_BACKEND/state` for a device; its slot for [`backend_changed`].
+fn watch_backend(xs: &mut Xenstore<'static, XenHv>, dev: &XenbusDevice) -> Option<u8> {
+    let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+    if slot >= 64 {
+        return None;
+    }
+    let path = format!("{}/state", dev.backend);
+    match xs.watch(&path, &format!("{TOKEN}{slot}")) {
+        Ok(()) => Some(slot),
+        Err(e) => {
+            log(format_args!(
+                "xen: cannot watch {path} ({e}): a closing back end will not be noticed"
+            ));
+            None
+        }
+    }
+}
+
+/// Called by the platform's network device on every poll: when the back end's
+/// state changed, lets netfront react (disconnect, or connect again) and polls the
+/// connection's new event channel.
+pub fn backend_changed(dev: &mut XenNet, slot: Option<u8>) {
+    let Some(slot) = slot else { return };
+    let bit = 1u64 << slot;
+    if CHANGED.load(Ordering::Relaxed) & bit == 0 {
+        return;
+    }
+    CHANGED.fetch_and(!bit, Ordering::AcqRel);
+    let old = dev.port();
+    let outcome = {
+        let mut held = XS.lock();
+        let Some(xs) = held.as_mut() else { return };
+        dev.on_backend_change(xs)
+    };
+    match outcome {
+        Ok(LinkState::Connected) => {}
+        Ok(LinkState::Disconnected) => {
+            log(format_args!(
+                "xen: {}: not connected (back end {})",
+                dev.device().frontend,
+                dev.device().backend
+            ));
+        }
+        Err(e) => log(format_args!("xen: {}: {e}", dev.device().frontend)),
+    }
+    let new = dev.port();
+    if old != new {
+        if let Some(p) = old {
+            PORTS.lock().retain(|&q| q != p.0);
+        }
+        watch(new);
     }
 }
 
@@ -167,7 +274,7 @@ fn list(class: &str) -> Result<Vec<u32>, String> {
 }
 
 /// The first `vif`, connected. `None` when the domain has none.
-pub fn take_net(heap_bytes: usize) -> Option<Result<XenNet, String>> {
+pub fn take_net(heap_bytes: usize) -> Option<Result<(XenNet, Option<u8>), String>> {
     let first = match list("vif") {
         Ok(l) => *l.first()?,
         Err(e) => return Some(Err(e)),
@@ -178,7 +285,8 @@ pub fn take_net(heap_bytes: usize) -> Option<Result<XenNet, String>> {
         let dev = NetFront::new(&HV, g, xs, first, net_config(heap_bytes))
             .map_err(|e| format!("xen vif {first}: {e}"))?;
         watch(dev.port());
-        Ok(dev)
+        let slot = watch_backend(xs, dev.device());
+        Ok((dev, slot))
     }))
 }
 
