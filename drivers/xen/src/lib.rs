@@ -50,8 +50,9 @@
 //! [`blk::BlkFront`] for the facade (`platform/kvm/src/xendev.rs`): `www` and `kv`
 //! serve and persist there against Linux's netback and blkback
 //! (`tests/tests/xen.rs`). The platform masks the devices' ports and idles in
-//! `SCHEDOP_poll` on them instead of taking upcalls (step 2's upcall and step 4's
-//! watches are not used: a back end that reconnects leaves the device broken).
+//! `SCHEDOP_poll` on them instead of taking upcalls (step 2's upcall is not used),
+//! and calls netfront's `on_backend_change` when its back end's `state` watch
+//! fires (not yet blkfront's).
 //! The in-memory models of xenstored, netback and blkback in `model` (feature
 //! `test-utils`) test what real back ends do not provoke: hostile indices,
 //! reconnection, revocation.
