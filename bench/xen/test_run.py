@@ -43,6 +43,11 @@ oasis-dom0: done rc=0 (uptime 40.0)
 SYMBOLS = [(0x100000, "__image_start"), (0x113217, "pit_sample"), (0x113300, "after")]
 
 
+def run_quote(name):
+    import urllib.parse
+    return urllib.parse.quote(name)
+
+
 class Summary(unittest.TestCase):
     def test_sections_keep_output_and_status(self):
         secs = run.sections(CONSOLE.replace("end xl-list rc=0", "end xl-list rc=7"))
@@ -74,6 +79,42 @@ class Summary(unittest.TestCase):
         s = run.summarize(cut, {}, None, False, 0, [])
         self.assertIsNone(s["dom0_rc"])
         self.assertFalse(s["ok"])
+
+    def test_serve_checks_and_timings_are_read_from_their_lines(self):
+        text = CONSOLE + "\n".join([
+            "oasis-dom0: ready www 10.5 13.7",
+            "oasis-dom0: fetch /index.html ok",
+            "oasis-dom0: fetch /with%20space.txt bad: wget: bad address 0 bytes",
+            "oasis-dom0: check www_ready ok ",
+            "oasis-dom0: check www_files fail 1 of 2",
+            "oasis-dom0: ready kv 20 23.25",
+            "oasis-dom0: ready kv 25 29.5",
+            "oasis-dom0: check kv_persisted ok ",
+        ]) + "\n"
+        s = run.summarize(text, {}, None, False, 0, [])
+        self.assertFalse(s["ok"], "a failed check fails the run")
+        self.assertTrue(s["checks"]["www_ready"])
+        self.assertFalse(s["checks"]["www_files"])
+        self.assertEqual(s["check_details"]["www_files"], "1 of 2")
+        self.assertEqual(s["serve"]["www_ready_s"], [3.2])
+        self.assertEqual(s["serve"]["kv_ready_s"], [3.25, 4.5])
+        self.assertEqual(s["serve"]["fetched"], ["/index.html"])
+        self.assertEqual([f for f, _ in s["serve"]["fetch_failed"]], ["/with%20space.txt"])
+        ok = run.summarize(text.replace("www_files fail 1 of 2", "www_files ok 2"), {}, None, False, 0, [])
+        self.assertTrue(ok["ok"], ok["checks"])
+
+    def test_the_site_manifest_lists_every_file_with_an_encoded_path(self):
+        import hashlib, tempfile
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "docs"))
+            files = {"index.html": b"<p>hi</p>", "with space.txt": b"", "docs/a&b.md": b"x"}
+            for name, data in files.items():
+                with open(os.path.join(d, name), "wb") as f:
+                    f.write(data)
+            lines = run.site_manifest(d).splitlines()
+        want = {f"{hashlib.md5(data).hexdigest()} /{run_quote(name)}" for name, data in files.items()}
+        self.assertEqual(set(lines), want)
+        self.assertIn("/with%20space.txt", "\n".join(lines))
 
     def test_cpio_has_parents_then_files_and_a_trailer(self):
         data = gzip.decompress(run.cpio_newc_gz({"/etc/oasis/run.sh": (b"#!/bin/sh\n", 0o755)}))

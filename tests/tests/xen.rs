@@ -427,3 +427,19 @@ fn a_www_domu_is_reachable_from_the_host_through_the_dom0_bridge() {
     assert_eq!(big.status, 200);
     assert!(big.body == site.file("/big.bin"), "/big.bin differs");
 }
+
+/// bench/xen/run's console parsing (checks, sections, serve timings), its site
+/// manifest and its cpio packing: the runner's own unit tests (Python, no QEMU).
+#[test]
+fn the_xen_runner_reads_consoles_and_packs_files_correctly() {
+    let root = oasis_cli::workspace_root();
+    let out = std::process::Command::new("python3")
+        .arg(root.join("bench/xen/test_run.py"))
+        .output()
+        .expect("python3 runs bench/xen/test_run.py");
+    assert!(
+        out.status.success(),
+        "bench/xen/test_run.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
