@@ -407,7 +407,13 @@ pub(crate) struct NetArgs {
     pub tcp_buffer: Option<usize>,
     pub max_connections: Option<usize>,
     pub backlog: Option<usize>,
+    /// TCP delayed-ACK time in milliseconds (0: ACK at once, the default).
+    pub ack_delay_ms: Option<u16>,
 }
+
+/// The longest delayed ACK `--tcp-ack-delay-ms` accepts (RFC 9293 §3.8.6.3: under
+/// 0.5 s).
+const MAX_ACK_DELAY_MS: u16 = 500;
 
 pub use oasis_net::{Budget, DEFAULT_BACKLOG, DEFAULT_MAX_CONNECTIONS};
 
@@ -462,6 +468,20 @@ impl NetArgs {
                     "live TCP connections at most; more get RST (default: as many as fit the heap at 5.6 KiB each after a 1/16 reserve, e.g. 10,700 in 64 MiB; hosted 2048)",
                 )
                 .unwrap_or_else(|e| usage_error(&e)),
+            ack_delay_ms: p
+                .value::<u16>(
+                    "tcp-ack-delay-ms",
+                    "MS",
+                    "delay a TCP ACK up to MS ms so it rides on the reply (default 0: ACK when the data is read; at most 500)",
+                )
+                .unwrap_or_else(|e| usage_error(&e))
+                .inspect(|&ms| {
+                    if ms > MAX_ACK_DELAY_MS {
+                        usage_error(&alloc::format!(
+                            "--tcp-ack-delay-ms={ms}: at most {MAX_ACK_DELAY_MS}"
+                        ))
+                    }
+                }),
         }
     }
 }
@@ -514,6 +534,10 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
         }
     }
     config.tcp_tx_buffer = config.tcp_rx_buffer;
+    config.ack_delay = args
+        .ack_delay_ms
+        .filter(|&ms| ms > 0)
+        .map(|ms| core::time::Duration::from_millis(u64::from(ms)));
     // Frame-level TCP counts cost a glance per frame: only when someone reads them.
     config.tcp_stats = crate::metrics::SERVED.load(core::sync::atomic::Ordering::Relaxed);
     config.tcp_buffer_min = config.tcp_buffer_min.min(config.tcp_rx_buffer);

@@ -117,6 +117,12 @@ fn limits_that_cannot_fit_the_heap_exit_64() {
             "--tcp-max-connections=100000",
         ),
         ("--tcp-buffer=16777216", "--tcp-buffer=16777216"),
+        // Not a heap limit, but the same contract: a delayed ACK past RFC 9293's
+        // half second is refused at boot.
+        (
+            "--tcp-ack-delay-ms=501",
+            "--tcp-ack-delay-ms=501: at most 500",
+        ),
     ] {
         let Some(q) = qemu() else { return };
         let mut v = vm("echo", q);
