@@ -232,10 +232,6 @@ pub fn init() -> Result<Option<&'static Xen>, XenError> {
 
 /// Reads HVM parameter `index` of this domain (`HVMOP_get_param`).
 pub(crate) fn hvm_param(index: u32) -> Result<u64, XenError> {
-    get().ok_or(XenError::Hypercall {
-        what: "HVMOP_get_param",
-        errno: 38, // ENOSYS: not on Xen
-    })?;
     let mut arg = XenHvmParam {
         domid: DOMID_SELF,
         _pad: 0,
@@ -243,15 +239,16 @@ pub(crate) fn hvm_param(index: u32) -> Result<u64, XenError> {
         value: 0,
     };
     let argp = &raw mut arg;
-    // SAFETY: Xen is initialised (checked above); `arg` lives on our stack across the
-    // call and Xen writes only its `value`.
-    let rc = unsafe { hypercall3(HYPERVISOR_HVM_OP, HVMOP_GET_PARAM, argp as u64, 0) };
-    if rc < 0 {
-        return Err(XenError::Hypercall {
-            what: "HVMOP_get_param",
-            errno: -rc,
-        });
-    }
+    // SAFETY: `arg` lives on our stack across the call and Xen writes only its
+    // `value`.
+    unsafe {
+        op_with_arg(
+            "HVMOP_get_param",
+            HYPERVISOR_HVM_OP,
+            HVMOP_GET_PARAM,
+            argp.cast_const().cast(),
+        )
+    }?;
     // SAFETY: `argp` points at `arg`, which Xen wrote (volatile: the compiler cannot
     // see the write).
     Ok(unsafe { core::ptr::read_volatile(&raw const (*argp).value) })
@@ -286,7 +283,7 @@ pub(crate) fn evtchn_send(port: u32) -> Result<(), XenError> {
 /// # Safety
 /// `arg` must point at the structure `cmd` takes, valid for Xen to read (and write,
 /// for commands that return data) for the duration of the call.
-unsafe fn op_with_arg(
+pub(crate) unsafe fn op_with_arg(
     what: &'static str,
     nr: u32,
     cmd: u64,
@@ -590,16 +587,16 @@ pub fn memory_map() -> Result<alloc::vec::Vec<MemRegion>, XenError> {
         buffer: buf.as_mut_ptr() as u64,
     };
     let argp = &raw mut arg;
-    // SAFETY: `init` succeeded (we are only called on Xen); `arg` and `buf` live on our
-    // stack (identity-mapped) across the call, and `arg.nr_entries` bounds what Xen
-    // writes into `buf`.
-    let rc = unsafe { hypercall3(HYPERVISOR_MEMORY_OP, XENMEM_MEMORY_MAP, argp as u64, 0) };
-    if rc < 0 {
-        return Err(XenError::Hypercall {
-            what: "XENMEM_memory_map",
-            errno: -rc,
-        });
-    }
+    // SAFETY: `arg` and `buf` live on our stack (identity-mapped) across the call,
+    // and `arg.nr_entries` bounds what Xen writes into `buf`.
+    unsafe {
+        op_with_arg(
+            "XENMEM_memory_map",
+            HYPERVISOR_MEMORY_OP,
+            XENMEM_MEMORY_MAP,
+            argp.cast_const().cast(),
+        )
+    }?;
     // SAFETY: `argp` points at `arg`, which Xen wrote; volatile because the compiler
     // cannot see the hypercall write through the pointer it passed as an integer.
     let count = unsafe { core::ptr::read_volatile(&raw const (*argp).nr_entries) };

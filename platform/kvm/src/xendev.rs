@@ -59,6 +59,9 @@ static GRANTS: spin::Once<Result<&'static SharedGrants, String>> = spin::Once::n
 static EVTCHN: spin::Once<EventChannels> = spin::Once::new();
 /// The devices' event channels, which [`idle`] polls.
 static PORTS: spin::Mutex<Vec<u32>> = spin::Mutex::new(Vec::new());
+/// Whether xenstore is connected (set once by [`connect`]); read on every idle wait,
+/// so an atomic rather than the [`XS`] lock.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// Whether a device port fired since the last [`take_fired`].
 static FIRED: AtomicBool = AtomicBool::new(false);
 /// xenstore's event channel (0: none), polled with the devices' for watch events.
@@ -97,6 +100,7 @@ pub fn connect() -> Result<Vec<String>, String> {
     // Back ends take longer to answer a connect than xenstored a read.
     xs.set_timeout(1_000_000_000, 10);
     *XS.lock() = Some(xs);
+    ACTIVE.store(true, Ordering::Release);
     if let Ok(p) = HV.hvm_param(oasis_xen::hv::HVM_PARAM_STORE_EVTCHN)
         && let Ok(p) = u32::try_from(p)
     {
@@ -108,7 +112,7 @@ pub fn connect() -> Result<Vec<String>, String> {
 
 /// Whether this is a domU with a xenstore connection (its devices are Xen PV ones).
 pub fn active() -> bool {
-    XS.lock().is_some()
+    ACTIVE.load(Ordering::Acquire)
 }
 
 fn evtchn() -> &'static EventChannels {

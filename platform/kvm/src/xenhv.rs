@@ -59,14 +59,32 @@ fn on_xen(op: &'static str) -> Result<(), HvError> {
         .ok_or(HvError::Hypercall { op, errno: 38 })
 }
 
+/// The drivers' error for a failed platform hypercall (`op` names one that failed
+/// for another reason than its errno).
+fn hv_error(op: &'static str, e: crate::xen::XenError) -> HvError {
+    match e {
+        crate::xen::XenError::Hypercall { what, errno } => HvError::Hypercall {
+            op: what,
+            errno: i32::try_from(errno).unwrap_or(i32::MAX),
+        },
+        _ => HvError::Hypercall { op, errno: 22 },
+    }
+}
+
 /// An event-channel operation whose argument is one `evtchn_port_t`.
 fn evtchn_port_op(op: &'static str, cmd: u64, port: Port) -> Result<(), HvError> {
-    on_xen(op)?;
     let arg = port.0;
-    // SAFETY: on Xen (checked); `cmd` is CLOSE, SEND or UNMASK, whose argument is a
-    // struct of one u32 port that Xen only reads, and `arg` lives across the call.
-    let rc = unsafe { hypercall3(HYPERVISOR_EVENT_CHANNEL_OP, cmd, (&raw const arg) as u64, 0) };
-    if rc < 0 { Err(fail(op, rc)) } else { Ok(()) }
+    // SAFETY: `cmd` is CLOSE or UNMASK, whose argument is a struct of one u32 port
+    // that Xen only reads, and `arg` lives across the call.
+    unsafe {
+        crate::xen::op_with_arg(
+            op,
+            HYPERVISOR_EVENT_CHANNEL_OP,
+            cmd,
+            (&raw const arg).cast(),
+        )
+    }
+    .map_err(|e| hv_error(op, e))
 }
 
 /// A `'static` word view of the page at `addr`.
@@ -137,10 +155,7 @@ impl XenHypervisor for XenHv {
     }
 
     fn evtchn_send(&self, port: Port) -> Result<(), HvError> {
-        crate::xen::evtchn_send(port.0).map_err(|_| HvError::Hypercall {
-            op: "EVTCHNOP_send",
-            errno: 22,
-        })
+        crate::xen::evtchn_send(port.0).map_err(|e| hv_error("EVTCHNOP_send", e))
     }
 
     fn evtchn_close(&self, port: Port) -> Result<(), HvError> {
@@ -252,16 +267,7 @@ impl XenHypervisor for XenHv {
     }
 
     fn hvm_param(&self, index: u32) -> Result<u64, HvError> {
-        crate::xen::hvm_param(index).map_err(|e| match e {
-            crate::xen::XenError::Hypercall { what, errno } => HvError::Hypercall {
-                op: what,
-                errno: i32::try_from(errno).unwrap_or(i32::MAX),
-            },
-            _ => HvError::Hypercall {
-                op: "HVMOP_get_param",
-                errno: 22,
-            },
-        })
+        crate::xen::hvm_param(index).map_err(|e| hv_error("HVMOP_get_param", e))
     }
 
     fn page(&self, pfn: u64) -> Result<SharedPage, HvError> {
@@ -311,13 +317,7 @@ impl XenHypervisor for XenHv {
             return Ok(true);
         }
         let timeout = crate::xen::system_time_ns().saturating_add(timeout_ns);
-        crate::xen::sched_poll(&[port.0], Some(timeout)).map_err(|e| match e {
-            crate::xen::XenError::Hypercall { errno, .. } => HvError::Hypercall {
-                op: OP,
-                errno: i32::try_from(errno).unwrap_or(i32::MAX),
-            },
-            _ => HvError::Hypercall { op: OP, errno: 22 },
-        })?;
+        crate::xen::sched_poll(&[port.0], Some(timeout)).map_err(|e| hv_error(OP, e))?;
         Ok(take())
     }
 }
