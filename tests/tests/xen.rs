@@ -376,7 +376,7 @@ fn a_www_domu_is_reachable_from_the_host_through_the_dom0_bridge() {
         .arg(format!("{port}:80"))
         .args(["--follow", "--timeout", &DOMU_RUN_TIMEOUT_S.to_string()])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("bench/xen/run starts (python3)");
     // The domU's console, line by line, on the runner's stdout.
