@@ -407,7 +407,8 @@ pub(crate) struct NetArgs {
     pub tcp_buffer: Option<usize>,
     pub max_connections: Option<usize>,
     pub backlog: Option<usize>,
-    /// TCP delayed-ACK time in milliseconds (0: ACK at once, the default).
+    /// TCP delayed-ACK time in milliseconds (0: ACK at once; default
+    /// [`oasis_net::DEFAULT_ACK_DELAY`]).
     pub ack_delay_ms: Option<u16>,
 }
 
@@ -472,7 +473,7 @@ impl NetArgs {
                 .value::<u16>(
                     "tcp-ack-delay-ms",
                     "MS",
-                    "delay a TCP ACK up to MS ms so it rides on the reply (default 0: ACK when the data is read; at most 500)",
+                    "delay a TCP ACK up to MS ms so it rides on the reply (default 1; 0: ACK as soon as the data arrives; at most 500)",
                 )
                 .unwrap_or_else(|e| usage_error(&e))
                 .inspect(|&ms| {
@@ -534,10 +535,10 @@ pub(crate) async fn get(rng: crate::Rng) -> Result<Net, NetError> {
         }
     }
     config.tcp_tx_buffer = config.tcp_rx_buffer;
-    config.ack_delay = args
-        .ack_delay_ms
-        .filter(|&ms| ms > 0)
-        .map(|ms| core::time::Duration::from_millis(u64::from(ms)));
+    if let Some(ms) = args.ack_delay_ms {
+        config.ack_delay =
+            Some(core::time::Duration::from_millis(u64::from(ms))).filter(|d| !d.is_zero());
+    }
     // Frame-level TCP counts cost a glance per frame: only when someone reads them.
     config.tcp_stats = crate::metrics::SERVED.load(core::sync::atomic::Ordering::Relaxed);
     config.tcp_buffer_min = config.tcp_buffer_min.min(config.tcp_rx_buffer);

@@ -107,8 +107,9 @@ pub mod tcpstats;
 pub mod udp;
 
 pub use config::{
-    Budget, ConfigError, DEFAULT_BACKLOG, DEFAULT_CONN_OVERHEAD, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_TCP_BUFFER_MIN, Ipv4Cidr, Ipv4Gateway, NetConfig,
+    Budget, ConfigError, DEFAULT_ACK_DELAY, DEFAULT_BACKLOG, DEFAULT_CONN_OVERHEAD,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_TCP_BUFFER_MIN, Ipv4Cidr,
+    Ipv4Gateway, NetConfig,
 };
 pub use error::NetError;
 pub use stack::{NetHandle, NetStats, Stack};

@@ -124,9 +124,9 @@ async fn ping_pong(a: &oasis_net::NetHandle, b: &oasis_net::NetHandle, rounds: u
     sent
 }
 
-/// With a delayed ACK (`ack_delay`, `--tcp-ack-delay-ms`) the server's ACK of a
-/// request rides on its reply: about one frame per exchange instead of two (a pure
-/// ACK, then the reply), and a bulk transfer still runs without stalls.
+/// With a delayed ACK (`ack_delay`, `--tcp-ack-delay-ms`, on by default) the
+/// server's ACK of a request rides on its reply: about one frame per exchange instead
+/// of two (a pure ACK, then the reply), and a bulk transfer still runs without stalls.
 #[test]
 fn delayed_acks_ride_on_replies_and_do_not_stall_transfers() {
     let frames = |delay: Option<Duration>| {
@@ -141,7 +141,9 @@ fn delayed_acks_ride_on_replies_and_do_not_stall_transfers() {
         })
     };
     let immediate = frames(None);
-    let delayed = frames(Some(Duration::from_millis(1)));
+    let default = NetConfig::default().ack_delay;
+    assert_eq!(default, Some(oasis_net::DEFAULT_ACK_DELAY));
+    let delayed = frames(default);
     eprintln!("frames: immediate {immediate}, delayed {delayed}");
     assert!(
         immediate >= 95,
