@@ -169,7 +169,7 @@ pub fn wait_for_line(
     timeout: Duration,
 ) -> Result<String, DeployError> {
     let deadline = Instant::now() + timeout;
-    let mut polls = 0u32;
+    let mut asked = Instant::now();
     loop {
         let text = read_console(console)?;
         if let Some(l) = text
@@ -180,13 +180,17 @@ pub fn wait_for_line(
         {
             return Ok(l.to_string());
         }
-        // Asking libvirt costs a process; the console file is cheap to read.
-        polls += 1;
-        if polls.is_multiple_of(10) && virsh.state(name).as_deref() != Some("running") {
-            return Err(DeployError::Stopped {
-                name: name.into(),
-                console: text,
-            });
+        // Asking libvirt costs a process (~20 ms of CPU, which a fleet starting on
+        // a small host needs for its QEMUs): once a second; the console file is
+        // cheap to read, every 20 ms.
+        if asked.elapsed() >= STATE_EVERY {
+            asked = Instant::now();
+            if virsh.state(name).as_deref() != Some("running") {
+                return Err(DeployError::Stopped {
+                    name: name.into(),
+                    console: text,
+                });
+            }
         }
         if Instant::now() >= deadline {
             return Err(DeployError::NotReady {
@@ -195,11 +199,49 @@ pub fn wait_for_line(
                 console: text,
             });
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(CONSOLE_EVERY);
     }
 }
 
-/// Starts every domain in `specs` at once (defined already) and waits up to
+/// How often [`wait_for_line`] reads the console, and asks libvirt whether the
+/// domain still runs.
+const CONSOLE_EVERY: Duration = Duration::from_millis(20);
+const STATE_EVERY: Duration = Duration::from_secs(1);
+
+/// How many `virsh` calls `deploy` and [`start_all`] have in flight at most: libvirt
+/// serves them concurrently, and a large fleet does not fork hundreds of clients.
+pub const CONCURRENT_CALLS: usize = 16;
+
+/// `f(0)`, …, `f(n - 1)` on up to `width` threads at once; the results in order.
+pub fn for_each_at_once<T: Send>(n: usize, width: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<T>>> =
+        std::sync::Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..width.clamp(1, n.max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let r = f(i);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    // Every index was taken by exactly one thread, which stored its result (a
+    // panicking thread would have propagated out of the scope above).
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Starts every domain in `specs` ([`CONCURRENT_CALLS`] at a time; defined already) and waits up to
 /// `timeout` for each one's console line containing `needle`; one result per spec,
 /// in order: the whole console once ready. `deploy --replicas` and the libvirt
 /// end-to-end test start fleets this way.
@@ -209,37 +251,18 @@ pub fn start_all(
     needle: &str,
     timeout: Duration,
 ) -> Vec<Result<String, DeployError>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = specs
-            .iter()
-            .map(|spec| {
-                s.spawn(move || {
-                    // QEMU truncates the console file when it opens it; start from empty.
-                    let _ = std::fs::remove_file(&spec.console_log);
-                    virsh.start(&spec.name)?;
-                    eprintln!(
-                        "oasis: started {} on {} ({}); waiting for it to be ready",
-                        spec.name, virsh.uri, spec.net
-                    );
-                    let line =
-                        wait_for_line(virsh, &spec.name, &spec.console_log, needle, 0, timeout)?;
-                    eprintln!("oasis: {}: {line}", spec.name);
-                    read_console(&spec.console_log)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .zip(specs)
-            .map(|(h, spec)| {
-                h.join().unwrap_or_else(|_| {
-                    Err(DeployError::Stopped {
-                        name: spec.name.clone(),
-                        console: "(the thread waiting for it panicked)".into(),
-                    })
-                })
-            })
-            .collect()
+    for_each_at_once(specs.len(), CONCURRENT_CALLS, |i| {
+        let spec = &specs[i];
+        // QEMU truncates the console file when it opens it; start from empty.
+        let _ = std::fs::remove_file(&spec.console_log);
+        virsh.start(&spec.name)?;
+        eprintln!(
+            "oasis: started {} on {} ({}); waiting for it to be ready",
+            spec.name, virsh.uri, spec.net
+        );
+        let line = wait_for_line(virsh, &spec.name, &spec.console_log, needle, 0, timeout)?;
+        eprintln!("oasis: {}: {line}", spec.name);
+        read_console(&spec.console_log)
     })
 }
 
@@ -266,6 +289,24 @@ pub fn address(console: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn for_each_at_once_keeps_order_and_bounds_the_threads() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let out = for_each_at_once(50, 4, |i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            running.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        assert_eq!(out, (0..50).map(|i| i * 2).collect::<Vec<_>>());
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&most), "{most} calls at once");
+        assert!(for_each_at_once(0, 4, |i| i).is_empty());
+        assert_eq!(for_each_at_once(3, 0, |i| i), [0, 1, 2]);
+    }
 
     #[test]
     fn finds_the_address_on_the_console() {

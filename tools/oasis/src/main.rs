@@ -117,6 +117,11 @@ enum Cmd {
         /// console, host ports and a static `--ipv4` address moved up by its index.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         replicas: u32,
+        /// Ship the release image already built (`cargo oasis build APP --release`)
+        /// without asking cargo whether it is current: a deploy of an artefact made
+        /// earlier (CI builds once, deploys many times), and ~0.4 s faster.
+        #[arg(long)]
+        no_build: bool,
         #[command(flatten)]
         vm: VmOptions,
     },
@@ -258,19 +263,31 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             to: DeployTarget::Libvirt,
             connect,
             replicas,
+            no_build,
             vm,
         } => {
             if Virsh::find().is_none() {
                 anyhow::bail!("{}", dep::DeployError::NoVirsh);
             }
             let virsh = Virsh::new(connect);
-            let image = build_release(&app)?;
+            build::check_app(&app)?;
+            let image = build::artifact(&release_request(&app));
             let dir = image.parent().context("image has no directory")?;
-            let mut specs = Vec::new();
-            for i in 0..replicas {
-                let spec = vm
-                    .replica(&app, i, replicas)?
-                    .spec(&app, &image, Engine::Libvirt)?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            if no_build && !image.is_file() {
+                anyhow::bail!(
+                    "--no-build: there is no image at {} (build it: cargo oasis build {app} --release)",
+                    image.display()
+                );
+            }
+            // Packaging and defining need only the image's path, not the image: they
+            // run while cargo checks (or rebuilds) it, several instances at once, each
+            // on its own connection (libvirt serves them concurrently); nothing
+            // starts unless the build succeeded and every instance is defined.
+            let define = |i: usize| -> anyhow::Result<oasis_cli::package::VmSpec> {
+                let spec =
+                    vm.replica(&app, i as u32, replicas)?
+                        .spec(&app, &image, Engine::Libvirt)?;
                 let xml = spec.write(Engine::Libvirt, dir)?;
                 // A redeploy replaces the domain (a definition without the old UUID
                 // cannot be defined over it).
@@ -282,8 +299,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     virsh.undefine(&spec.name)?;
                 }
                 virsh.define(&xml)?;
-                specs.push(spec);
+                Ok(spec)
+            };
+            let (built, defined) = std::thread::scope(|s| {
+                let build = (!no_build).then(|| s.spawn(|| build_release(&app)));
+                let defined =
+                    dep::for_each_at_once(replicas as usize, dep::CONCURRENT_CALLS, define);
+                (build.map(joined), defined)
+            });
+            if let Some(built) = built {
+                built?;
             }
+            let specs = defined.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
             // Start every instance at once and wait for each to say it is ready.
             let results =
                 dep::start_all(&virsh, &specs, "ready", std::time::Duration::from_secs(60));
@@ -811,17 +838,28 @@ fn run_on_xen(app: &str, vm: &Vm, xen: &std::path::Path) -> anyhow::Result<u8> {
     Ok(exit.code().clamp(0, 255) as u8)
 }
 
-/// Builds `app`'s release kvm image (what `package` and `deploy` ship).
-fn build_release(app: &str) -> anyhow::Result<std::path::PathBuf> {
-    build::check_app(app)?;
-    eprintln!("oasis: building {app} for kvm (release)");
-    build::build(&BuildRequest {
+/// A scoped thread's result; a panic (already printed) as an error.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>) -> anyhow::Result<T> {
+    h.join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("a deploy thread panicked")))
+}
+
+/// What `package` and `deploy` ship: `app`'s release kvm image.
+fn release_request(app: &str) -> BuildRequest {
+    BuildRequest {
         app: app.into(),
         target: Target::Kvm,
         release: true,
         env: vec![],
         quiet: false,
-    })
+    }
+}
+
+/// Builds `app`'s release kvm image (what `package` and `deploy` ship).
+fn build_release(app: &str) -> anyhow::Result<std::path::PathBuf> {
+    build::check_app(app)?;
+    eprintln!("oasis: building {app} for kvm (release)");
+    build::build(&release_request(app))
 }
 
 /// Says whether the development certificate is new, and whether the CA must be
