@@ -428,6 +428,26 @@ fn www_and_kv_are_defined_served_restarted_and_removed_through_libvirt() {
     // www kept serving meanwhile.
     lan.client(|| assert_eq!(oasis_e2e::wwwtests::get(www_addr, "/", "").status, 200));
 
+    // A redeploy over the running www (as `cargo oasis deploy` does): replaced,
+    // started, serving again.
+    let xml = www
+        .write(Engine::Libvirt, &dir)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let replaced = domains
+        .virsh
+        .define_replacing(&www.name, &xml)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(replaced.as_deref(), Some("running"));
+    assert_eq!(domains.virsh.state(&www.name).as_deref(), Some("shut off"));
+    let again = deploy::start_all(
+        &domains.virsh,
+        std::slice::from_ref(&www),
+        ": ready",
+        BOOT_TIMEOUT,
+    );
+    assert!(again[0].is_ok(), "{:?}", again[0]);
+    lan.client(|| assert_eq!(oasis_e2e::wwwtests::get(www_addr, "/", "").status, 200));
+
     // `cargo oasis logs` finds the console through the live definition.
     assert_eq!(
         domains.virsh.console_log(&www.name).unwrap(),

@@ -88,6 +88,24 @@ impl Virsh {
         self.run(&["define", &xml.to_string_lossy()]).map(drop)
     }
 
+    /// Defines the domain `name` from `xml`, replacing one of that name (destroyed
+    /// if it runs, undefined: a definition without the old UUID cannot be defined
+    /// over it). A new name costs one call. Returns the replaced domain's state.
+    pub fn define_replacing(&self, name: &str, xml: &Path) -> Result<Option<String>, DeployError> {
+        let Err(first) = self.define(xml) else {
+            return Ok(None);
+        };
+        let Some(state) = self.state(name) else {
+            return Err(first);
+        };
+        if state != "shut off" {
+            self.destroy(name)?;
+        }
+        self.undefine(name)?;
+        self.define(xml)?;
+        Ok(Some(state))
+    }
+
     pub fn start(&self, name: &str) -> Result<(), DeployError> {
         self.run(&["start", name]).map(drop)
     }

@@ -289,19 +289,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     vm.replica(&app, i as u32, replicas)?
                         .spec(&app, &image, Engine::Libvirt)?;
                 let xml = spec.write(Engine::Libvirt, dir)?;
-                // A new name defines at once (one `virsh` call). A redeploy replaces
-                // the domain: a definition without the old UUID cannot be defined
-                // over it.
-                if let Err(first) = virsh.define(&xml) {
-                    let Some(state) = virsh.state(&spec.name) else {
-                        return Err(first.into());
-                    };
-                    eprintln!("oasis: replacing {} ({state})", spec.name);
-                    if state != "shut off" {
-                        virsh.destroy(&spec.name)?;
-                    }
-                    virsh.undefine(&spec.name)?;
-                    virsh.define(&xml)?;
+                if let Some(state) = virsh.define_replacing(&spec.name, &xml)? {
+                    eprintln!("oasis: replaced {} ({state})", spec.name);
                 }
                 Ok(spec)
             };
