@@ -189,7 +189,7 @@ pub fn wait_for_line(
     let deadline = Instant::now() + timeout;
     // The first question after STATE_FIRST: a fleet starting on a small host
     // needs the CPU, and most guests are ready before.
-    let mut asked = Instant::now() + STATE_FIRST - STATE_EVERY;
+    let mut ask_at = Instant::now() + STATE_FIRST;
     loop {
         let text = read_console(console)?;
         if let Some(l) = text
@@ -203,8 +203,8 @@ pub fn wait_for_line(
         // Asking libvirt costs a process (~20 ms of CPU, which a fleet starting on
         // a small host needs for its QEMUs): once a second; the console file is
         // cheap to read, every 20 ms.
-        if Instant::now() >= asked + STATE_EVERY {
-            asked = Instant::now();
+        if Instant::now() >= ask_at {
+            ask_at = Instant::now() + STATE_EVERY;
             if virsh.state(name).as_deref() != Some("running") {
                 return Err(DeployError::Stopped {
                     name: name.into(),
